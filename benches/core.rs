@@ -1,0 +1,138 @@
+//! The core issue's performance figures, measured through the real (release) binary:
+//! `cargo bench --bench core`. Prints one line per figure; the README quotes them.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn main() {
+    println!(
+        "rhizome core benchmarks ({} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    ps_latency();
+    cold_start();
+    memory();
+    log_capture();
+}
+
+fn time_command(mut command: Command) -> Duration {
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    let start = Instant::now();
+    let status = command.status().expect("command runs");
+    let took = start.elapsed();
+    assert!(status.success(), "{command:?} failed");
+    took
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn percentile(mut samples: Vec<Duration>, p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() as f64 - 1.0) * p) as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// `rhizome ps` against a warm daemon with 10 managed processes, against `/bin/true`.
+fn ps_latency() {
+    let rh = Rhizome::new();
+    for _ in 0..10 {
+        rh.start(["run", "--", "sleep", "1000"]);
+    }
+    let runs = 300;
+    let ps: Vec<Duration> = (0..runs)
+        .map(|_| time_command(rh.command(["ps"])))
+        .collect();
+    let truth: Vec<Duration> = (0..runs)
+        .map(|_| time_command(Command::new("true")))
+        .collect();
+    println!(
+        "ps, warm daemon, 10 processes: median {} p95 {} (/bin/true: median {}, ratio {:.1}x)",
+        ms(median(ps.clone())),
+        ms(percentile(ps.clone(), 0.95)),
+        ms(median(truth.clone())),
+        median(ps).as_secs_f64() / median(truth).as_secs_f64()
+    );
+}
+
+/// The first command with no daemon running, daemon start included.
+fn cold_start() {
+    let samples: Vec<Duration> = (0..20)
+        .map(|_| {
+            let rh = Rhizome::new();
+            time_command(rh.command(["ps"]))
+        })
+        .collect();
+    println!(
+        "first command, no daemon running (starts it): median {} p95 {}",
+        ms(median(samples.clone())),
+        ms(percentile(samples, 0.95))
+    );
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Resident memory of the daemon, idle and with 100 sleepers.
+fn memory() {
+    let rh = Rhizome::new();
+    rh.ok(["daemon", "start"]);
+    rh.ok(["ps"]);
+    let pid = rh.daemon_pid().unwrap();
+    let idle = rss_kib(pid);
+    for _ in 0..100 {
+        rh.ok(["sleeper", "--count", "100000"]);
+    }
+    assert_eq!(rh.ps()["count"], 100);
+    let loaded = rss_kib(pid);
+    println!(
+        "daemon resident memory: idle {:.1} MiB, with 100 sleepers {:.1} MiB",
+        idle as f64 / 1024.0,
+        loaded as f64 / 1024.0
+    );
+}
+
+/// A child printing 1,000,000 short lines as fast as it can: every line captured, and how fast.
+fn log_capture() {
+    let rh = Rhizome::new();
+    // Room for the whole flood, so that every line can be counted afterwards.
+    std::fs::write(
+        rh.path().join("rhizome.toml"),
+        "[logs]\nmax_file_bytes = 1000000000\n",
+    )
+    .unwrap();
+    rh.ok(["daemon", "start"]);
+    let lines = 1_000_000u64;
+    let start = Instant::now();
+    let (id, _) = rh.start(["run", "--name", "flood", "--", "seq", &lines.to_string()]);
+    wait_for("the flood to be captured", Duration::from_secs(120), || {
+        (rh.process(id)["status"] == "exited(0)").then_some(())
+    });
+    let took = start.elapsed();
+    let log = rh.ok(["logs", "flood"]);
+    let captured = log.lines().filter(|l| !l.contains("subprocess ")).count() as u64;
+    assert_eq!(captured, lines, "every line captured");
+    println!(
+        "log capture: {lines} lines in {:.2} s = {:.0} lines/s, {captured} of {lines} captured",
+        took.as_secs_f64(),
+        lines as f64 / took.as_secs_f64()
+    );
+}

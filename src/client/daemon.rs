@@ -1,0 +1,101 @@
+//! `rhizome daemon start|stop|restart|status`.
+
+use std::time::{Duration, Instant};
+
+use super::ps::human_duration;
+use super::{Client, Failure, unexpected};
+use crate::daemon::{self, Started, lock};
+use crate::paths::Paths;
+use crate::protocol::{DaemonStatus, Request, Response};
+
+/// Exit code of `daemon status` when no daemon runs.
+pub const NOT_RUNNING: i32 = 3;
+
+/// How long `daemon stop` waits for the daemon to end its children and exit.
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
+
+/// `daemon start`. Synchronous on purpose: it may fork, so it must run before any runtime exists.
+pub fn start(paths: &Paths) -> anyhow::Result<i32> {
+    match daemon::start(paths)? {
+        Started::New(pid) => println!("daemon started  pid={pid}"),
+        Started::AlreadyRunning => {
+            let pid = lock::read_pid(&paths.lock)
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "?".into());
+            println!("daemon already running  pid={pid}");
+        }
+    }
+    Ok(0)
+}
+
+pub async fn status(paths: &Paths) -> anyhow::Result<i32> {
+    let Some(mut client) = Client::connect(paths).await? else {
+        println!("daemon is not running  (socket {})", paths.socket.display());
+        return Ok(NOT_RUNNING);
+    };
+    let status = fetch_status(&mut client).await?;
+    println!("daemon is running");
+    println!("  pid       {}", status.pid);
+    println!("  version   {}", status.version);
+    println!("  uptime    {}", human_duration(status.uptime_secs));
+    println!("  socket    {}", status.socket);
+    println!("  home      {}", status.home);
+    println!(
+        "  processes {} running, {} finished",
+        status.running, status.finished
+    );
+    Ok(0)
+}
+
+pub async fn stop(paths: &Paths) -> anyhow::Result<i32> {
+    match stop_daemon(paths).await? {
+        Some(pid) => println!("daemon stopped  pid={pid}"),
+        None => println!("daemon is not running"),
+    }
+    Ok(0)
+}
+
+pub async fn restart(paths: &Paths) -> anyhow::Result<i32> {
+    stop_daemon(paths).await?;
+    super::start_daemon_process(paths).await?;
+    let pid = lock::read_pid(&paths.lock)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "?".into());
+    println!("daemon restarted  pid={pid}");
+    Ok(0)
+}
+
+async fn fetch_status(client: &mut Client) -> anyhow::Result<DaemonStatus> {
+    match client.call(&Request::Status).await? {
+        Response::Status(status) => Ok(status),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Asks the daemon to stop and returns its pid once it is gone, which is when its lock is free:
+/// the kernel frees it only when the process has exited.
+async fn stop_daemon(paths: &Paths) -> anyhow::Result<Option<u32>> {
+    let Some(mut client) = Client::connect(paths).await? else {
+        return Ok(None);
+    };
+    let pid = lock::read_pid(&paths.lock);
+    match client.call(&Request::Stop).await? {
+        Response::Stopping => {}
+        other => return Err(unexpected(other)),
+    }
+    client.closed().await;
+    let deadline = Instant::now() + STOP_DEADLINE;
+    while lock::is_held(&paths.lock)? {
+        if Instant::now() >= deadline {
+            let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+            return Err(Failure::new(format!(
+                "the daemon{pid} did not exit within {} s of being asked to stop",
+                STOP_DEADLINE.as_secs()
+            ))
+            .hint("look at its log, then end it with `kill` on that pid")
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(Some(pid.unwrap_or(0)))
+}

@@ -1,0 +1,55 @@
+//! `rhizome kill`: stop managed processes and say how they ended.
+
+use std::time::Duration;
+
+use super::{Client, Failure, unexpected};
+use crate::cli::KillArgs;
+use crate::paths::Paths;
+use crate::protocol::{KillOutcome, KillRequest, Request, Response};
+
+pub async fn run(paths: &Paths, args: &KillArgs) -> anyhow::Result<i32> {
+    let grace = Duration::try_from_secs_f64(args.timeout).map_err(|_| {
+        Failure::new(format!(
+            "--timeout {} is not a number of seconds of 0 or more",
+            args.timeout
+        ))
+    })?;
+    let Some(mut client) = Client::connect(paths).await? else {
+        return Err(
+            Failure::new("no rhizome daemon is running, so there is nothing to kill")
+                .hint("`rhizome ps` starts the daemon and lists what it manages")
+                .into(),
+        );
+    };
+    let request = KillRequest {
+        targets: args.targets.clone(),
+        all: args.all,
+        timeout_ms: grace.as_millis() as u64,
+    };
+    let reports = match client.call(&Request::Kill(request)).await? {
+        Response::Killed(reports) => reports,
+        other => return Err(unexpected(other)),
+    };
+    if reports.is_empty() && args.all {
+        eprintln!("nothing is running");
+    }
+    for report in reports {
+        let pid = report
+            .pid
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into());
+        match report.outcome {
+            KillOutcome::Ended { signal, elapsed_ms } => println!(
+                "killed {}  id={}  pid={pid}  ({signal}, exited after {:.2}s)",
+                report.name,
+                report.id,
+                elapsed_ms as f64 / 1000.0
+            ),
+            KillOutcome::NotRunning => println!(
+                "stopped {}  id={}  (it was not running; it will not be restarted)",
+                report.name, report.id
+            ),
+        }
+    }
+    Ok(0)
+}

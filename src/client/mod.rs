@@ -1,0 +1,230 @@
+//! The client half of every command: reach the daemon (starting it when needed), greet it, and
+//! render its answers. One module per command's rendering.
+
+pub mod daemon;
+pub mod kill;
+pub mod logs;
+pub mod ps;
+pub mod spawn;
+
+use std::io;
+use std::os::unix::ffi::OsStringExt;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use interprocess::local_socket::GenericFilePath;
+use interprocess::local_socket::tokio::Stream;
+use interprocess::local_socket::tokio::prelude::*;
+
+use crate::connection::Connection;
+use crate::paths::Paths;
+use crate::protocol::{ClientContext, ErrorReply, Hello, Request, Response};
+
+/// How long a client waits for a daemon that is starting (its own or another client's).
+const START_DEADLINE: Duration = Duration::from_secs(5);
+
+/// A failure to show the user: one sentence, maybe a hint, and the exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub message: String,
+    pub hint: Option<String>,
+    pub code: i32,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            hint: None,
+            code: 1,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<ErrorReply> for Failure {
+    fn from(reply: ErrorReply) -> Self {
+        Failure {
+            message: reply.message,
+            hint: reply.hint,
+            code: 1,
+        }
+    }
+}
+
+/// A greeted connection to the daemon.
+pub struct Client {
+    conn: Connection,
+    paths: Paths,
+}
+
+impl Client {
+    /// Connects to the daemon, starting one first if none is running.
+    pub async fn connect_or_start(paths: &Paths) -> anyhow::Result<Client> {
+        if let Some(client) = Client::connect(paths).await? {
+            return Ok(client);
+        }
+        start_daemon_process(paths).await?;
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Some(client) = Client::connect(paths).await? {
+                return Ok(client);
+            }
+            if Instant::now() >= deadline {
+                let holder = crate::daemon::lock::read_pid(&paths.lock)
+                    .map(|pid| format!(" (pid {pid})"))
+                    .unwrap_or_default();
+                return Err(Failure::new(format!(
+                    "the daemon{holder} did not start answering on {} within {} s",
+                    paths.socket.display(),
+                    START_DEADLINE.as_secs()
+                ))
+                .hint(format!("its output is in {}", paths.logs.display()))
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Connects to a running daemon; `None` when none is listening. Never starts one.
+    pub async fn connect(paths: &Paths) -> anyhow::Result<Option<Client>> {
+        let name = paths
+            .socket
+            .as_path()
+            .to_fs_name::<GenericFilePath>()
+            .with_context(|| format!("{} cannot be a socket name", paths.socket.display()))?;
+        let stream = match Stream::connect(name).await {
+            Ok(stream) => stream,
+            Err(err) if daemon_absent(&err) => return Ok(None),
+            Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(Failure::new(format!(
+                    "permission denied connecting to {}: it belongs to another user",
+                    paths.socket.display()
+                ))
+                .hint("set RHIZOME_HOME to a directory of your own")
+                .into());
+            }
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!(
+                        "could not connect to the daemon at {}",
+                        paths.socket.display()
+                    )
+                });
+            }
+        };
+        let mut client = Client {
+            conn: Connection::new(stream),
+            paths: paths.clone(),
+        };
+        client.handshake().await?;
+        Ok(Some(client))
+    }
+
+    async fn handshake(&mut self) -> anyhow::Result<()> {
+        let ours = Hello::ours();
+        self.conn.send(&Request::Hello(ours.clone())).await?;
+        match self.receive().await? {
+            Response::Hello(theirs) if theirs == ours => Ok(()),
+            Response::Hello(theirs) => Err(Failure::new(format!(
+                "the running daemon is rhizome {} (protocol {}) but this is rhizome {} (protocol {})",
+                theirs.version, theirs.protocol, ours.version, ours.protocol
+            ))
+            .hint("run `rhizome daemon restart` to replace it")
+            .into()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends a request and returns the daemon's one answer; an error answer becomes a `Failure`.
+    pub async fn call(&mut self, request: &Request) -> anyhow::Result<Response> {
+        self.conn.send(request).await?;
+        self.receive().await
+    }
+
+    /// The next message from the daemon; an error answer becomes a `Failure`.
+    pub async fn receive(&mut self) -> anyhow::Result<Response> {
+        self.next().await?.ok_or_else(|| {
+            Failure::new("the daemon closed the connection before answering")
+                .hint(format!("its log is in {}", self.paths.logs.display()))
+                .into()
+        })
+    }
+
+    /// Like `receive`, but `None` when the daemon closed the connection.
+    pub async fn next(&mut self) -> anyhow::Result<Option<Response>> {
+        match self.conn.recv::<Response>().await {
+            Ok(Some(Response::Error(reply))) => Err(Failure::from(reply).into()),
+            Ok(response) => Ok(response),
+            Err(err) => Err(anyhow::Error::new(err).context("could not read the daemon's answer")),
+        }
+    }
+
+    /// Sends a request without waiting for an answer.
+    pub async fn send(&mut self, request: &Request) -> anyhow::Result<()> {
+        Ok(self.conn.send(request).await?)
+    }
+
+    /// Waits until the daemon closes the connection.
+    pub async fn closed(&mut self) {
+        while let Ok(Some(_)) = self.conn.recv::<Response>().await {}
+    }
+}
+
+/// Connecting failed because nobody listens: no socket file, or a stale one.
+fn daemon_absent(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+    )
+}
+
+/// An answer that does not fit the request: a bug on one side, reported as such.
+pub fn unexpected(response: Response) -> anyhow::Error {
+    anyhow::anyhow!("the daemon gave an unexpected answer: {response:?}")
+}
+
+/// Runs `rhizome daemon start` as a separate process and waits for it: the daemon must be forked
+/// from a process with no threads, which this client (with its runtime) is not.
+pub async fn start_daemon_process(paths: &Paths) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()
+        .context("could not find the rhizome executable to start the daemon")?;
+    let output = tokio::process::Command::new(&exe)
+        .args(["daemon", "start"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .await
+        .with_context(|| format!("could not run {} to start the daemon", exe.display()))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let message = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("error: "))
+        .unwrap_or(stderr.trim());
+    Err(
+        Failure::new(format!("the daemon could not start: {message}"))
+            .hint(format!("its output is in {}", paths.logs.display()))
+            .into(),
+    )
+}
+
+/// This shell's directory and environment, sent with requests that start processes.
+pub fn context() -> anyhow::Result<ClientContext> {
+    let cwd = std::env::current_dir()
+        .context("the current directory cannot be read (was it removed?)")?;
+    Ok(ClientContext {
+        cwd: cwd.into_os_string().into_vec(),
+        env: std::env::vars_os()
+            .map(|(k, v)| (k.into_vec(), v.into_vec()))
+            .collect(),
+    })
+}

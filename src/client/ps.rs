@@ -1,0 +1,110 @@
+//! `rhizome ps`: the process table as a table for people or JSON for programs.
+
+use chrono::{DateTime, Local, SecondsFormat};
+use comfy_table::{Table, presets};
+use serde_json::json;
+
+use super::{Client, unexpected};
+use crate::cli::PsArgs;
+use crate::paths::Paths;
+use crate::protocol::{ProcessInfo, Request, Response};
+
+pub async fn run(paths: &Paths, args: &PsArgs) -> anyhow::Result<i32> {
+    let mut client = Client::connect_or_start(paths).await?;
+    let processes = match client.call(&Request::Ps { all: args.all }).await? {
+        Response::Ps(processes) => processes,
+        other => return Err(unexpected(other)),
+    };
+    if args.json {
+        println!("{}", to_json(&processes));
+    } else if !processes.is_empty() {
+        println!("{}", to_table(&processes));
+    }
+    Ok(0)
+}
+
+/// `{"running": [...], "count": N}`, the shape of the original design's `/ps`; with `--all`,
+/// finished processes go in `finished`.
+fn to_json(processes: &[ProcessInfo]) -> serde_json::Value {
+    let (finished, running): (Vec<&ProcessInfo>, Vec<&ProcessInfo>) =
+        processes.iter().partition(|p| p.status.is_final());
+    let mut answer = json!({
+        "running": running.iter().map(|p| entry(p)).collect::<Vec<_>>(),
+        "count": running.len(),
+    });
+    if !finished.is_empty() {
+        answer["finished"] = finished.iter().map(|p| entry(p)).collect();
+    }
+    answer
+}
+
+fn entry(p: &ProcessInfo) -> serde_json::Value {
+    json!({
+        "id": p.id,
+        "name": p.name,
+        "kind": p.kind.to_string(),
+        "pid": p.pid,
+        "status": p.status.to_string(),
+        "started_at": DateTime::from_timestamp_millis(p.started_at_ms)
+            .map(|t| t.with_timezone(&Local).to_rfc3339_opts(SecondsFormat::Secs, false)),
+        "uptime_secs": p.uptime_secs,
+        "restarts": p.restarts,
+        "restart": p.restart.to_string(),
+        "command": p.command,
+    })
+}
+
+fn to_table(processes: &[ProcessInfo]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_header(["ID", "NAME", "PID", "STATUS", "UPTIME", "RESTARTS"]);
+    for p in processes {
+        table.add_row([
+            p.id.to_string(),
+            p.name.clone(),
+            p.pid
+                .map(|pid| pid.to_string())
+                .unwrap_or_else(|| "-".into()),
+            p.status.label(),
+            if p.uptime_secs > 0 || p.status == crate::protocol::Status::Running {
+                human_duration(p.uptime_secs)
+            } else {
+                "-".into()
+            },
+            p.restarts.to_string(),
+        ]);
+    }
+    let last = table.column_count().saturating_sub(1);
+    for (i, column) in table.column_iter_mut().enumerate() {
+        column.set_padding((0, if i == last { 0 } else { 2 }));
+    }
+    table
+}
+
+/// `3s`, `2m`, `1h4m`, `2d3h`: the two largest units, as people say it.
+pub fn human_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m"),
+        (0, _, 0) => format!("{h}h"),
+        (0, _, _) => format!("{h}h{m}m"),
+        (_, 0, _) => format!("{d}d"),
+        (_, _, _) => format!("{d}d{h}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_duration;
+
+    #[test]
+    fn durations_read_like_speech() {
+        assert_eq!(human_duration(3), "3s");
+        assert_eq!(human_duration(150), "2m");
+        assert_eq!(human_duration(3840), "1h4m");
+        assert_eq!(human_duration(7200), "2h");
+        assert_eq!(human_duration(2 * 86400 + 3 * 3600 + 5), "2d3h");
+    }
+}

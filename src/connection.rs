@@ -1,0 +1,65 @@
+//! Framing of protocol messages over a local socket: a u32 big-endian length, then postcard.
+//!
+//! Both the client and the daemon talk through a `Connection`, so the framing rules (the frame
+//! cap above all) live in one place.
+
+use std::io;
+
+use futures_util::{SinkExt, StreamExt};
+use interprocess::local_socket::tokio::Stream;
+use serde::{Serialize, de::DeserializeOwned};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+use crate::protocol::MAX_FRAME;
+
+/// Why a message could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecvError {
+    #[error("the connection failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("a message could not be decoded: {0}")]
+    Decode(#[from] postcard::Error),
+}
+
+/// A framed, message-oriented view of a local socket stream.
+pub struct Connection {
+    framed: Framed<Stream, LengthDelimitedCodec>,
+}
+
+impl Connection {
+    pub fn new(stream: Stream) -> Self {
+        let codec = LengthDelimitedCodec::builder()
+            .length_field_type::<u32>()
+            .big_endian()
+            .max_frame_length(MAX_FRAME)
+            .new_codec();
+        Connection {
+            framed: Framed::new(stream, codec),
+        }
+    }
+
+    /// The underlying stream, for peer credentials.
+    pub fn stream(&self) -> &Stream {
+        self.framed.get_ref()
+    }
+
+    /// Encodes and sends one message, flushing it to the socket.
+    pub async fn send<T: Serialize>(&mut self, message: &T) -> io::Result<()> {
+        let bytes = postcard::to_stdvec(message).map_err(io::Error::other)?;
+        if bytes.len() > MAX_FRAME {
+            return Err(io::Error::other(format!(
+                "a message of {} bytes is larger than the {MAX_FRAME}-byte frame limit",
+                bytes.len()
+            )));
+        }
+        self.framed.send(bytes::Bytes::from(bytes)).await
+    }
+
+    /// Receives one message; `Ok(None)` when the peer closed the connection cleanly.
+    pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>, RecvError> {
+        match self.framed.next().await {
+            None => Ok(None),
+            Some(frame) => Ok(Some(postcard::from_bytes(&frame?)?)),
+        }
+    }
+}

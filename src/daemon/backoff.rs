@@ -1,0 +1,52 @@
+//! Restart delays: from 100 ms, doubling, capped at 30 s, and back to 100 ms after a run that stayed
+//! up for a minute.
+
+use std::time::Duration;
+
+const FIRST: Duration = Duration::from_millis(100);
+const MAX: Duration = Duration::from_secs(30);
+/// A run this long counts as healthy and resets the delay.
+const HEALTHY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: FIRST }
+    }
+}
+
+impl Backoff {
+    /// The delay before the next start, given how long the run that just ended lasted.
+    pub fn after_run(&mut self, ran_for: Duration) -> Duration {
+        if ran_for >= HEALTHY {
+            self.next = FIRST;
+        }
+        let delay = self.next;
+        self.next = (self.next * 2).min(MAX);
+        delay
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_caps_and_resets() {
+        let mut b = Backoff::default();
+        let quick = Duration::from_millis(5);
+        let delays: Vec<u128> = (0..11).map(|_| b.after_run(quick).as_millis()).collect();
+        assert_eq!(
+            delays,
+            [
+                100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000
+            ]
+        );
+        assert_eq!(b.after_run(Duration::from_secs(61)), FIRST);
+        assert_eq!(b.after_run(quick), Duration::from_millis(200));
+    }
+}

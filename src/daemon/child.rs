@@ -1,0 +1,181 @@
+//! The OS side of a managed process: spawning it as its own process group, and ending that group.
+//!
+//! Every child is the leader of a new process group, so a signal to the group reaches whatever it
+//! started too, and the daemon never signals anything but the groups of its own children.
+
+use std::io;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal as OsSignal, killpg};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+use super::process::Spec;
+use crate::protocol::Signal;
+
+/// Starts `spec` with its own environment and directory, output piped for capture, stdin empty.
+/// The program is looked up in the `PATH` of `spec.env`, never run through a shell.
+pub fn spawn(spec: &Spec) -> io::Result<Child> {
+    let (program, args) = spec
+        .argv
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the command is empty"))?;
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    command.spawn()
+}
+
+/// Describes a spawn error as the user should read it.
+pub fn describe_spawn_error(spec: &Spec, err: &io::Error) -> String {
+    let program = spec
+        .argv
+        .first()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match err.kind() {
+        io::ErrorKind::NotFound if !spec.cwd.is_dir() => format!(
+            "the working directory {} does not exist",
+            spec.cwd.display()
+        ),
+        io::ErrorKind::NotFound => {
+            format!("`{program}` was not found (searched the PATH of this shell)")
+        }
+        io::ErrorKind::PermissionDenied => {
+            format!("`{program}` is not executable (permission denied)")
+        }
+        _ => format!("`{program}` could not be started: {err}"),
+    }
+}
+
+/// Ends the process group led by `child`: SIGTERM, then SIGKILL if anything of it is left after
+/// `grace`. Returns the last signal sent and the time from the first signal until the group was
+/// gone.
+pub async fn terminate(
+    child: &mut Child,
+    pgid: u32,
+    grace: Duration,
+) -> (Signal, Duration, Option<ExitStatus>) {
+    let start = Instant::now();
+    signal_group(pgid, OsSignal::SIGTERM);
+    if let Ok(status) = tokio::time::timeout(grace, wait_group(child, pgid)).await {
+        return (Signal::Term, start.elapsed(), status);
+    }
+    signal_group(pgid, OsSignal::SIGKILL);
+    let status = wait_group(child, pgid).await;
+    (Signal::Kill, start.elapsed(), status)
+}
+
+/// Waits for the leader to exit and then for the rest of its group to be gone.
+async fn wait_group(child: &mut Child, pgid: u32) -> Option<ExitStatus> {
+    let status = child.wait().await.ok();
+    while group_alive(pgid) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    status
+}
+
+/// After the leader ended by itself, whatever it left behind in its group is stopped too: the
+/// daemon promises no orphans. Runs in the background; SIGKILL follows after `grace`.
+pub fn reap_leftovers(pgid: u32, grace: Duration) {
+    if !group_alive(pgid) {
+        return;
+    }
+    signal_group(pgid, OsSignal::SIGTERM);
+    tokio::spawn(async move {
+        let deadline = Instant::now() + grace;
+        while group_alive(pgid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if group_alive(pgid) {
+            signal_group(pgid, OsSignal::SIGKILL);
+        }
+    });
+}
+
+/// Whether anything of the group still runs. Members that have exited but wait to be reaped
+/// (zombies, reparented to an init that may be slow to reap them) count as gone.
+pub fn group_alive(pgid: u32) -> bool {
+    if matches!(killpg(Pid::from_raw(pgid as i32), None), Err(Errno::ESRCH)) {
+        return false;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        has_live_member(pgid)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        true
+    }
+}
+
+/// Scans /proc for a member of `pgid` that is not a zombie.
+#[cfg(target_os = "linux")]
+fn has_live_member(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .any(|entry| {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                return false;
+            };
+            // Fields after the command name: state, ppid, pgrp, ...
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let mut fields = rest.split_whitespace();
+            let state = fields.next();
+            let group = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+            group == Some(pgid) && state != Some("Z")
+        })
+}
+
+fn signal_group(pgid: u32, signal: OsSignal) {
+    if let Err(err) = killpg(Pid::from_raw(pgid as i32), signal)
+        && err != Errno::ESRCH
+    {
+        tracing::warn!("could not send {signal} to process group {pgid}: {err}");
+    }
+}
+
+/// An exit status as one number: the exit code, or minus the signal that ended the process.
+pub fn exit_code(status: Option<ExitStatus>) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Some(status) => status
+            .code()
+            .or_else(|| status.signal().map(|s| -s))
+            .unwrap_or(-1),
+        None => -1,
+    }
+}
+
+/// The lifecycle line for a run that ended with `code` (as from `exit_code`).
+pub fn finished_line(code: i32) -> String {
+    if code < 0 {
+        let name = OsSignal::try_from(-code)
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|_| (-code).to_string());
+        format!("subprocess finished (signal {name})")
+    } else {
+        format!("subprocess finished (exit {code})")
+    }
+}

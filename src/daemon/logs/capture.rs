@@ -1,0 +1,82 @@
+//! Reading a child's stdout or stderr and turning it into log lines.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::ProcessLog;
+use super::format::{LineFormatter, MAX_LINE};
+use super::writer::LogWriter;
+
+/// A batch is handed to the writer once it grows past this many bytes.
+pub const BATCH: usize = 256 * 1024;
+
+/// Reads `pipe` to its end, sending every line, formatted, to the writer. A last line without a
+/// newline is kept; a line longer than `MAX_LINE` is split rather than buffered whole.
+pub async fn capture<R: AsyncRead + Unpin>(
+    mut pipe: R,
+    mut fmt: LineFormatter,
+    log: Arc<ProcessLog>,
+    writer: LogWriter,
+) {
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut partial: Vec<u8> = Vec::new();
+    let mut batch: Vec<u8> = Vec::new();
+    loop {
+        let n = match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        fmt.tick();
+        batch.reserve(n * 2);
+        let mut rest = &chunk[..n];
+        while let Some(pos) = memchr::memchr(b'\n', rest) {
+            if partial.is_empty() {
+                fmt.push(&mut batch, &rest[..pos]);
+            } else {
+                partial.extend_from_slice(&rest[..pos]);
+                fmt.push(&mut batch, &partial);
+                partial.clear();
+            }
+            rest = &rest[pos + 1..];
+            if batch.len() >= BATCH {
+                writer.append(&log, std::mem::take(&mut batch)).await;
+            }
+        }
+        partial.extend_from_slice(rest);
+        while partial.len() >= MAX_LINE {
+            let cut = utf8_boundary(&partial, MAX_LINE);
+            fmt.push(&mut batch, &partial[..cut]);
+            partial.drain(..cut);
+        }
+        writer.append(&log, std::mem::take(&mut batch)).await;
+    }
+    if !partial.is_empty() {
+        fmt.tick();
+        fmt.push(&mut batch, &partial);
+    }
+    writer.append(&log, batch).await;
+}
+
+/// The largest index at most `max` that does not split a UTF-8 sequence (or `max` itself when
+/// the bytes there are not UTF-8 anyway).
+fn utf8_boundary(bytes: &[u8], max: usize) -> usize {
+    (max.saturating_sub(3)..=max)
+        .rev()
+        .find(|&i| i < bytes.len() && (bytes[i] as i8) >= -0x40)
+        .filter(|&i| i > 0)
+        .unwrap_or(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_between_characters() {
+        let mut text = vec![b'a'; MAX_LINE - 1];
+        text.extend_from_slice("é".as_bytes());
+        assert_eq!(utf8_boundary(&text, MAX_LINE), MAX_LINE - 1);
+        assert_eq!(utf8_boundary(&[b'a'; MAX_LINE + 5], MAX_LINE), MAX_LINE);
+    }
+}

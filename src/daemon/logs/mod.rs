@@ -1,0 +1,176 @@
+//! Per-process log files: where they live, how they rotate, and how readers learn of new lines.
+//!
+//! Only the log-writer thread (`writer.rs`) writes; readers (`read.rs`) open the files by path
+//! and wait on `Progress` to learn that more was written or that the file rotated.
+
+pub mod capture;
+pub mod format;
+pub mod read;
+pub mod writer;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use tokio::sync::watch;
+
+/// How large a log file may grow and how many files (the current one included) are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    pub max_bytes: u64,
+    pub keep: usize,
+}
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Rotation {
+            max_bytes: 10 * 1024 * 1024,
+            keep: 3,
+        }
+    }
+}
+
+/// What has been written so far: `generation` counts rotations, `len` is the current file's size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub generation: u64,
+    pub len: u64,
+}
+
+/// The log of one managed process: `logs/<id>-<name>.log`, then `.log.1`, `.log.2` as it rotates.
+#[derive(Debug)]
+pub struct ProcessLog {
+    path: PathBuf,
+    rotation: Rotation,
+    progress: watch::Sender<Progress>,
+    /// The open current file; touched only by the writer thread, so the lock is never contended.
+    file: Mutex<Option<File>>,
+}
+
+impl ProcessLog {
+    pub fn new(dir: &Path, id: u32, name: &str, rotation: Rotation) -> Self {
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = dir.join(format!("{id}-{safe}.log"));
+        let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        ProcessLog {
+            path,
+            rotation,
+            progress: watch::Sender::new(Progress { generation: 0, len }),
+            file: Mutex::new(None),
+        }
+    }
+
+    /// The file `age` rotations old: 0 is the current file.
+    pub fn path_at(&self, age: u64) -> PathBuf {
+        if age == 0 {
+            self.path.clone()
+        } else {
+            let mut name = self.path.clone().into_os_string();
+            name.push(format!(".{age}"));
+            PathBuf::from(name)
+        }
+    }
+
+    /// The kept files that exist, oldest first, with the progress they were listed at.
+    pub fn files_oldest_first(&self) -> (Vec<PathBuf>, Progress) {
+        let progress = *self.progress.borrow();
+        let files = (0..self.rotation.keep as u64)
+            .rev()
+            .map(|age| self.path_at(age))
+            .filter(|path| path.exists())
+            .collect();
+        (files, progress)
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    /// Appends bytes, rotating first if they would push the file past its limit.
+    /// Called only from the writer thread. On error the file is dropped, so the next append opens it
+    /// afresh (recreating a removed directory) and logging resumes by itself.
+    fn append(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut slot = self
+            .file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let result = self.append_locked(&mut slot, bytes);
+        if result.is_err() {
+            *slot = None;
+        }
+        result
+    }
+
+    fn append_locked(&self, slot: &mut Option<File>, bytes: &[u8]) -> io::Result<()> {
+        let len = self.progress.borrow().len;
+        if len > 0 && len + bytes.len() as u64 > self.rotation.max_bytes {
+            *slot = None;
+            self.rotate()?;
+            self.progress.send_modify(|p| {
+                p.generation += 1;
+                p.len = 0;
+            });
+        }
+        let file = match slot {
+            Some(file) => file,
+            None => slot.insert(self.open()?),
+        };
+        file.write_all(bytes)?;
+        self.progress.send_modify(|p| p.len += bytes.len() as u64);
+        Ok(())
+    }
+
+    fn open(&self) -> io::Result<File> {
+        if let Some(dir) = self.path.parent() {
+            crate::paths::ensure_private_dir(dir).map_err(io::Error::other)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.path)?;
+        // The file may have been removed while we were not looking: trust its real size.
+        let len = file.metadata()?.len();
+        self.progress.send_modify(|p| p.len = len);
+        Ok(file)
+    }
+
+    fn rotate(&self) -> io::Result<()> {
+        let keep = self.rotation.keep.max(1) as u64;
+        for age in (1..keep).rev() {
+            match fs::rename(self.path_at(age - 1), self.path_at(age)) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+                _ => {}
+            }
+        }
+        if keep == 1 {
+            match fs::remove_file(&self.path) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every kept file; for processes the table forgets.
+    fn remove_files(&self) {
+        *self
+            .file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        for age in 0..self.rotation.keep as u64 {
+            let _ = fs::remove_file(self.path_at(age));
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The daemon: one per home, holding the process table and serving clients on the socket.
+//!
+//! `start` detaches a daemon into the background (or finds one already there); `run_foreground`
+//! serves in the calling process. Both take the lock before anything else, so at most one
+//! daemon per home ever serves.
+
+pub mod backoff;
+pub mod child;
+mod handle;
+pub mod lock;
+pub mod logs;
+pub mod process;
+mod server;
+pub mod supervise;
+pub mod table;
+
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::lock::Lock;
+use self::logs::Rotation;
+use self::logs::writer::LogWriter;
+use self::table::Table;
+use crate::paths::Paths;
+
+/// State shared by every task of the daemon.
+pub struct Daemon {
+    pub paths: Paths,
+    pub table: Table,
+    pub writer: LogWriter,
+    pub rotation: Rotation,
+    /// Cancelled when the daemon begins to stop; every long-lived task watches it.
+    pub shutdown: CancellationToken,
+    /// Supervisors, which must all finish (their children stopped) before the daemon exits.
+    pub supervisors: TaskTracker,
+    pub started: Instant,
+}
+
+impl Daemon {
+    /// Forgets the oldest finished processes and deletes their logs.
+    pub async fn forget_old(&self) {
+        for process in self.table.prune() {
+            self.writer.remove(&process.log).await;
+        }
+    }
+}
+
+/// What `start` found.
+pub enum Started {
+    /// A new daemon is serving, with this pid.
+    New(u32),
+    /// Another process holds the lock: a daemon is running or just starting.
+    AlreadyRunning,
+}
+
+/// Starts a daemon in the background and returns once it serves, or finds that one holds the lock.
+///
+/// Runs before any runtime or thread exists in this process: `daemonize` forks, and a fork keeps
+/// only the calling thread. The detached grandchild reports back through a pipe once its socket is
+/// bound, or sends the error that stopped it.
+pub fn start(paths: &Paths) -> anyhow::Result<Started> {
+    paths.ensure_dirs()?;
+    let Some(lock) = Lock::try_acquire(&paths.lock)
+        .with_context(|| format!("could not open the lock file {}", paths.lock.display()))?
+    else {
+        return Ok(Started::AlreadyRunning);
+    };
+    let output = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(paths.logs.join("daemon.out"))
+        .with_context(|| format!("could not open {}", paths.logs.join("daemon.out").display()))?;
+    let (mut ready_rx, ready_tx) = io::pipe()?;
+    let outcome = daemonize::Daemonize::new()
+        .working_directory("/")
+        .umask(0o077)
+        .stdout(output.try_clone()?)
+        .stderr(output)
+        .execute();
+    match outcome {
+        daemonize::Outcome::Parent(result) => {
+            result.context("could not fork the daemon")?;
+            drop(ready_tx);
+            drop(lock);
+            let mut report = String::new();
+            ready_rx.read_to_string(&mut report)?;
+            match report.strip_prefix("ready ") {
+                Some(pid) => Ok(Started::New(pid.trim().parse().unwrap_or(0))),
+                None if report.is_empty() => anyhow::bail!(
+                    "the daemon exited while starting; its output is in {}",
+                    paths.logs.join("daemon.out").display()
+                ),
+                None => anyhow::bail!("{}", report.trim()),
+            }
+        }
+        daemonize::Outcome::Child(result) => {
+            drop(ready_rx);
+            let code = match result {
+                Ok(_) => serve(paths.clone(), lock, Some(ready_tx)),
+                Err(err) => {
+                    let _ = write!(&ready_tx, "could not detach the daemon: {err}");
+                    1
+                }
+            };
+            std::process::exit(code);
+        }
+    }
+}
+
+/// Serves in the foreground until stopped: `rhizome daemon run`.
+pub fn run_foreground(paths: &Paths) -> anyhow::Result<i32> {
+    paths.ensure_dirs()?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let lock = Lock::try_acquire(&paths.lock)
+        .with_context(|| format!("could not open the lock file {}", paths.lock.display()))?
+        .with_context(|| {
+            let pid = lock::read_pid(&paths.lock)
+                .map(|p| format!(" (pid {p})"))
+                .unwrap_or_default();
+            format!(
+                "a daemon{pid} already runs for {}; stop it with `rhizome daemon stop`",
+                paths.home.display()
+            )
+        })?;
+    Ok(serve(paths.clone(), lock, None))
+}
+
+/// Builds the runtime and serves; returns the process exit code. Errors before the socket is bound
+/// go to `ready` (the starting client shows them); later ones to the daemon's log.
+fn serve(paths: Paths, mut lock: Lock, ready: Option<io::PipeWriter>) -> i32 {
+    let report = |ready: &Option<io::PipeWriter>, message: &str| match ready {
+        Some(pipe) => {
+            let _ = write!(&*pipe, "{message}");
+        }
+        None => eprintln!("error: {message}"),
+    };
+    if let Err(err) = lock.write_pid() {
+        report(
+            &ready,
+            &format!(
+                "could not write the lock file {}: {err}",
+                paths.lock.display()
+            ),
+        );
+        return 1;
+    }
+    let _log_guard = match server::init_tracing(&paths, ready.is_none()) {
+        Ok(guard) => guard,
+        Err(err) => {
+            report(&ready, &format!("{err:#}"));
+            return 1;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            report(
+                &ready,
+                &format!("could not start the daemon's runtime: {err}"),
+            );
+            return 1;
+        }
+    };
+    let listener = match runtime.block_on(async { server::bind(&paths.socket) }) {
+        Ok(listener) => listener,
+        Err(err) => {
+            report(&ready, &format!("{err:#}"));
+            return 1;
+        }
+    };
+    let (writer, writer_thread) = match LogWriter::start() {
+        Ok(started) => started,
+        Err(err) => {
+            report(&ready, &format!("could not start the log writer: {err}"));
+            return 1;
+        }
+    };
+    server::raise_fd_limit();
+    // A broken config must not keep the daemon from supervising: it runs with the defaults and
+    // the commands that need the config report the error.
+    let config_path = crate::config::path(&paths);
+    let rotation = match crate::config::load(&config_path) {
+        Ok(config) => config.logs.rotation(),
+        Err(err) => {
+            tracing::warn!("{err}; using the default log rotation");
+            Rotation::default()
+        }
+    };
+    if let Some(mut pipe) = ready {
+        let _ = write!(pipe, "ready {}", std::process::id());
+    }
+    let daemon = Arc::new(Daemon {
+        paths,
+        table: Table::default(),
+        writer,
+        rotation,
+        shutdown: CancellationToken::new(),
+        supervisors: TaskTracker::new(),
+        started: Instant::now(),
+    });
+    let result = runtime.block_on(server::run(daemon, listener));
+    // Every log handle is gone with the runtime's tasks; the writer thread then drains and ends.
+    drop(runtime);
+    let _ = writer_thread.join();
+    drop(lock);
+    match result {
+        Ok(()) => 0,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            1
+        }
+    }
+}

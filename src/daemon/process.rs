@@ -1,0 +1,125 @@
+//! One managed process as the daemon knows it: what to run, and where it is in its life.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::logs::ProcessLog;
+use crate::protocol::{KillOutcome, Kind, ProcessInfo, RestartPolicy, Status};
+
+/// What to run: fixed for the life of the entry, reused by every restart.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub argv: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    pub cwd: PathBuf,
+    pub restart: RestartPolicy,
+}
+
+/// The changing part of a process, published through a watch channel so that `ps` reads it
+/// without waiting and `logs -f` and `kill` can wait for it to change.
+#[derive(Debug, Clone)]
+pub struct RunState {
+    pub status: Status,
+    /// The OS pid of the current or last run.
+    pub pid: Option<u32>,
+    pub started_at: SystemTime,
+    /// When the current run started; `None` while nothing runs.
+    pub up_since: Option<Instant>,
+    pub restarts: u32,
+}
+
+/// A request to the supervisor to stop the process for good.
+pub struct KillOrder {
+    /// Time between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    pub reply: oneshot::Sender<KillOutcome>,
+}
+
+/// A managed process. Shared between the table, its supervisor task, and request handlers.
+pub struct Process {
+    pub id: u32,
+    pub name: String,
+    pub kind: Kind,
+    pub spec: Spec,
+    pub log: Arc<ProcessLog>,
+    pub state: watch::Sender<RunState>,
+    /// To the supervisor; closed once the supervisor has finished.
+    orders: mpsc::Sender<KillOrder>,
+}
+
+impl Process {
+    /// A new entry in `Starting`, and the receiving end of its orders for the supervisor.
+    pub fn new(
+        id: u32,
+        name: String,
+        kind: Kind,
+        spec: Spec,
+        log: Arc<ProcessLog>,
+    ) -> (Arc<Process>, mpsc::Receiver<KillOrder>) {
+        let (orders, orders_rx) = mpsc::channel(4);
+        let state = watch::Sender::new(RunState {
+            status: Status::Starting,
+            pid: None,
+            started_at: SystemTime::now(),
+            up_since: None,
+            restarts: 0,
+        });
+        let process = Process {
+            id,
+            name,
+            kind,
+            spec,
+            log,
+            state,
+            orders,
+        };
+        (Arc::new(process), orders_rx)
+    }
+
+    pub fn status(&self) -> Status {
+        self.state.borrow().status.clone()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.state.borrow().pid
+    }
+
+    /// Asks the supervisor to stop the process and waits for what happened. A process whose
+    /// supervisor has already finished was not running.
+    pub async fn kill(&self, grace: Duration) -> KillOutcome {
+        let (reply, answer) = oneshot::channel();
+        if self.orders.send(KillOrder { grace, reply }).await.is_err() {
+            return KillOutcome::NotRunning;
+        }
+        answer.await.unwrap_or(KillOutcome::NotRunning)
+    }
+
+    pub fn info(&self) -> ProcessInfo {
+        let state = self.state.borrow();
+        ProcessInfo {
+            id: self.id,
+            name: self.name.clone(),
+            kind: self.kind,
+            command: self
+                .spec
+                .argv
+                .iter()
+                .map(|arg| arg.to_string_lossy().into_owned())
+                .collect(),
+            pid: state.pid,
+            status: state.status.clone(),
+            restart: self.spec.restart,
+            started_at_ms: state
+                .started_at
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+            uptime_secs: state.up_since.map(|t| t.elapsed().as_secs()).unwrap_or(0),
+            restarts: state.restarts,
+        }
+    }
+}

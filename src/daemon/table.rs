@@ -1,0 +1,99 @@
+//! The process table: every process the daemon manages, by id.
+//!
+//! The lock is a plain mutex held only for lookups and inserts, never across an await.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::process::Process;
+use crate::protocol::ErrorReply;
+
+/// How many finished processes are remembered for `ps --all` and `logs`.
+pub const KEEP_FINISHED: usize = 100;
+
+#[derive(Default)]
+pub struct Table {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Ids are never reused while the daemon runs.
+    next_id: u32,
+    processes: BTreeMap<u32, Arc<Process>>,
+}
+
+impl Table {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds the process `make` builds for the next free id.
+    pub fn insert<T>(&self, make: impl FnOnce(u32) -> (Arc<Process>, T)) -> (Arc<Process>, T) {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let (process, extra) = make(inner.next_id);
+        inner.processes.insert(process.id, process.clone());
+        (process, extra)
+    }
+
+    /// All processes, oldest first; finished ones only with `all`.
+    pub fn list(&self, all: bool) -> Vec<Arc<Process>> {
+        self.lock()
+            .processes
+            .values()
+            .filter(|p| all || !p.status().is_final())
+            .cloned()
+            .collect()
+    }
+
+    /// Resolves `<ID|NAME|PID>`: a number is a managed pid first, then an id; a name is the newest
+    /// process of that name.
+    pub fn resolve(&self, target: &str) -> Result<Arc<Process>, ErrorReply> {
+        let inner = self.lock();
+        let newest_first = || inner.processes.values().rev();
+        let found = match target.parse::<u32>() {
+            Ok(number) => newest_first()
+                .find(|p| p.pid() == Some(number))
+                .or_else(|| inner.processes.get(&number)),
+            Err(_) => newest_first().find(|p| p.name == target),
+        };
+        found.cloned().ok_or_else(|| {
+            let what = if target.parse::<u32>().is_ok() {
+                format!("no managed process has the pid or id {target}")
+            } else {
+                format!("no managed process is named `{target}`")
+            };
+            ErrorReply::new(what).with_hint("`rhizome ps --all` lists what the daemon manages")
+        })
+    }
+
+    /// Forgets finished processes beyond the newest `KEEP_FINISHED`, returning them so their logs
+    /// can be deleted.
+    pub fn prune(&self) -> Vec<Arc<Process>> {
+        let mut inner = self.lock();
+        let finished: Vec<u32> = inner
+            .processes
+            .values()
+            .filter(|p| p.status().is_final())
+            .map(|p| p.id)
+            .collect();
+        let excess = finished.len().saturating_sub(KEEP_FINISHED);
+        finished[..excess]
+            .iter()
+            .filter_map(|id| inner.processes.remove(id))
+            .collect()
+    }
+
+    pub fn counts(&self) -> (u32, u32) {
+        let inner = self.lock();
+        let running = inner
+            .processes
+            .values()
+            .filter(|p| !p.status().is_final())
+            .count();
+        (running as u32, (inner.processes.len() - running) as u32)
+    }
+}

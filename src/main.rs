@@ -1,0 +1,71 @@
+//! The `rhizome` binary: parse the command line, then act as the client, the daemon, or a
+//! managed test process.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use rhizome::cli::{Cli, Command, DaemonCommand};
+use rhizome::client::{self, Failure};
+use rhizome::paths::Paths;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(err) => match err.downcast_ref::<Failure>() {
+            Some(failure) => {
+                eprintln!("error: {}", failure.message);
+                if let Some(hint) = &failure.hint {
+                    eprintln!("hint: {hint}");
+                }
+                ExitCode::from(failure.code as u8)
+            }
+            None => {
+                eprintln!("error: {err:#}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let command = match cli.command {
+        // The managed child of `rhizome sleeper`: no daemon, no paths needed.
+        Some(Command::SleeperChild(args)) => return Ok(rhizome::sleeper::run(&args)),
+        Some(command) => command,
+        None => {
+            use clap::CommandFactory;
+            Cli::command().print_help()?;
+            return Ok(0);
+        }
+    };
+    let paths = Paths::from_env()?;
+    // These two must not build a runtime: `start` forks, `run` builds its own.
+    match command {
+        Command::Daemon(DaemonCommand::Start) => return client::daemon::start(&paths),
+        Command::Daemon(DaemonCommand::Run) => return rhizome::daemon::run_foreground(&paths),
+        _ => {}
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match &command {
+            Command::Sleeper(args) => client::spawn::sleeper(&paths, args).await,
+            Command::Run(args) => client::spawn::run(&paths, args).await,
+            Command::Ps(args) => client::ps::run(&paths, args).await,
+            Command::Logs(args) => client::logs::run(&paths, args).await,
+            Command::Kill(args) => client::kill::run(&paths, args).await,
+            Command::Daemon(DaemonCommand::Status) => client::daemon::status(&paths).await,
+            Command::Daemon(DaemonCommand::Stop) => client::daemon::stop(&paths).await,
+            Command::Daemon(DaemonCommand::Restart) => client::daemon::restart(&paths).await,
+            Command::Forward(_) => {
+                Err(Failure::new("`rhizome forward` is not implemented yet").into())
+            }
+            Command::Daemon(DaemonCommand::Start | DaemonCommand::Run)
+            | Command::SleeperChild(_) => {
+                unreachable!("handled before the runtime is built")
+            }
+        }
+    })
+}

@@ -1,0 +1,28 @@
+//! The body of `rhizome sleeper`: a real child process that counts, for trying rhizome out and for
+//! tests.
+
+use std::io::Write;
+use std::time::Duration;
+
+use crate::cli::SleeperArgs;
+
+/// Prints 0..count, each line followed by a pause of one interval. `SLEEP_OVERRIDE` (seconds, as in the original
+/// design) replaces the interval.
+pub fn run(args: &SleeperArgs) -> i32 {
+    let seconds = std::env::var("SLEEP_OVERRIDE")
+        .ok()
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .unwrap_or(args.interval);
+    let interval = Duration::try_from_secs_f64(seconds).unwrap_or(Duration::from_secs(1));
+    let mut stdout = std::io::stdout().lock();
+    for i in 0..args.count {
+        if writeln!(stdout, "{i}")
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            return 1;
+        }
+        std::thread::sleep(interval);
+    }
+    0
+}

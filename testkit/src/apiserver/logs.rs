@@ -1,0 +1,107 @@
+//! `kubectl logs` for the fake pod: the pod's log text, cut to the last
+//! `tailLines` lines, either as one response or, with `follow=true`, as a
+//! chunked stream that sends new lines as they are appended and ends cleanly
+//! (terminating chunk) when the pod is replaced.
+
+use std::io;
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite};
+
+use super::http::{self, Request, Response};
+use super::objects;
+use super::state::Shared;
+
+/// The last `n` lines of `log` (all of it when `n` is `None` or negative).
+pub fn tail(log: &str, n: Option<i64>) -> &str {
+    let Some(n) = n.filter(|n| *n >= 0) else {
+        return log;
+    };
+    let n = n as usize;
+    if n == 0 {
+        return "";
+    }
+    // Find the start of the n-th line from the end (a final line without a
+    // newline still counts as a line).
+    let body = log.strip_suffix('\n').unwrap_or(log);
+    let mut seen = 0;
+    for (i, b) in body.bytes().enumerate().rev() {
+        if b == b'\n' {
+            seen += 1;
+            if seen == n {
+                return &log[i + 1..];
+            }
+        }
+    }
+    log
+}
+
+fn tail_lines(req: &Request) -> Option<i64> {
+    req.query("tailLines").and_then(|v| v.trim().parse().ok())
+}
+
+/// Answers a log request. Returns whether the connection may be reused.
+pub async fn respond<R, W>(
+    shared: &Arc<Shared>,
+    req: &Request,
+    pod: &str,
+    reader: &mut R,
+    writer: &mut W,
+) -> io::Result<bool>
+where
+    R: AsyncBufRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let Some(log) = shared.log_of(pod) else {
+        let body = objects::not_found("pods", "pods", "", pod);
+        http::write_response(writer, &Response::json(404, &body)).await?;
+        return Ok(true);
+    };
+    let first = tail(&log, tail_lines(req)).as_bytes().to_vec();
+    if !req.query_flag("follow") {
+        http::write_response(writer, &Response::text(200, first)).await?;
+        return Ok(true);
+    }
+    let mut changes = shared.subscribe();
+    http::write_chunked_head(writer, 200, "text/plain").await?;
+    http::write_chunk(writer, &first).await?;
+    let mut sent = log.len();
+    loop {
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            // The client went away (or sent something unexpected): stop.
+            _ = reader.fill_buf() => return Ok(false),
+        }
+        let Some(log) = shared.log_of(pod) else {
+            break; // the pod is gone: end the stream cleanly
+        };
+        if log.len() > sent {
+            http::write_chunk(writer, &log.as_bytes()[sent..]).await?;
+            sent = log.len();
+        }
+    }
+    http::write_last_chunk(writer).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail;
+
+    #[test]
+    fn tails() {
+        let log = "a\nb\nc\n";
+        assert_eq!(tail(log, None), log);
+        assert_eq!(tail(log, Some(-1)), log);
+        assert_eq!(tail(log, Some(0)), "");
+        assert_eq!(tail(log, Some(1)), "c\n");
+        assert_eq!(tail(log, Some(2)), "b\nc\n");
+        assert_eq!(tail(log, Some(5)), log);
+        assert_eq!(tail("a\nb", Some(1)), "b");
+        assert_eq!(tail("", Some(3)), "");
+    }
+}

@@ -1,0 +1,130 @@
+//! A fake Kubernetes API server for tests, good enough for the real kubectl
+//! (1.27 to 1.33) to run `exec`, `logs` and `port-forward` on `deploy/D`.
+//!
+//! The fake cluster has one Deployment with one pod. `exec` of a command that
+//! names the Cloud SQL instance starts a fake Cloud SQL Auth Proxy in the pod
+//! (a TCP relay to `--db`); `port-forward` reaches that relay; `/_control/*`
+//! injects faults. See `config` for the command line.
+//!
+//! Modules, one concern each:
+//! - [`config`]: command line; [`kubeconfig`]: the kubeconfig file written
+//! - [`server`]: accept loop, routing; [`http`]: HTTP/1.1 parsing and writing
+//! - [`discovery`]: API discovery; [`objects`]: Deployment, Pod, Status JSON
+//! - [`state`]: pod state, counters, fault switches; [`control`]: `/_control`
+//! - [`upgrade`]: exec/port-forward upgrade negotiation
+//! - [`exec`], [`portforward`], [`logs`]: the three kubectl commands
+//! - [`spdy_frame`], [`spdy_session`], [`spdy_dictionary`]: SPDY/3.1; [`websocket`]: RFC 6455
+//! - [`cloudsql`]: the fake proxy relay; [`clock`]: timestamps
+
+pub mod clock;
+pub mod cloudsql;
+pub mod config;
+pub mod control;
+pub mod discovery;
+pub mod exec;
+pub mod http;
+pub mod kubeconfig;
+pub mod logs;
+pub mod objects;
+pub mod portforward;
+pub mod server;
+pub mod spdy_dictionary;
+pub mod spdy_frame;
+pub mod spdy_session;
+pub mod state;
+pub mod upgrade;
+pub mod websocket;
+
+use std::io::{self, Write as _};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use config::Config;
+pub use state::Shared;
+
+/// A bound server, not yet serving.
+pub struct Bound {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+}
+
+/// Binds 127.0.0.1 on a free port and writes the kubeconfig if asked.
+pub async fn bind(cfg: Config) -> io::Result<Bound> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    if let Some(path) = &cfg.kubeconfig_out {
+        kubeconfig::write_atomic(path, &kubeconfig::render(&cfg, addr))?;
+    }
+    Ok(Bound {
+        addr,
+        shared: Shared::new(cfg),
+        listener,
+    })
+}
+
+impl Bound {
+    /// Serves until the future is dropped.
+    pub async fn serve(self) {
+        server::serve(self.listener, self.shared).await
+    }
+}
+
+/// The binary's main loop: bind, write the kubeconfig, print
+/// `listening on 127.0.0.1:PORT`, then serve until stdin (a pipe) reaches
+/// EOF or a SIGTERM/SIGINT arrives.
+pub async fn run(cfg: Config) -> io::Result<()> {
+    let bound = bind(cfg).await?;
+    {
+        let mut out = io::stdout().lock();
+        writeln!(out, "listening on {}", bound.addr)?;
+        out.flush()?;
+    }
+    tokio::select! {
+        _ = bound.serve() => {}
+        _ = stdin_closed() => {}
+        _ = terminated() => {}
+    }
+    Ok(())
+}
+
+/// Resolves when stdin, if it is a pipe or socket, reaches EOF. Any other
+/// stdin (`/dev/null`, a terminal, a file) is ignored: it would end at once
+/// or never, and only a harness holding a pipe means "stop when I go away".
+async fn stdin_closed() {
+    use std::os::fd::AsFd as _;
+    use std::os::unix::fs::FileTypeExt as _;
+    use tokio::io::AsyncReadExt;
+    let is_pipe = io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+        .map(|m| m.file_type().is_fifo() || m.file_type().is_socket())
+        .unwrap_or(false);
+    if !is_pipe {
+        return std::future::pending().await;
+    }
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 1024];
+    loop {
+        match stdin.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

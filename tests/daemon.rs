@@ -1,0 +1,334 @@
+//! The daemon's life: starting by itself, one per home, stale files, stopping, permissions, and who
+//! may talk to it.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn the_first_command_starts_the_daemon_and_status_never_does() {
+    let rh = Rhizome::new();
+    let status = rh.run(["daemon", "status"]);
+    assert_eq!(status.code, Some(3), "{status:?}");
+    assert!(status.stdout.contains("not running"), "{status:?}");
+    assert!(
+        !rh.daemon_running(),
+        "daemon status must not start a daemon"
+    );
+
+    let ps = rh.ps();
+    assert_eq!(ps["count"], 0);
+    assert!(rh.daemon_running());
+
+    let status = rh.run(["daemon", "status"]);
+    assert_eq!(status.code, Some(0), "{status:?}");
+    let pid = rh.daemon_pid().unwrap();
+    assert!(
+        status.stdout.contains(&format!("pid       {pid}")),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains(&rh.path().display().to_string()),
+        "{}",
+        status.stdout
+    );
+}
+
+#[test]
+fn sixteen_concurrent_first_commands_share_one_daemon() {
+    let rh = Rhizome::new();
+    let outs: Vec<Out> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| scope.spawn(|| rh.run(["sleeper", "--count", "100"])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for out in &outs {
+        assert_eq!(out.code, Some(0), "{out:?}");
+    }
+    let mut ids: Vec<u64> = outs.iter().map(|o| parse_started(&o.stdout).0).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        (1..=16).collect::<Vec<_>>(),
+        "one table gave out every id"
+    );
+    assert_eq!(rh.ps()["count"], 16);
+    let daemon = rh.daemon_pid().unwrap();
+    // Every sleeper is a child of that one daemon.
+    for pid in outs.iter().map(|o| parse_started(&o.stdout).1) {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let ppid: u32 = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(ppid, daemon);
+    }
+}
+
+#[test]
+fn a_killed_daemon_leaves_nothing_that_blocks_the_next() {
+    let rh = Rhizome::new();
+    let (_, sleeper) = rh.start(["sleeper", "--count", "1000"]);
+    let _orphan = GroupGuard(vec![sleeper]);
+    let old = rh.daemon_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old as i32),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for(
+        "the killed daemon to release its lock",
+        Duration::from_secs(5),
+        || (!rh.daemon_running()).then_some(()),
+    );
+    assert!(
+        rh.path().join("rhizome.sock").exists(),
+        "a killed daemon leaves its socket file"
+    );
+
+    assert_eq!(rh.ps()["count"], 0);
+    let new = rh.daemon_pid().unwrap();
+    assert_ne!(new, old);
+}
+
+#[test]
+fn a_stale_socket_file_and_lock_file_are_replaced() {
+    let rh = Rhizome::new();
+    // A socket nobody listens on any more, and a lock file naming a process that is long gone.
+    drop(UnixListener::bind(rh.path().join("rhizome.sock")).unwrap());
+    std::fs::write(rh.path().join("rhizome.lock"), "999999\n").unwrap();
+    let out = rh.ok(["sleeper", "--count", "1"]);
+    assert!(out.starts_with("started sleeper  id=1"), "{out}");
+    assert_ne!(rh.daemon_pid(), Some(999999));
+}
+
+#[test]
+fn a_socket_path_taken_by_another_file_is_refused_not_deleted() {
+    let rh = Rhizome::new();
+    std::fs::write(rh.path().join("rhizome.sock"), "precious").unwrap();
+    let out = rh.run(["ps"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("exists and is not a socket"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(rh.path().join("rhizome.sock")).unwrap(),
+        "precious"
+    );
+}
+
+#[test]
+fn files_are_private_to_the_user() {
+    let rh = Rhizome::new();
+    std::fs::set_permissions(rh.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    rh.start(["sleeper", "--count", "1"]);
+    let mode = |p: &str| std::fs::metadata(rh.path().join(p)).unwrap().mode() & 0o777;
+    assert_eq!(mode(""), 0o700, "home");
+    assert_eq!(mode("logs"), 0o700);
+    assert_eq!(mode("state"), 0o700);
+    assert_eq!(mode("rhizome.sock"), 0o600);
+    assert_eq!(mode("rhizome.lock"), 0o600);
+    for entry in std::fs::read_dir(rh.path().join("logs")).unwrap() {
+        let entry = entry.unwrap();
+        assert_eq!(
+            entry.metadata().unwrap().mode() & 0o077,
+            0,
+            "{:?}",
+            entry.path()
+        );
+    }
+}
+
+#[test]
+fn a_too_long_socket_path_is_explained() {
+    let rh = Rhizome::new();
+    let deep = rh.path().join("x".repeat(120));
+    let out = rh
+        .command(["ps"])
+        .env("RHIZOME_HOME", &deep)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("over the 100-byte limit"), "{stderr}");
+    assert!(stderr.contains("RHIZOME_HOME"), "{stderr}");
+}
+
+#[test]
+fn daemon_stop_ends_children_and_returns_when_the_daemon_is_gone() {
+    let rh = Rhizome::new();
+    let (_, first) = rh.start(["sleeper", "--count", "1000"]);
+    let (_, second) = rh.start(["run", "--", "sleep", "1000"]);
+    let daemon = rh.daemon_pid().unwrap();
+    let out = rh.ok(["daemon", "stop"]);
+    assert_eq!(out.trim(), format!("daemon stopped  pid={daemon}"));
+    assert!(!rh.daemon_running());
+    assert!(
+        !rh.path().join("rhizome.sock").exists(),
+        "the socket is removed"
+    );
+    assert!(
+        !alive(first) && !alive(second),
+        "children are stopped with the daemon"
+    );
+    assert_eq!(rh.ok(["daemon", "stop"]).trim(), "daemon is not running");
+}
+
+#[test]
+fn sigterm_to_the_daemon_stops_it_cleanly() {
+    let rh = Rhizome::new();
+    let (_, child) = rh.start(["run", "--", "sleep", "1000"]);
+    let daemon = rh.daemon_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon as i32),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    wait_for("the daemon to exit", Duration::from_secs(10), || {
+        (!rh.daemon_running()).then_some(())
+    });
+    assert!(!alive(child));
+    assert!(!rh.path().join("rhizome.sock").exists());
+}
+
+#[test]
+fn daemon_restart_gives_a_new_daemon() {
+    let rh = Rhizome::new();
+    rh.ok(["daemon", "start"]);
+    let before = rh.daemon_pid().unwrap();
+    let out = rh.ok(["daemon", "restart"]);
+    let after = rh.daemon_pid().unwrap();
+    assert_ne!(before, after);
+    assert_eq!(out.trim(), format!("daemon restarted  pid={after}"));
+    assert!(rh.ok(["daemon", "start"]).contains("already running"));
+}
+
+/// A fake daemon of another version: answers the greeting, as any version does, with its own.
+#[test]
+fn a_daemon_of_another_version_is_named_with_the_fix() {
+    use rhizome::protocol::{Hello, Response};
+    let rh = Rhizome::new();
+    let listener = UnixListener::bind(rh.path().join("rhizome.sock")).unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).unwrap();
+        let mut hello = vec![0u8; u32::from_be_bytes(len) as usize];
+        stream.read_exact(&mut hello).unwrap();
+        let answer = postcard::to_stdvec(&Response::Hello(Hello {
+            protocol: 1,
+            version: "0.0.1-old".into(),
+        }))
+        .unwrap();
+        stream
+            .write_all(&(answer.len() as u32).to_be_bytes())
+            .unwrap();
+        stream.write_all(&answer).unwrap();
+    });
+    let out = rh.run(["ps"]);
+    server.join().unwrap();
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("0.0.1-old"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("rhizome daemon restart"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.lines().count(),
+        2,
+        "one error line and one hint: {}",
+        out.stderr
+    );
+}
+
+const NOBODY: u32 = 65534;
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The socket lives in a 0700 directory: another user cannot even reach it.
+#[test]
+fn another_user_cannot_reach_the_socket() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root to act as another user");
+        return;
+    }
+    let rh = Rhizome::new();
+    rh.ok(["daemon", "start"]);
+    let out = rh.command(["ps"]).uid(NOBODY).gid(NOBODY).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("permission denied"), "{stderr}");
+    assert_eq!(rh.ps()["count"], 0);
+}
+
+/// Even a peer that gets through the file permissions (root does) is refused by the daemon's
+/// uid check, and what it asked for is not done.
+#[test]
+fn the_daemon_refuses_a_peer_of_another_uid() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root to run a daemon as another user");
+        return;
+    }
+    let rh = Rhizome::new();
+    nix::unistd::chown(rh.path(), Some(NOBODY.into()), Some(NOBODY.into())).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let out = rh
+            .command(args)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .current_dir("/")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let _stop_as_nobody = StopAs(&rh);
+    assert_eq!(as_nobody(&["daemon", "start"]).0, Some(0));
+
+    let out = rh.run(["sleeper", "--count", "100"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("does not serve uid 0"),
+        "{}",
+        out.stderr
+    );
+    let (code, ps) = as_nobody(&["ps", "--all", "--json"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        ps.contains("\"count\":0") && !ps.contains("sleeper"),
+        "the request was not acted on: {ps}"
+    );
+
+    struct StopAs<'a>(&'a Rhizome);
+    impl Drop for StopAs<'_> {
+        fn drop(&mut self) {
+            let _ = self
+                .0
+                .command(["daemon", "stop"])
+                .uid(NOBODY)
+                .gid(NOBODY)
+                .current_dir("/")
+                .output();
+        }
+    }
+}
