@@ -49,13 +49,26 @@ pub enum Command {
     #[command(subcommand)]
     Daemon(DaemonCommand),
 
-    /// Open a tunnel to a database target and print its connection string
-    #[command(after_help = "Example:\n  rhizome forward na-prod/billing-bookkeeper")]
+    /// Open a tunnel to a target (or find the one already open) and print its address
+    #[command(
+        after_help = "Examples:\n  rhizome forward na-prod/billing-bookkeeper\n  mysql -h 127.0.0.1 -P \"$(rhizome forward na-prod/billing-bookkeeper --format port)\"\n  eval \"$(rhizome forward na-prod/billing-bookkeeper --format env)\"\n  RHIZOME_SIMULATE=1 rhizome forward na-prod/billing-bookkeeper   # no cluster needed"
+    )]
     Forward(ForwardArgs),
+
+    /// List the targets `forward` knows, from rhizome.toml and the built-in ones
+    #[command(after_help = "Example:\n  rhizome targets --json")]
+    Targets(TargetsArgs),
 
     /// The managed process behind `rhizome sleeper` (internal)
     #[command(name = "__sleeper", hide = true)]
     SleeperChild(SleeperArgs),
+
+    /// The stand-in for kubectl port-forward in simulate mode (internal)
+    #[command(name = "__simulate-forward", hide = true)]
+    SimulateForward {
+        #[arg(long)]
+        remote: u16,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -137,6 +150,42 @@ pub enum DaemonCommand {
 
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
-    /// Target name, ENV/NAME
+    /// Target name, ENV/NAME (see `rhizome targets`)
+    #[arg(value_name = "ENV/NAME")]
     pub target: String,
+    /// What to print on stdout
+    #[arg(long, value_enum, default_value_t = ForwardFormat::Url)]
+    pub format: ForwardFormat,
+    /// Local port to listen on, instead of the target's
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+    /// Seconds to wait for the tunnel to carry traffic
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    pub timeout: f64,
+    /// Run without a cluster: an echo server stands in for the database (also RHIZOME_SIMULATE=1)
+    #[arg(long)]
+    pub simulate: bool,
+    /// Print no progress on stderr
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Output of `rhizome forward`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ForwardFormat {
+    /// mysql://127.0.0.1:3306
+    Url,
+    /// 3306
+    Port,
+    /// {"connection_string", "local_port", "sql_connection", "target", "id", "pid"}
+    Json,
+    /// RHIZOME_HOST=..., RHIZOME_PORT=..., RHIZOME_URL=... lines for `eval`
+    Env,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetsArgs {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }

@@ -1,6 +1,7 @@
 //! `rhizome.toml`: the user's settings. Unknown keys are errors (with line and column), so a typo
 //! never silently does nothing.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -11,8 +12,61 @@ use crate::paths::Paths;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The kubectl program; `RHIZOME_KUBECTL` overrides it.
+    pub kubectl: Option<String>,
     #[serde(default)]
     pub logs: LogsConfig,
+    /// Forward targets, by environment: `ENV/NAME`.
+    #[serde(default)]
+    pub environments: BTreeMap<String, Environment>,
+}
+
+/// Settings shared by the targets of one environment (a cluster, usually).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+    pub kubeconfig: Option<String>,
+    /// The deployment whose pod runs the Cloud SQL proxies.
+    pub deployment: Option<String>,
+    /// Command run in the pod with `kubectl exec` to start a proxy; `{sql_connection}` is
+    /// replaced by the instance.
+    pub connect: Option<Vec<String>>,
+    /// Regex finding the proxy's port in the pod's log; `{sql_connection}` is replaced by the
+    /// escaped instance, the first capture group is the port.
+    pub port_pattern: Option<String>,
+    #[serde(default)]
+    pub databases: BTreeMap<String, Database>,
+    #[serde(default)]
+    pub services: BTreeMap<String, Service>,
+}
+
+/// A Cloud SQL database reached through a proxy started in a pod.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    pub sql_connection: String,
+    pub local_port: Option<u16>,
+    pub scheme: Option<String>,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+    pub kubeconfig: Option<String>,
+    pub deployment: Option<String>,
+}
+
+/// A plain port-forward to a resource, with no proxy step.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// `svc/NAME`, `deploy/NAME` or `pod/NAME`.
+    pub resource: String,
+    pub remote_port: u16,
+    pub local_port: Option<u16>,
+    pub scheme: Option<String>,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+    pub kubeconfig: Option<String>,
 }
 
 /// Rotation of the per-process logs.
@@ -72,7 +126,11 @@ pub fn path(paths: &Paths) -> PathBuf {
     }
 }
 
-/// Reads the config; a missing file is an empty config.
+/// The built-in targets: the original design's database works out of the box.
+pub const BUILT_IN: &str = include_str!("default.toml");
+
+/// Reads the config; a missing file is an empty config. Built-in targets are not included (see
+/// `load_with_built_ins`).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -88,6 +146,36 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         message,
     })
+}
+
+/// The built-in targets with the user's file laid over them: the user's settings win, and their
+/// targets add to the built-in ones.
+pub fn load_with_built_ins(path: &Path) -> Result<Config, ConfigError> {
+    let user = load(path)?;
+    let mut config = parse(BUILT_IN).map_err(|message| ConfigError::Parse {
+        path: PathBuf::from("(built-in targets)"),
+        message,
+    })?;
+    config.kubectl = user.kubectl.or(config.kubectl);
+    config.logs = user.logs;
+    for (name, theirs) in user.environments {
+        match config.environments.get_mut(&name) {
+            None => {
+                config.environments.insert(name, theirs);
+            }
+            Some(ours) => {
+                ours.context = theirs.context.or(ours.context.take());
+                ours.namespace = theirs.namespace.or(ours.namespace.take());
+                ours.kubeconfig = theirs.kubeconfig.or(ours.kubeconfig.take());
+                ours.deployment = theirs.deployment.or(ours.deployment.take());
+                ours.connect = theirs.connect.or(ours.connect.take());
+                ours.port_pattern = theirs.port_pattern.or(ours.port_pattern.take());
+                ours.databases.extend(theirs.databases);
+                ours.services.extend(theirs.services);
+            }
+        }
+    }
+    Ok(config)
 }
 
 /// Parses config text; the error names the line and column.
@@ -114,6 +202,23 @@ mod tests {
             err.starts_with("line 3, column 1: unknown field `keep`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_users_file_adds_to_and_overrides_the_built_ins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rhizome.toml");
+        std::fs::write(
+            &path,
+            "[environments.na-prod]\nnamespace = \"mine\"\n\n[environments.na-prod.databases.extra]\nsql_connection = \"p:r:extra\"\n",
+        )
+        .unwrap();
+        let config = load_with_built_ins(&path).unwrap();
+        let env = &config.environments["na-prod"];
+        assert_eq!(env.namespace.as_deref(), Some("mine"));
+        assert_eq!(env.deployment.as_deref(), Some("gke-cloudsql-access"));
+        assert!(env.databases.contains_key("billing-bookkeeper"));
+        assert!(env.databases.contains_key("extra"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod connection;
 pub mod daemon;
+pub mod forward;
 pub mod paths;
 pub mod protocol;
 pub mod sleeper;

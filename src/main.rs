@@ -30,8 +30,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let command = match cli.command {
-        // The managed child of `rhizome sleeper`: no daemon, no paths needed.
+        // Managed children of the daemon: no daemon, no paths needed.
         Some(Command::SleeperChild(args)) => return Ok(rhizome::sleeper::run(&args)),
+        Some(Command::SimulateForward { remote }) => {
+            return Ok(rhizome::forward::simulate::run(remote));
+        }
         Some(command) => command,
         None => {
             use clap::CommandFactory;
@@ -40,10 +43,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
     };
     let paths = Paths::from_env()?;
-    // These two must not build a runtime: `start` forks, `run` builds its own.
-    match command {
+    // Commands without a runtime: `start` forks, `run` builds its own, `targets` reads a file.
+    match &command {
         Command::Daemon(DaemonCommand::Start) => return client::daemon::start(&paths),
         Command::Daemon(DaemonCommand::Run) => return rhizome::daemon::run_foreground(&paths),
+        Command::Targets(args) => return client::forward::targets(&paths, args),
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -56,14 +60,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Command::Ps(args) => client::ps::run(&paths, args).await,
             Command::Logs(args) => client::logs::run(&paths, args).await,
             Command::Kill(args) => client::kill::run(&paths, args).await,
+            Command::Forward(args) => client::forward::forward(&paths, args).await,
             Command::Daemon(DaemonCommand::Status) => client::daemon::status(&paths).await,
             Command::Daemon(DaemonCommand::Stop) => client::daemon::stop(&paths).await,
             Command::Daemon(DaemonCommand::Restart) => client::daemon::restart(&paths).await,
-            Command::Forward(_) => {
-                Err(Failure::new("`rhizome forward` is not implemented yet").into())
-            }
             Command::Daemon(DaemonCommand::Start | DaemonCommand::Run)
-            | Command::SleeperChild(_) => {
+            | Command::Targets(_)
+            | Command::SleeperChild(_)
+            | Command::SimulateForward { .. } => {
                 unreachable!("handled before the runtime is built")
             }
         }

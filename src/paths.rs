@@ -161,3 +161,15 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), PathError> {
     }
     Ok(())
 }
+
+/// This program, for running itself as a child. A binary replaced on disk since the daemon started
+/// (an upgrade, a rebuild) is gone from its path; on Linux the kernel still has it as
+/// `/proc/self/exe`, which a forked child resolves to the same file.
+pub fn own_executable() -> PathBuf {
+    match std::env::current_exe() {
+        Ok(path) if path.exists() => path,
+        _ if cfg!(target_os = "linux") => PathBuf::from("/proc/self/exe"),
+        Ok(path) => path,
+        Err(_) => PathBuf::from("rhizome"),
+    }
+}

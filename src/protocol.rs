@@ -10,6 +10,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::forward::kubectl::Tool;
+use crate::forward::target::Target;
+
 /// Bumped whenever the encoding of any message changes.
 pub const PROTOCOL: u32 = 1;
 
@@ -49,6 +52,7 @@ pub enum Request {
     Spawn(SpawnRequest),
     Logs(LogsRequest),
     Kill(KillRequest),
+    Forward(ForwardRequest),
 }
 
 /// What the daemon answers.
@@ -68,6 +72,9 @@ pub enum Response {
     /// The log ends here: the process finished (with `-f`), or everything asked for was sent.
     LogEnd,
     Killed(Vec<KillReport>),
+    /// A step of a request that takes a while (`forward`), for the user to watch.
+    Progress(String),
+    Forwarded(ForwardInfo),
 }
 
 /// A failed request, as a sentence for the user and, where one is known, what to do about it.
@@ -108,6 +115,29 @@ pub struct SpawnRequest {
     pub argv: Vec<Vec<u8>>,
     pub restart: RestartPolicy,
     pub context: ClientContext,
+}
+
+/// Open (or find) a tunnel to a target.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardRequest {
+    pub target: Target,
+    pub tool: Tool,
+    /// How long to wait for the tunnel to carry traffic; also how long a connection waits for an
+    /// upstream while the tunnel reconnects.
+    pub timeout_ms: u64,
+    /// The environment kubectl runs with, now and at every restart.
+    pub context: ClientContext,
+}
+
+/// A working tunnel: the original design's Handle.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardInfo {
+    pub connection_string: String,
+    pub local_port: u16,
+    pub sql_connection: Option<String>,
+    pub target: String,
+    pub id: u32,
+    pub pid: Option<u32>,
 }
 
 /// Print a process's log.
@@ -212,8 +242,10 @@ pub enum Status {
     Exited(i32),
     /// Stopped by `rhizome kill` (or the daemon stopping); `None` when it was not running.
     Killed(Option<Signal>),
-    /// Could not be started at all.
+    /// Could not be started at all (or, for a tunnel, never got through).
     Failed(String),
+    /// A tunnel whose path broke and is being rebuilt; its local port stays open.
+    Reconnecting,
 }
 
 impl Status {
@@ -247,6 +279,7 @@ impl fmt::Display for Status {
             Status::Killed(Some(signal)) => write!(f, "killed({signal})"),
             Status::Killed(None) => f.write_str("killed"),
             Status::Failed(reason) => write!(f, "failed({reason})"),
+            Status::Reconnecting => f.write_str("reconnecting"),
         }
     }
 }
@@ -267,6 +300,25 @@ pub struct ProcessInfo {
     /// Seconds the current run has been up; 0 when not running.
     pub uptime_secs: u64,
     pub restarts: u32,
+    /// What the process is doing or why it last stopped, when there is something to say.
+    pub detail: Option<String>,
+    /// Set for tunnels.
+    pub tunnel: Option<TunnelInfo>,
+}
+
+/// The tunnel part of a `ps` row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TunnelInfo {
+    pub target: String,
+    pub url: String,
+    /// `127.0.0.1:PORT`.
+    pub local: String,
+    /// `pod:PORT`, the port in the pod; `None` until known.
+    pub upstream: Option<String>,
+    pub connections_open: u64,
+    pub connections_total: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
 }
 
 /// The answer to `rhizome daemon status`.

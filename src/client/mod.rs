@@ -2,6 +2,7 @@
 //! render its answers. One module per command's rendering.
 
 pub mod daemon;
+pub mod forward;
 pub mod kill;
 pub mod logs;
 pub mod ps;

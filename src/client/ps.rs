@@ -51,16 +51,30 @@ fn entry(p: &ProcessInfo) -> serde_json::Value {
         "restarts": p.restarts,
         "restart": p.restart.to_string(),
         "command": p.command,
+        "detail": p.detail,
+        "tunnel": p.tunnel.as_ref().map(|t| json!({
+            "target": t.target,
+            "url": t.url,
+            "local": t.local,
+            "upstream": t.upstream,
+            "connections_open": t.connections_open,
+            "connections_total": t.connections_total,
+            "bytes_up": t.bytes_up,
+            "bytes_down": t.bytes_down,
+        })),
     })
 }
 
 fn to_table(processes: &[ProcessInfo]) -> Table {
+    let tunnels = processes.iter().any(|p| p.tunnel.is_some());
     let mut table = Table::new();
-    table
-        .load_preset(presets::NOTHING)
-        .set_header(["ID", "NAME", "PID", "STATUS", "UPTIME", "RESTARTS"]);
+    let mut header = vec!["ID", "NAME", "PID", "STATUS", "UPTIME", "RESTARTS"];
+    if tunnels {
+        header.extend(["LOCAL", "UPSTREAM"]);
+    }
+    table.load_preset(presets::NOTHING).set_header(header);
     for p in processes {
-        table.add_row([
+        let mut row = vec![
             p.id.to_string(),
             p.name.clone(),
             p.pid
@@ -73,13 +87,24 @@ fn to_table(processes: &[ProcessInfo]) -> Table {
                 "-".into()
             },
             p.restarts.to_string(),
-        ]);
+        ];
+        if tunnels {
+            let tunnel = p.tunnel.as_ref();
+            row.push(tunnel.map(|t| t.local.clone()).unwrap_or_default());
+            row.push(tunnel.and_then(|t| t.upstream.clone()).unwrap_or_default());
+        }
+        table.add_row(row);
     }
+    tidy(&mut table);
+    table
+}
+
+/// Two spaces between columns and none after the last, like `ls -l`.
+pub fn tidy(table: &mut Table) {
     let last = table.column_count().saturating_sub(1);
     for (i, column) in table.column_iter_mut().enumerate() {
         column.set_padding((0, if i == last { 0 } else { 2 }));
     }
-    table
 }
 
 /// `3s`, `2m`, `1h4m`, `2d3h`: the two largest units, as people say it.

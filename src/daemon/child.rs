@@ -3,7 +3,9 @@
 //! Every child is the leader of a new process group, so a signal to the group reaches whatever it
 //! started too, and the daemon never signals anything but the groups of its own children.
 
+use std::ffi::OsString;
 use std::io;
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,22 +14,20 @@ use nix::sys::signal::{Signal as OsSignal, killpg};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use super::process::Spec;
 use crate::protocol::Signal;
 
-/// Starts `spec` with its own environment and directory, output piped for capture, stdin empty.
-/// The program is looked up in the `PATH` of `spec.env`, never run through a shell.
-pub fn spawn(spec: &Spec) -> io::Result<Child> {
-    let (program, args) = spec
-        .argv
+/// Starts `argv` with exactly `env` in `cwd`, output piped for capture, stdin empty. The program is
+/// looked up in the `PATH` of `env`, never run through a shell.
+pub fn spawn(argv: &[OsString], env: &[(OsString, OsString)], cwd: &Path) -> io::Result<Child> {
+    let (program, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the command is empty"))?;
     let mut command = Command::new(program);
     command
         .args(args)
         .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&spec.cwd)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -37,17 +37,15 @@ pub fn spawn(spec: &Spec) -> io::Result<Child> {
 }
 
 /// Describes a spawn error as the user should read it.
-pub fn describe_spawn_error(spec: &Spec, err: &io::Error) -> String {
-    let program = spec
-        .argv
+pub fn describe_spawn_error(argv: &[OsString], cwd: &Path, err: &io::Error) -> String {
+    let program = argv
         .first()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
     match err.kind() {
-        io::ErrorKind::NotFound if !spec.cwd.is_dir() => format!(
-            "the working directory {} does not exist",
-            spec.cwd.display()
-        ),
+        io::ErrorKind::NotFound if !cwd.is_dir() => {
+            format!("the working directory {} does not exist", cwd.display())
+        }
         io::ErrorKind::NotFound => {
             format!("`{program}` was not found (searched the PATH of this shell)")
         }

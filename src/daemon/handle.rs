@@ -102,6 +102,9 @@ async fn dispatch(
         Request::Spawn(request) => spawn(daemon, request).await,
         Request::Logs(request) => return logs(daemon, conn, request).await,
         Request::Kill(request) => kill(daemon, request).await,
+        Request::Forward(request) => {
+            return crate::forward::open::open(daemon, conn, request).await;
+        }
     };
     conn.send(&response).await
 }
@@ -151,7 +154,7 @@ async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Response {
             &name,
             daemon.rotation,
         ));
-        Process::new(id, name.clone(), request.kind, spec, log)
+        Process::new(id, name.clone(), request.kind, spec, log, None)
     });
     match supervise::launch(daemon, &process).await {
         Ok(run) => {

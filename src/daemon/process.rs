@@ -2,13 +2,17 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::logs::ProcessLog;
-use crate::protocol::{KillOutcome, Kind, ProcessInfo, RestartPolicy, Status};
+use crate::forward::kubectl::Tool;
+use crate::forward::target::Target;
+use crate::forward::tunnel::Tunnel;
+use crate::protocol::{KillOutcome, Kind, ProcessInfo, RestartPolicy, Status, TunnelInfo};
 
 /// What to run: fixed for the life of the entry, reused by every restart.
 #[derive(Debug, Clone)]
@@ -30,6 +34,10 @@ pub struct RunState {
     /// When the current run started; `None` while nothing runs.
     pub up_since: Option<Instant>,
     pub restarts: u32,
+    /// The current step, or why the last run ended, for `ps` and for a waiting `forward`.
+    pub detail: Option<String>,
+    /// For tunnels: the port in the pod that kubectl forwards to.
+    pub remote_port: Option<u16>,
 }
 
 /// A request to the supervisor to stop the process for good.
@@ -47,8 +55,20 @@ pub struct Process {
     pub spec: Spec,
     pub log: Arc<ProcessLog>,
     pub state: watch::Sender<RunState>,
+    /// Set for tunnels.
+    pub forward: Option<ForwardPart>,
     /// To the supervisor; closed once the supervisor has finished.
     orders: mpsc::Sender<KillOrder>,
+}
+
+/// What a tunnel has beyond a plain process.
+pub struct ForwardPart {
+    pub target: Target,
+    pub tool: Tool,
+    /// The port asked for (0: any); the bound one is `tunnel.local`.
+    pub requested_port: u16,
+    /// Set once the local port is bound.
+    pub tunnel: OnceLock<Arc<Tunnel>>,
 }
 
 impl Process {
@@ -59,6 +79,7 @@ impl Process {
         kind: Kind,
         spec: Spec,
         log: Arc<ProcessLog>,
+        forward: Option<ForwardPart>,
     ) -> (Arc<Process>, mpsc::Receiver<KillOrder>) {
         let (orders, orders_rx) = mpsc::channel(4);
         let state = watch::Sender::new(RunState {
@@ -67,6 +88,8 @@ impl Process {
             started_at: SystemTime::now(),
             up_since: None,
             restarts: 0,
+            detail: None,
+            remote_port: None,
         });
         let process = Process {
             id,
@@ -75,6 +98,7 @@ impl Process {
             spec,
             log,
             state,
+            forward,
             orders,
         };
         (Arc::new(process), orders_rx)
@@ -120,6 +144,36 @@ impl Process {
                 .unwrap_or(0),
             uptime_secs: state.up_since.map(|t| t.elapsed().as_secs()).unwrap_or(0),
             restarts: state.restarts,
+            detail: state.detail.clone(),
+            tunnel: self
+                .forward
+                .as_ref()
+                .map(|forward| forward.info(state.remote_port)),
+        }
+    }
+}
+
+impl ForwardPart {
+    /// The local port clients use: the bound one, else the one asked for.
+    pub fn local_port(&self) -> u16 {
+        self.tunnel
+            .get()
+            .map(|t| t.local.port())
+            .unwrap_or(self.requested_port)
+    }
+
+    fn info(&self, remote_port: Option<u16>) -> TunnelInfo {
+        let tunnel = self.tunnel.get();
+        let stat = |read: fn(&Tunnel) -> u64| tunnel.map(|t| read(t)).unwrap_or(0);
+        TunnelInfo {
+            target: self.target.name.clone(),
+            url: self.target.url(self.local_port()),
+            local: format!("127.0.0.1:{}", self.local_port()),
+            upstream: remote_port.map(|port| format!("pod:{port}")),
+            connections_open: stat(|t| t.stats.open.load(Ordering::Relaxed)),
+            connections_total: stat(|t| t.stats.total.load(Ordering::Relaxed)),
+            bytes_up: stat(|t| t.stats.bytes_up.load(Ordering::Relaxed)),
+            bytes_down: stat(|t| t.stats.bytes_down.load(Ordering::Relaxed)),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Each process has one supervisor task, which alone owns the OS child. Requests reach it as
 //! `KillOrder`s; everyone else watches its `RunState`.
 
+use std::ffi::OsString;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::Daemon;
 use super::backoff::Backoff;
 use super::child;
-use super::logs::capture::capture;
+use super::logs::capture::{Tap, capture};
 use super::logs::format::LineFormatter;
 use super::process::{KillOrder, Process};
 use crate::protocol::{KillOutcome, RestartPolicy, Signal, Status};
@@ -29,29 +30,31 @@ const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 
 /// One OS process of a managed process.
 pub struct Run {
-    child: Child,
-    pid: u32,
-    started: Instant,
+    pub child: Child,
+    pub pid: u32,
+    pub started: Instant,
     fmt: LineFormatter,
     /// Ends when both output pipes are closed.
     output: JoinHandle<()>,
 }
 
-/// Starts one run of `process`: spawns the child, starts capturing its output, logs
-/// `subprocess started` and marks the process running.
-pub async fn launch(daemon: &Daemon, process: &Arc<Process>) -> Result<Run, String> {
-    let mut child = match child::spawn(&process.spec) {
+/// Spawns `argv` with the environment and directory of `process`, logs `subprocess started` (or
+/// why it could not start) to its log, and captures its output there; each line also goes to
+/// `tap` when given. The one place where the daemon starts a child.
+pub async fn start_child(
+    daemon: &Daemon,
+    process: &Process,
+    argv: &[OsString],
+    tap: Option<Tap>,
+) -> Result<Run, String> {
+    let spec = &process.spec;
+    let mut child = match child::spawn(argv, &spec.env, &spec.cwd) {
         Ok(child) => child,
         Err(err) => {
-            let reason = child::describe_spawn_error(&process.spec, &err);
+            let reason = child::describe_spawn_error(argv, &spec.cwd, &err);
             let mut fmt = LineFormatter::new(&process.name, None);
-            daemon
-                .writer
-                .append(
-                    &process.log,
-                    fmt.lifecycle(&format!("failed to start: {reason}")),
-                )
-                .await;
+            let line = fmt.lifecycle(&format!("failed to start: {reason}"));
+            daemon.writer.append(&process.log, line).await;
             return Err(reason);
         }
     };
@@ -79,15 +82,10 @@ pub async fn launch(daemon: &Daemon, process: &Arc<Process>) -> Result<Run, Stri
             fmt.clone(),
             process.log.clone(),
             daemon.writer.clone(),
+            tap.clone(),
         )
     });
     let output = tokio::spawn(futures_util::future::join_all(captures).map(drop));
-    process.state.send_modify(|state| {
-        state.status = Status::Running;
-        state.pid = Some(pid);
-        state.started_at = SystemTime::now();
-        state.up_since = Some(Instant::now());
-    });
     Ok(Run {
         child,
         pid,
@@ -95,6 +93,18 @@ pub async fn launch(daemon: &Daemon, process: &Arc<Process>) -> Result<Run, Stri
         fmt,
         output,
     })
+}
+
+/// Starts one run of a plain managed process and marks it running.
+pub async fn launch(daemon: &Daemon, process: &Arc<Process>) -> Result<Run, String> {
+    let run = start_child(daemon, process, &process.spec.argv, None).await?;
+    process.state.send_modify(|state| {
+        state.status = Status::Running;
+        state.pid = Some(run.pid);
+        state.started_at = SystemTime::now();
+        state.up_since = Some(Instant::now());
+    });
+    Ok(run)
 }
 
 /// How a run ended.
@@ -191,9 +201,22 @@ async fn stop(run: &mut Run, grace: Duration, order: Option<KillOrder>) -> Ended
     }
 }
 
+/// Ends a run that is still going: its group is terminated (SIGKILL after `grace`) and the run
+/// closed. Returns the last signal sent and how long the group took to go.
+pub async fn end(
+    daemon: &Daemon,
+    process: &Process,
+    mut run: Run,
+    grace: Duration,
+) -> (Signal, Duration) {
+    let (signal, took, status) = child::terminate(&mut run.child, run.pid, grace).await;
+    finish(daemon, process, run, child::exit_code(status)).await;
+    (signal, took)
+}
+
 /// Closes a run: waits (briefly) for its last output, logs `subprocess finished`, and makes sure
 /// that line is in the file before anyone is told the run is over.
-async fn finish(daemon: &Daemon, process: &Process, mut run: Run, code: i32) {
+pub async fn finish(daemon: &Daemon, process: &Process, mut run: Run, code: i32) {
     if tokio::time::timeout(OUTPUT_DRAIN, &mut run.output)
         .await
         .is_err()

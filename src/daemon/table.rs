@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::process::Process;
+use tokio::sync::mpsc;
+
+use super::process::{KillOrder, Process};
+use crate::forward::target::Target;
 use crate::protocol::ErrorReply;
 
 /// How many finished processes are remembered for `ps --all` and `logs`.
@@ -37,6 +40,41 @@ impl Table {
         let (process, extra) = make(inner.next_id);
         inner.processes.insert(process.id, process.clone());
         (process, extra)
+    }
+
+    /// Finds the live tunnel for `target` on `port` (0: any port), or, when there is none, adds
+    /// the one `make` builds, in one step, so that concurrent requests for the same tunnel all get
+    /// the same one. A live tunnel of another target on that port is an error.
+    pub fn claim_tunnel(
+        &self,
+        target: &Target,
+        port: u16,
+        make: impl FnOnce(u32) -> (Arc<Process>, mpsc::Receiver<KillOrder>),
+    ) -> Result<Claim, ErrorReply> {
+        let mut inner = self.lock();
+        for process in inner.processes.values().filter(|p| !p.status().is_final()) {
+            let Some(forward) = &process.forward else {
+                continue;
+            };
+            let same_port = port != 0 && forward.local_port() == port;
+            if forward.target.name == target.name && (port == 0 || same_port) {
+                return Ok(Claim::Existing(process.clone()));
+            }
+            if same_port {
+                return Err(ErrorReply::new(format!(
+                    "local port {port} is already used by the tunnel {} (id {})",
+                    forward.target.name, process.id
+                ))
+                .with_hint(format!(
+                    "stop it with `rhizome kill {}`, or choose another port with --port",
+                    process.id
+                )));
+            }
+        }
+        inner.next_id += 1;
+        let (process, orders) = make(inner.next_id);
+        inner.processes.insert(process.id, process.clone());
+        Ok(Claim::New(process, orders))
     }
 
     /// All processes, oldest first; finished ones only with `all`.
@@ -96,4 +134,12 @@ impl Table {
             .count();
         (running as u32, (inner.processes.len() - running) as u32)
     }
+}
+
+/// The outcome of `claim_tunnel`.
+pub enum Claim {
+    /// The tunnel already exists: answer with it.
+    Existing(Arc<Process>),
+    /// A new entry: bind its port and start its supervisor.
+    New(Arc<Process>, mpsc::Receiver<KillOrder>),
 }

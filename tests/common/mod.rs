@@ -318,3 +318,66 @@ pub fn messages(log: &str) -> Vec<String> {
         .map(|l| l.get(9..).unwrap_or("").to_string())
         .collect()
 }
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Writes this home's `rhizome.toml`.
+pub fn write_config(rh: &Rhizome, text: &str) {
+    std::fs::write(rh.path().join("rhizome.toml"), text).unwrap();
+}
+
+/// Sends `bytes` through `addr` and reads back as many (the far end echoes), writing and reading
+/// at the same time so that neither side's buffers fill.
+pub fn echo_round_trip(addr: &str, bytes: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let payload = bytes.to_vec();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(&payload).unwrap();
+        writer.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::with_capacity(bytes.len());
+    stream.read_to_end(&mut back).unwrap();
+    sender.join().unwrap();
+    back
+}
+
+/// Random bytes, from the kernel.
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    use std::io::Read;
+    let mut bytes = vec![0u8; len];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut bytes)
+        .unwrap();
+    bytes
+}
+
+/// A TCP echo server on a free port, for as long as the test runs.
+pub fn echo_server() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = conn.try_clone().unwrap();
+                let mut writer = conn;
+                let _ = std::io::copy(&mut reader, &mut writer);
+                let _ = writer.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}

@@ -8,6 +8,10 @@ use super::ProcessLog;
 use super::format::{LineFormatter, MAX_LINE};
 use super::writer::LogWriter;
 
+/// A copy of every captured line, for a supervisor that reads the output as well as logging it
+/// (the tunnel pipeline reads kubectl's). Lines are dropped rather than waited for when it is full.
+pub type Tap = tokio::sync::mpsc::Sender<String>;
+
 /// A batch is handed to the writer once it grows past this many bytes.
 pub const BATCH: usize = 256 * 1024;
 
@@ -18,7 +22,14 @@ pub async fn capture<R: AsyncRead + Unpin>(
     mut fmt: LineFormatter,
     log: Arc<ProcessLog>,
     writer: LogWriter,
+    tap: Option<Tap>,
 ) {
+    let line_out = |fmt: &LineFormatter, batch: &mut Vec<u8>, line: &[u8]| {
+        fmt.push(batch, line);
+        if let Some(tap) = &tap {
+            let _ = tap.try_send(String::from_utf8_lossy(line).into_owned());
+        }
+    };
     let mut chunk = vec![0u8; 64 * 1024];
     let mut partial: Vec<u8> = Vec::new();
     let mut batch: Vec<u8> = Vec::new();
@@ -32,10 +43,10 @@ pub async fn capture<R: AsyncRead + Unpin>(
         let mut rest = &chunk[..n];
         while let Some(pos) = memchr::memchr(b'\n', rest) {
             if partial.is_empty() {
-                fmt.push(&mut batch, &rest[..pos]);
+                line_out(&fmt, &mut batch, &rest[..pos]);
             } else {
                 partial.extend_from_slice(&rest[..pos]);
-                fmt.push(&mut batch, &partial);
+                line_out(&fmt, &mut batch, &partial);
                 partial.clear();
             }
             rest = &rest[pos + 1..];
@@ -46,14 +57,14 @@ pub async fn capture<R: AsyncRead + Unpin>(
         partial.extend_from_slice(rest);
         while partial.len() >= MAX_LINE {
             let cut = utf8_boundary(&partial, MAX_LINE);
-            fmt.push(&mut batch, &partial[..cut]);
+            line_out(&fmt, &mut batch, &partial[..cut]);
             partial.drain(..cut);
         }
         writer.append(&log, std::mem::take(&mut batch)).await;
     }
     if !partial.is_empty() {
         fmt.tick();
-        fmt.push(&mut batch, &partial);
+        line_out(&fmt, &mut batch, &partial);
     }
     writer.append(&log, batch).await;
 }

@@ -1,0 +1,173 @@
+//! `rhizome forward` and `rhizome targets`: targets come from the config, read here in the client,
+//! so the daemon gets a resolved, validated target and the client's environment.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{Client, Failure, unexpected};
+use crate::cli::{ForwardArgs, ForwardFormat, TargetsArgs};
+use crate::config::{self, Config};
+use crate::forward::kubectl::{self, Tool};
+use crate::forward::target::{self, Route};
+use crate::paths::Paths;
+use crate::protocol::{ForwardInfo, ForwardRequest, Request, Response};
+
+pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<i32> {
+    let config = load_config(paths)?;
+    let mut target =
+        target::resolve(&config, &args.target).map_err(|err| Failure::new(err.to_string()))?;
+    if let Some(port) = args.port {
+        target.local_port = port;
+    }
+    let simulate =
+        args.simulate || std::env::var("RHIZOME_SIMULATE").is_ok_and(|v| !v.is_empty() && v != "0");
+    let tool = if simulate {
+        Tool::Simulated
+    } else {
+        Tool::Kubectl(find_kubectl(&config)?)
+    };
+    let timeout = Duration::try_from_secs_f64(args.timeout).map_err(|_| {
+        Failure::new(format!(
+            "--timeout {} is not a number of seconds",
+            args.timeout
+        ))
+    })?;
+    let request = ForwardRequest {
+        target,
+        tool,
+        timeout_ms: timeout.as_millis() as u64,
+        context: super::context()?,
+    };
+    let mut client = Client::connect_or_start(paths).await?;
+    client.send(&Request::Forward(request)).await?;
+    let progress = !args.quiet;
+    let info = loop {
+        match client.receive().await? {
+            Response::Progress(step) if progress => eprintln!("rhizome: {step}"),
+            Response::Progress(_) => {}
+            Response::Forwarded(info) => break info,
+            other => return Err(unexpected(other)),
+        }
+    };
+    print!("{}", render(&info, args.format));
+    Ok(0)
+}
+
+fn render(info: &ForwardInfo, format: ForwardFormat) -> String {
+    match format {
+        ForwardFormat::Url => format!("{}\n", info.connection_string),
+        ForwardFormat::Port => format!("{}\n", info.local_port),
+        ForwardFormat::Json => format!(
+            "{}\n",
+            json!({
+                "connection_string": info.connection_string,
+                "local_port": info.local_port,
+                "sql_connection": info.sql_connection,
+                "target": info.target,
+                "id": info.id,
+                "pid": info.pid,
+            })
+        ),
+        ForwardFormat::Env => format!(
+            "RHIZOME_HOST=127.0.0.1\nRHIZOME_PORT={}\nRHIZOME_URL={}\n",
+            info.local_port, info.connection_string
+        ),
+    }
+}
+
+/// The config with the built-in targets, or the config's error as the user should read it.
+pub fn load_config(paths: &Paths) -> anyhow::Result<Config> {
+    let path = config::path(paths);
+    config::load_with_built_ins(&path).map_err(|err| {
+        Failure::new(err.to_string())
+            .hint(format!(
+                "fix {} (or point RHIZOME_CONFIG at another file)",
+                path.display()
+            ))
+            .into()
+    })
+}
+
+/// kubectl as this shell would find it: `RHIZOME_KUBECTL`, else the config's `kubectl`, else
+/// `kubectl`, looked up on PATH.
+fn find_kubectl(config: &Config) -> anyhow::Result<std::path::PathBuf> {
+    let wanted = std::env::var("RHIZOME_KUBECTL")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .or_else(|| config.kubectl.clone())
+        .unwrap_or_else(|| "kubectl".into());
+    kubectl::find_program(&wanted, std::env::var_os("PATH").as_deref()).map_err(|why| {
+        Failure::new(format!("kubectl could not be found: {why}"))
+            .hint("install kubectl, set RHIZOME_KUBECTL to its path, or try RHIZOME_SIMULATE=1 to run without a cluster")
+            .into()
+    })
+}
+
+pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<i32> {
+    let config = load_config(paths)?;
+    let described = target::describe(&config);
+    if args.json {
+        let list: Vec<serde_json::Value> = described
+            .iter()
+            .map(|(name, resolved)| match resolved {
+                Ok(t) => json!({
+                    "name": name,
+                    "kind": match t.route { Route::Database { .. } => "database", Route::Service { .. } => "service" },
+                    "context": t.context,
+                    "namespace": t.namespace,
+                    "resource": t.resource(),
+                    "sql_connection": t.sql_connection(),
+                    "local_port": t.local_port,
+                    "scheme": t.scheme,
+                }),
+                Err(err) => json!({ "name": name, "error": err.to_string() }),
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(0);
+    }
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_header(["TARGET", "KIND", "LOCAL", "CONTEXT", "UPSTREAM"]);
+    for (name, resolved) in &described {
+        match resolved {
+            Ok(t) => table.add_row([
+                name.clone(),
+                match t.route {
+                    Route::Database { .. } => "database".into(),
+                    Route::Service { .. } => "service".into(),
+                },
+                if t.local_port == 0 {
+                    "any".into()
+                } else {
+                    t.local_port.to_string()
+                },
+                t.context.clone(),
+                format!(
+                    "{}/{}{}",
+                    t.namespace,
+                    t.resource(),
+                    t.sql_connection()
+                        .map(|s| format!(" {s}"))
+                        .unwrap_or_default()
+                ),
+            ]),
+            Err(err) => table.add_row([
+                name.clone(),
+                "invalid".into(),
+                "".into(),
+                "".into(),
+                err.to_string(),
+            ]),
+        };
+    }
+    super::ps::tidy(&mut table);
+    println!("{table}");
+    if std::io::stdout().is_terminal() {
+        eprintln!("config: {}", config::path(paths).display());
+    }
+    Ok(0)
+}

@@ -1,0 +1,601 @@
+//! The supervisor of one tunnel: builds the path (proxy in the pod, its port, kubectl
+//! port-forward), points the tunnel's listener at it, watches it, and rebuilds it when it breaks,
+//! until the tunnel is killed.
+//!
+//! Each attempt's children live in an `Attempt` owned by the supervisor loop, not by the
+//! attempt's future, so whatever interrupts an attempt (a kill, the daemon stopping) can still end
+//! them.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::kubectl::{self, Kubectl, Tool};
+use super::target::{Route, Target};
+use super::tunnel::Tunnel;
+use crate::daemon::Daemon;
+use crate::daemon::backoff::Backoff;
+use crate::daemon::child;
+use crate::daemon::logs::format::LineFormatter;
+use crate::daemon::process::{KillOrder, Process};
+use crate::daemon::supervise::{self, Run};
+use crate::protocol::{KillOutcome, Signal, Status};
+
+/// How long kubectl may take to start the proxy, or to print its `Forwarding from` line.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the pod's log is searched for the proxy's port.
+const PORT_SEARCH: Duration = Duration::from_secs(10);
+/// How often a working path is probed, to catch a kubectl that runs but no longer forwards.
+const PROBE_INTERVAL: Duration = Duration::from_secs(30);
+/// Failed probes in a row that count as kubectl having exited.
+const PROBES_TO_RESTART: u32 = 2;
+/// Attempts that fail before the tunnel ever worked; then the error goes to the user.
+const QUICK_FAILURES: u32 = 3;
+/// kubectl does not trap SIGTERM, so it goes at once; this is only a bound.
+const END_GRACE: Duration = Duration::from_secs(2);
+/// Lines of kubectl output kept to explain a failure.
+const LAST_LINES: usize = 8;
+
+/// What one tunnel's supervisor works with.
+struct Ctx {
+    daemon: Arc<Daemon>,
+    process: Arc<Process>,
+    target: Target,
+    tool: Tool,
+    tunnel: Arc<Tunnel>,
+}
+
+/// The children and output of one attempt at the path.
+#[derive(Default)]
+struct Attempt {
+    exec: Option<Run>,
+    forward: Option<Run>,
+    /// kubectl's last lines, to explain a failure.
+    last_lines: Vec<String>,
+    /// When the path started carrying traffic.
+    up_since: Option<Instant>,
+}
+
+impl Attempt {
+    fn remember(&mut self, line: String) {
+        if self.last_lines.len() == LAST_LINES {
+            self.last_lines.remove(0);
+        }
+        self.last_lines.push(line);
+    }
+
+    fn explain(&self) -> String {
+        let lines: Vec<&str> = self
+            .last_lines
+            .iter()
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty() && !l.starts_with("Handling connection"))
+            .collect();
+        if lines.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", lines.join(" / "))
+        }
+    }
+}
+
+/// Why an attempt ended by itself.
+enum Broke {
+    /// The path never carried traffic.
+    Failed(String),
+    /// The path worked, then broke.
+    Lost(String),
+}
+
+/// Runs the tunnel of `process` (whose listener is bound) until it is killed, the daemon stops,
+/// or it fails `QUICK_FAILURES` times before ever working.
+pub async fn supervise(
+    daemon: Arc<Daemon>,
+    process: Arc<Process>,
+    mut orders: mpsc::Receiver<KillOrder>,
+) {
+    let Some((forward, tunnel)) = process
+        .forward
+        .as_ref()
+        .and_then(|f| f.tunnel.get().map(|tunnel| (f, tunnel.clone())))
+    else {
+        tracing::error!("{} has no bound tunnel to supervise", process.name);
+        return;
+    };
+    let ctx = Ctx {
+        target: forward.target.clone(),
+        tool: forward.tool.clone(),
+        daemon: daemon.clone(),
+        process: process.clone(),
+        tunnel,
+    };
+    let mut backoff = Backoff::default();
+    let mut quick_failures = 0;
+    let mut ever_up = false;
+    loop {
+        let mut attempt = Attempt::default();
+        let interrupt = tokio::select! {
+            broke = run_attempt(&ctx, &mut attempt) => Ok(broke),
+            Some(order) = orders.recv() => Err(Some(order)),
+            _ = daemon.shutdown.cancelled() => Err(None),
+        };
+        ctx.tunnel.set_upstream(None);
+        let ran_for = attempt.up_since.map(|t| t.elapsed()).unwrap_or_default();
+        ever_up |= attempt.up_since.is_some();
+        let ended = end_attempt(&ctx, attempt).await;
+        let broke = match interrupt {
+            Ok(broke) => broke,
+            Err(order) => {
+                close(&ctx, Status::Killed(ended.map(|(signal, _)| signal)));
+                if let Some(order) = order {
+                    let outcome = match ended {
+                        Some((signal, took)) => KillOutcome::Ended {
+                            signal,
+                            elapsed_ms: took.as_millis() as u64,
+                        },
+                        None => KillOutcome::NotRunning,
+                    };
+                    let _ = order.reply.send(outcome);
+                }
+                break;
+            }
+        };
+        let reason = match broke {
+            Broke::Failed(reason) if !ever_up => {
+                quick_failures += 1;
+                if quick_failures >= QUICK_FAILURES {
+                    ctx.say(&format!(
+                        "giving up after {quick_failures} failed attempts: {reason}"
+                    ))
+                    .await;
+                    close(&ctx, Status::Failed(reason));
+                    break;
+                }
+                reason
+            }
+            Broke::Failed(reason) | Broke::Lost(reason) => reason,
+        };
+        let delay = backoff.after_run(ran_for);
+        ctx.say(&format!(
+            "{reason}; reconnecting in {:.1}s",
+            delay.as_secs_f64()
+        ))
+        .await;
+        process.state.send_modify(|s| {
+            s.status = if ever_up {
+                Status::Reconnecting
+            } else {
+                Status::Starting
+            };
+            s.detail = Some(reason);
+            s.up_since = None;
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            Some(order) = orders.recv() => {
+                close(&ctx, Status::Killed(None));
+                let _ = order.reply.send(KillOutcome::NotRunning);
+                break;
+            }
+            _ = daemon.shutdown.cancelled() => {
+                close(&ctx, Status::Killed(None));
+                break;
+            }
+        }
+        process.state.send_modify(|s| s.restarts += 1);
+    }
+    daemon.forget_old().await;
+}
+
+/// The tunnel is over: its port closes and its status is final.
+fn close(ctx: &Ctx, status: Status) {
+    ctx.tunnel.close();
+    ctx.process.state.send_modify(|s| {
+        s.status = status;
+        s.up_since = None;
+    });
+}
+
+/// Builds the path and watches it; returns when it breaks.
+async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
+    let remote = match &ctx.target.route {
+        Route::Database { .. } => match find_proxy_port(ctx, attempt).await {
+            Ok(port) => port,
+            Err(reason) => return Broke::Failed(reason),
+        },
+        Route::Service { remote_port, .. } => *remote_port,
+    };
+    ctx.process.state.send_modify(|s| {
+        s.remote_port = Some(remote);
+        s.detail = Some("forwarding".into());
+    });
+    let (tap, mut lines) = mpsc::channel(256);
+    let argv = match &ctx.tool {
+        Tool::Kubectl(program) => Kubectl {
+            program,
+            target: &ctx.target,
+        }
+        .port_forward(remote),
+        Tool::Simulated => {
+            let iteration = ctx.process.state.borrow().restarts;
+            ctx.say(&format!(
+                "Forwarding localhost:{} -> pod:{remote} (iteration {iteration})",
+                ctx.tunnel.local.port()
+            ))
+            .await;
+            simulated_forward(remote)
+        }
+    };
+    let run = match supervise::start_child(&ctx.daemon, &ctx.process, &argv, Some(tap)).await {
+        Ok(run) => run,
+        Err(reason) => return Broke::Failed(reason),
+    };
+    let pid = run.pid;
+    let Attempt {
+        forward,
+        last_lines: _,
+        ..
+    } = attempt;
+    let run = forward.insert(run);
+
+    // kubectl picks the local port and says which.
+    let waited = tokio::time::timeout(STEP_TIMEOUT, async {
+        loop {
+            tokio::select! {
+                line = lines.recv() => match line {
+                    Some(line) => {
+                        let port = kubectl::forwarding_port(&line);
+                        attempt_remember(&mut attempt.last_lines, line);
+                        if let Some(port) = port {
+                            return Ok(port);
+                        }
+                    }
+                    None => return Err(None),
+                },
+                status = run.child.wait() => return Err(Some(child::exit_code(status.ok()))),
+            }
+        }
+    })
+    .await;
+    let ephemeral = match waited {
+        Ok(Ok(port)) => SocketAddr::from(([127, 0, 0, 1], port)),
+        Ok(Err(code)) => {
+            drain(&mut lines, attempt).await;
+            let code = code.map(|c| format!(" with code {c}")).unwrap_or_default();
+            return Broke::Failed(format!(
+                "kubectl port-forward exited{code}{}",
+                attempt.explain()
+            ));
+        }
+        Err(_) => {
+            return Broke::Failed(format!(
+                "kubectl port-forward printed no `Forwarding from` line within {} s{}",
+                STEP_TIMEOUT.as_secs(),
+                attempt.explain()
+            ));
+        }
+    };
+    // Ready once the whole path accepts a connection (kubectl's port, which reaches the pod).
+    let ready = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(ephemeral)).await;
+    if !matches!(ready, Ok(Ok(_))) {
+        return Broke::Failed(format!(
+            "kubectl says it forwards on {ephemeral}, but that port does not accept connections"
+        ));
+    }
+    ctx.tunnel.set_upstream(Some(ephemeral));
+    attempt.up_since = Some(Instant::now());
+    ctx.process.state.send_modify(|s| {
+        s.status = Status::Running;
+        s.pid = Some(pid);
+        s.started_at = SystemTime::now();
+        s.up_since = Some(Instant::now());
+        s.detail = None;
+    });
+    ctx.say(&format!(
+        "tunnel up: 127.0.0.1:{} -> pod:{remote} via {ephemeral}",
+        ctx.tunnel.local.port()
+    ))
+    .await;
+    watch(ctx, attempt, &mut lines, ephemeral).await
+}
+
+fn attempt_remember(last_lines: &mut Vec<String>, line: String) {
+    if last_lines.len() == LAST_LINES {
+        last_lines.remove(0);
+    }
+    last_lines.push(line);
+}
+
+/// Watches a working path until kubectl exits or stops forwarding.
+async fn watch(
+    ctx: &Ctx,
+    attempt: &mut Attempt,
+    lines: &mut mpsc::Receiver<String>,
+    ephemeral: SocketAddr,
+) -> Broke {
+    let mut failed_probes = 0;
+    let mut timer = tokio::time::interval(PROBE_INTERVAL);
+    timer.tick().await;
+    loop {
+        let Some(run) = attempt.forward.as_mut() else {
+            return Broke::Lost("kubectl port-forward is gone".into());
+        };
+        let suspicious = tokio::select! {
+            status = run.child.wait() => {
+                let code = child::exit_code(status.ok());
+                drain(lines, attempt).await;
+                return Broke::Lost(format!("kubectl port-forward exited with code {code}{}", attempt.explain()));
+            }
+            _ = timer.tick() => false,
+            _ = ctx.tunnel.splice_failed.notified() => true,
+            line = lines.recv() => match line {
+                Some(line) => {
+                    let bad = kubectl::is_connection_error(&line);
+                    attempt.remember(line);
+                    if !bad {
+                        continue;
+                    }
+                    true
+                }
+                None => false,
+            },
+        };
+        if probe(ephemeral).await {
+            failed_probes = 0;
+        } else {
+            failed_probes += 1;
+            tracing::info!(
+                "{}: probe of {ephemeral} failed ({failed_probes} in a row, suspicious: {suspicious})",
+                ctx.process.name
+            );
+            if failed_probes >= PROBES_TO_RESTART {
+                return Broke::Lost(format!(
+                    "kubectl runs but does not forward ({PROBES_TO_RESTART} probes of {ephemeral} failed in a row)"
+                ));
+            }
+        }
+    }
+}
+
+/// Reads what is left of a child's output once it has exited.
+async fn drain(lines: &mut mpsc::Receiver<String>, attempt: &mut Attempt) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(line) = lines.recv().await {
+            attempt.remember(line);
+        }
+    })
+    .await;
+}
+
+/// Whether a connection through kubectl works: it must be accepted and not closed at once
+/// without a byte (what kubectl does when it can no longer reach the pod). A server that speaks
+/// first (MySQL) answers; a silent one (HTTP) simply stays open.
+async fn probe(addr: SocketAddr) -> bool {
+    let connect = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await;
+    let Ok(Ok(mut stream)) = connect else {
+        return false;
+    };
+    let mut byte = [0u8; 1];
+    !matches!(
+        tokio::time::timeout(Duration::from_millis(500), stream.read(&mut byte)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+/// Steps 2 and 3 for a database: start the Cloud SQL proxy in the pod, and learn its port from the
+/// exec's output or the pod's log.
+async fn find_proxy_port(ctx: &Ctx, attempt: &mut Attempt) -> Result<u16, String> {
+    let Route::Database { port_pattern, .. } = &ctx.target.route else {
+        return Err("not a database target".into());
+    };
+    let pattern =
+        regex::Regex::new(port_pattern).map_err(|err| format!("port_pattern is invalid: {err}"))?;
+    ctx.process
+        .state
+        .send_modify(|s| s.detail = Some("starting proxy in pod".into()));
+    let program = match &ctx.tool {
+        Tool::Kubectl(program) => program,
+        Tool::Simulated => {
+            let kubectl = Kubectl {
+                program: "kubectl".as_ref(),
+                target: &ctx.target,
+            };
+            ctx.say(&format!("Context: {}", ctx.target.context)).await;
+            ctx.say(&format!("Namespace: {}", ctx.target.namespace))
+                .await;
+            ctx.say(&format!(
+                "would run: {}",
+                shown(&kubectl.exec().unwrap_or_default())
+            ))
+            .await;
+            ctx.say(&format!(
+                "would read the proxy's port from: {}",
+                shown(&kubectl.logs())
+            ))
+            .await;
+            return Ok(3307);
+        }
+    };
+    let kubectl = Kubectl {
+        program,
+        target: &ctx.target,
+    };
+    let argv = kubectl.exec().unwrap_or_default();
+    let (tap, mut lines) = mpsc::channel(256);
+    let run = supervise::start_child(&ctx.daemon, &ctx.process, &argv, Some(tap)).await?;
+    let run = attempt.exec.insert(run);
+    // Wait for exec to end. A proxy in the foreground keeps it running: once the port is known,
+    // a second more is enough, and exec is left running with the attempt.
+    let mut found = None;
+    let mut deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+    let exited = loop {
+        tokio::select! {
+            line = lines.recv() => match line {
+                Some(line) => {
+                    if let Some(port) = kubectl::proxy_port(&pattern, &line) {
+                        if found.is_none() {
+                            deadline = deadline.min(tokio::time::Instant::now() + Duration::from_secs(1));
+                        }
+                        found = Some(port);
+                    }
+                    attempt_remember(&mut attempt.last_lines, line);
+                }
+                // Output closed: the exit follows.
+                None => break Some(child::exit_code(run.child.wait().await.ok())),
+            },
+            status = run.child.wait() => {
+                while let Ok(line) = lines.try_recv() {
+                    found = kubectl::proxy_port(&pattern, &line).or(found);
+                    attempt_remember(&mut attempt.last_lines, line);
+                }
+                break Some(child::exit_code(status.ok()));
+            }
+            _ = tokio::time::sleep_until(deadline) => break None,
+        }
+    };
+    if exited.is_none() && found.is_none() {
+        return Err(format!(
+            "kubectl exec did not finish within {} s{}",
+            STEP_TIMEOUT.as_secs(),
+            attempt.explain()
+        ));
+    }
+    if let Some(code) = exited.filter(|&code| code != 0) {
+        return Err(format!(
+            "kubectl exec of the proxy failed with exit code {code}{}",
+            attempt.explain()
+        ));
+    }
+    if let Some(port) = found {
+        ctx.say(&format!("the proxy listens on port {port} in the pod"))
+            .await;
+        return Ok(port);
+    }
+    ctx.process
+        .state
+        .send_modify(|s| s.detail = Some("waiting for port".into()));
+    let deadline = Instant::now() + PORT_SEARCH;
+    loop {
+        let log = read_pod_log(ctx, &kubectl.logs()).await;
+        if let Some(port) = log
+            .as_deref()
+            .ok()
+            .and_then(|text| kubectl::proxy_port(&pattern, text))
+        {
+            ctx.say(&format!(
+                "the pod's log says the proxy listens on port {port}"
+            ))
+            .await;
+            return Ok(port);
+        }
+        if Instant::now() >= deadline {
+            let why = log.err().map(|e| format!(" ({e})")).unwrap_or_default();
+            return Err(format!(
+                "no line of the pod's log matched /{port_pattern}/ within {} s{why}",
+                PORT_SEARCH.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Runs `kubectl logs` and returns its stdout. The pod's log is read, not copied into the
+/// tunnel's log; kubectl's complaints are.
+async fn read_pod_log(ctx: &Ctx, argv: &[OsString]) -> Result<String, String> {
+    let spec = &ctx.process.spec;
+    let mut child = child::spawn(argv, &spec.env, &spec.cwd)
+        .map_err(|err| child::describe_spawn_error(argv, &spec.cwd, &err))?;
+    let pid = child.id().unwrap_or(0);
+    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+    let read = async {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        if let Some(out) = out.as_mut() {
+            let _ = out.read_to_end(&mut stdout).await;
+        }
+        if let Some(err) = err.as_mut() {
+            let _ = err.read_to_end(&mut stderr).await;
+        }
+        (stdout, stderr, child.wait().await.ok())
+    };
+    let (stdout, stderr, status) = match tokio::time::timeout(STEP_TIMEOUT, read).await {
+        Ok(done) => done,
+        Err(_) => {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::SIGKILL,
+            );
+            return Err("kubectl logs did not answer".into());
+        }
+    };
+    let stderr = String::from_utf8_lossy(&stderr);
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        ctx.say(&format!("kubectl logs: {line}")).await;
+    }
+    match child::exit_code(status) {
+        0 => Ok(String::from_utf8_lossy(&stdout).into_owned()),
+        code => Err(format!(
+            "kubectl logs exited with code {code}: {}",
+            stderr.trim()
+        )),
+    }
+}
+
+/// Ends what is left of an attempt; returns how the port-forward ended if it was still running.
+async fn end_attempt(ctx: &Ctx, attempt: Attempt) -> Option<(Signal, Duration)> {
+    let mut ended = None;
+    for (is_forward, run) in [(true, attempt.forward), (false, attempt.exec)] {
+        let Some(mut run) = run else { continue };
+        match run.child.try_wait() {
+            Ok(Some(status)) => {
+                child::reap_leftovers(run.pid, END_GRACE);
+                supervise::finish(
+                    &ctx.daemon,
+                    &ctx.process,
+                    run,
+                    child::exit_code(Some(status)),
+                )
+                .await;
+            }
+            _ => {
+                let result = supervise::end(&ctx.daemon, &ctx.process, run, END_GRACE).await;
+                if is_forward {
+                    ended = Some(result);
+                }
+            }
+        }
+    }
+    ended
+}
+
+/// The simulated port-forward: this binary, serving an echo "database".
+fn simulated_forward(remote: u16) -> Vec<OsString> {
+    vec![
+        crate::paths::own_executable().into_os_string(),
+        "__simulate-forward".into(),
+        "--remote".into(),
+        remote.to_string().into(),
+    ]
+}
+
+fn shown(argv: &[OsString]) -> String {
+    argv.iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Ctx {
+    /// A line of the tunnel's own in its log, among kubectl's.
+    async fn say(&self, message: &str) {
+        let mut fmt = LineFormatter::new(&self.process.name, None);
+        self.daemon
+            .writer
+            .append(&self.process.log, fmt.lifecycle(message))
+            .await;
+    }
+}

@@ -1,0 +1,476 @@
+//! Forward targets: resolving `ENV/NAME` from the config into everything the daemon needs, and
+//! validating every value that will reach kubectl's command line.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Database, Environment, Service};
+
+/// The Cloud SQL Auth Proxy v2 line announcing a port, the default `port_pattern`.
+pub const DEFAULT_PORT_PATTERN: &str = r"\[{sql_connection}\] Listening on [^ ]+:(\d+)";
+
+/// A target resolved from the config, ready to run. Sent to the daemon with the request, so the
+/// daemon needs neither the client's config file nor its environment to find it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// `ENV/NAME`.
+    pub name: String,
+    pub context: String,
+    pub namespace: String,
+    pub kubeconfig: Option<String>,
+    pub local_port: u16,
+    pub scheme: String,
+    pub route: Route,
+}
+
+/// How the tunnel reaches its upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Route {
+    /// Start a Cloud SQL proxy in a pod of `deployment`, learn its port from the pod log, forward
+    /// to it.
+    Database {
+        deployment: String,
+        sql_connection: String,
+        /// The connect command with `{sql_connection}` already substituted.
+        connect: Vec<String>,
+        /// The port pattern with the instance substituted (escaped).
+        port_pattern: String,
+    },
+    /// Forward straight to `resource` (`svc/x`, `deploy/x`, `pod/x`) on `remote_port`.
+    Service { resource: String, remote_port: u16 },
+}
+
+impl Target {
+    /// The resource given to `kubectl port-forward` and `exec`.
+    pub fn resource(&self) -> String {
+        match &self.route {
+            Route::Database { deployment, .. } => format!("deploy/{deployment}"),
+            Route::Service { resource, .. } => resource.clone(),
+        }
+    }
+
+    pub fn sql_connection(&self) -> Option<&str> {
+        match &self.route {
+            Route::Database { sql_connection, .. } => Some(sql_connection),
+            Route::Service { .. } => None,
+        }
+    }
+
+    pub fn url(&self, port: u16) -> String {
+        format!("{}://127.0.0.1:{port}", self.scheme)
+    }
+}
+
+/// Why a target could not be resolved. Each names the thing and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error(
+        "`{0}` is not a target name; target names are ENV/NAME, for example na-prod/billing-bookkeeper"
+    )]
+    BadName(String),
+    #[error("there is no target `{name}`{}", suggestion(.close))]
+    Unknown { name: String, close: Vec<String> },
+    #[error(
+        "target {target}: `{field}` is missing; set it on the target or its environment in rhizome.toml"
+    )]
+    Missing { target: String, field: &'static str },
+    #[error("target {target}: `{field}` = {value:?} is not allowed: {why}")]
+    Invalid {
+        target: String,
+        field: &'static str,
+        value: String,
+        why: &'static str,
+    },
+}
+
+fn suggestion(close: &[String]) -> String {
+    match close {
+        [] => "; `rhizome targets` lists them".to_string(),
+        names => format!("; did you mean {}?", names.join(", ")),
+    }
+}
+
+/// Every target name in the config, sorted.
+pub fn names(config: &Config) -> Vec<String> {
+    let mut names = Vec::new();
+    for (env, environment) in &config.environments {
+        for name in environment
+            .databases
+            .keys()
+            .chain(environment.services.keys())
+        {
+            names.push(format!("{env}/{name}"));
+        }
+    }
+    names.sort();
+    names
+}
+
+/// Resolves and validates `ENV/NAME`.
+pub fn resolve(config: &Config, name: &str) -> Result<Target, TargetError> {
+    let (env, entry) = name
+        .split_once('/')
+        .filter(|(env, entry)| !env.is_empty() && !entry.is_empty() && !entry.contains('/'))
+        .ok_or_else(|| TargetError::BadName(name.to_string()))?;
+    let unknown = || TargetError::Unknown {
+        name: name.to_string(),
+        close: closest(name, &names(config)),
+    };
+    let environment = config.environments.get(env).ok_or_else(unknown)?;
+    if let Some(database) = environment.databases.get(entry) {
+        database_target(name, environment, database)
+    } else if let Some(service) = environment.services.get(entry) {
+        service_target(name, environment, service)
+    } else {
+        Err(unknown())
+    }
+}
+
+fn database_target(name: &str, env: &Environment, db: &Database) -> Result<Target, TargetError> {
+    let check = Check { target: name };
+    let sql_connection = check.sql_connection(&db.sql_connection)?;
+    let connect: Vec<String> = env
+        .connect
+        .clone()
+        .unwrap_or_else(|| vec!["/connect.sh".into(), "{sql_connection}".into()])
+        .iter()
+        .map(|arg| arg.replace("{sql_connection}", &sql_connection))
+        .collect();
+    if connect.is_empty() {
+        return Err(check.invalid("connect", "[]", "the command needs at least a program"));
+    }
+    for arg in &connect {
+        check.plain("connect", arg)?;
+    }
+    let pattern = env
+        .port_pattern
+        .as_deref()
+        .unwrap_or(DEFAULT_PORT_PATTERN)
+        .replace("{sql_connection}", &regex::escape(&sql_connection));
+    match regex::Regex::new(&pattern) {
+        Ok(re) if re.captures_len() >= 2 => {}
+        Ok(_) => {
+            return Err(check.invalid(
+                "port_pattern",
+                &pattern,
+                "it needs a capture group for the port",
+            ));
+        }
+        Err(_) => {
+            return Err(check.invalid(
+                "port_pattern",
+                &pattern,
+                "it is not a valid regular expression",
+            ));
+        }
+    }
+    let deployment = db.deployment.as_ref().or(env.deployment.as_ref());
+    Ok(Target {
+        name: name.to_string(),
+        context: check.context(db.context.as_ref().or(env.context.as_ref()))?,
+        namespace: check.k8s_name(
+            "namespace",
+            db.namespace.as_ref().or(env.namespace.as_ref()),
+        )?,
+        kubeconfig: check.path(
+            "kubeconfig",
+            db.kubeconfig.as_ref().or(env.kubeconfig.as_ref()),
+        )?,
+        local_port: db.local_port.unwrap_or(0),
+        scheme: check.scheme(db.scheme.as_deref().unwrap_or("mysql"))?,
+        route: Route::Database {
+            deployment: check.k8s_name("deployment", deployment)?,
+            sql_connection,
+            connect,
+            port_pattern: pattern,
+        },
+    })
+}
+
+fn service_target(name: &str, env: &Environment, svc: &Service) -> Result<Target, TargetError> {
+    let check = Check { target: name };
+    let resource = match svc.resource.split_once('/') {
+        Some((kind @ ("svc" | "service" | "deploy" | "deployment" | "pod" | "po"), object)) => {
+            format!(
+                "{kind}/{}",
+                check.k8s_name("resource", Some(&object.to_string()))?
+            )
+        }
+        _ => {
+            return Err(check.invalid(
+                "resource",
+                &svc.resource,
+                "it must be svc/NAME, deploy/NAME or pod/NAME",
+            ));
+        }
+    };
+    if svc.remote_port == 0 {
+        return Err(check.invalid("remote_port", "0", "it must be a port from 1 to 65535"));
+    }
+    Ok(Target {
+        name: name.to_string(),
+        context: check.context(svc.context.as_ref().or(env.context.as_ref()))?,
+        namespace: check.k8s_name(
+            "namespace",
+            svc.namespace.as_ref().or(env.namespace.as_ref()),
+        )?,
+        kubeconfig: check.path(
+            "kubeconfig",
+            svc.kubeconfig.as_ref().or(env.kubeconfig.as_ref()),
+        )?,
+        local_port: svc.local_port.unwrap_or(0),
+        scheme: check.scheme(svc.scheme.as_deref().unwrap_or("http"))?,
+        route: Route::Service {
+            resource,
+            remote_port: svc.remote_port,
+        },
+    })
+}
+
+/// Validation of one target's fields, naming the target and the field in every error.
+struct Check<'a> {
+    target: &'a str,
+}
+
+impl Check<'_> {
+    fn invalid(&self, field: &'static str, value: &str, why: &'static str) -> TargetError {
+        TargetError::Invalid {
+            target: self.target.to_string(),
+            field,
+            value: value.to_string(),
+            why,
+        }
+    }
+
+    fn required(&self, field: &'static str, value: Option<&String>) -> Result<String, TargetError> {
+        value.cloned().ok_or(TargetError::Missing {
+            target: self.target.to_string(),
+            field,
+        })
+    }
+
+    /// A Kubernetes object name (RFC 1123): lowercase letters, digits, `-` and `.`.
+    fn k8s_name(&self, field: &'static str, value: Option<&String>) -> Result<String, TargetError> {
+        let value = self.required(field, value)?;
+        let ok = !value.is_empty()
+            && value.len() <= 253
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && value.as_bytes()[0].is_ascii_alphanumeric()
+            && value.as_bytes()[value.len() - 1].is_ascii_alphanumeric()
+            && !value.contains("..");
+        if ok {
+            Ok(value)
+        } else {
+            Err(self.invalid(
+                field,
+                &value,
+                "Kubernetes names are lowercase letters, digits, '-' and '.'",
+            ))
+        }
+    }
+
+    /// A kubeconfig context: names are free-form there, but nothing that could be mistaken for
+    /// an option, a path or shell syntax reaches kubectl.
+    fn context(&self, value: Option<&String>) -> Result<String, TargetError> {
+        let value = self.required("context", value)?;
+        let ok = !value.is_empty()
+            && value.len() <= 253
+            && !value.starts_with('-')
+            && !value.contains("..")
+            && value.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@' | b'/')
+            });
+        if ok {
+            Ok(value)
+        } else {
+            Err(self.invalid(
+                "context",
+                &value,
+                "use letters, digits and - _ . : @ / only",
+            ))
+        }
+    }
+
+    /// `project:region:instance`.
+    fn sql_connection(&self, value: &str) -> Result<String, TargetError> {
+        let parts: Vec<&str> = value.split(':').collect();
+        let ok = parts.len() == 3
+            && parts.iter().all(|part| {
+                !part.is_empty()
+                    && part.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                    })
+            })
+            && !value.contains("..");
+        if ok {
+            Ok(value.to_string())
+        } else {
+            Err(self.invalid(
+                "sql_connection",
+                value,
+                "it must be project:region:instance",
+            ))
+        }
+    }
+
+    fn scheme(&self, value: &str) -> Result<String, TargetError> {
+        let ok = value
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+        if ok {
+            Ok(value.to_string())
+        } else {
+            Err(self.invalid(
+                "scheme",
+                value,
+                "a URL scheme is letters, digits, + - and .",
+            ))
+        }
+    }
+
+    fn path(
+        &self,
+        field: &'static str,
+        value: Option<&String>,
+    ) -> Result<Option<String>, TargetError> {
+        match value {
+            None => Ok(None),
+            Some(path)
+                if path.is_empty()
+                    || path.starts_with('-')
+                    || path.contains(['\n', '\r', '\0']) =>
+            {
+                Err(self.invalid(field, path, "it must be a file path"))
+            }
+            Some(path) => Ok(Some(path.clone())),
+        }
+    }
+
+    /// An argument of the connect command: no line breaks or NULs (it is an argument, never shell
+    /// text, but a newline would still corrupt logs and the pod's view of it).
+    fn plain(&self, field: &'static str, value: &str) -> Result<(), TargetError> {
+        if value.contains(['\n', '\r', '\0']) {
+            return Err(self.invalid(field, value, "arguments cannot contain line breaks"));
+        }
+        Ok(())
+    }
+}
+
+/// Up to three names close to `wanted`, nearest first.
+fn closest(wanted: &str, names: &[String]) -> Vec<String> {
+    let mut scored: Vec<(f64, &String)> = names
+        .iter()
+        .map(|name| {
+            let mut score = strsim::jaro_winkler(wanted, name);
+            if name.contains(wanted)
+                || wanted
+                    .split('/')
+                    .any(|part| !part.is_empty() && name.contains(part))
+            {
+                score += 0.2;
+            }
+            (score, name)
+        })
+        .filter(|(score, _)| *score >= 0.7)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, name)| name.clone())
+        .collect()
+}
+
+/// Targets as a list for `rhizome targets`: name, kind, where it points.
+pub fn describe(config: &Config) -> BTreeMap<String, Result<Target, TargetError>> {
+    names(config)
+        .into_iter()
+        .map(|name| {
+            let target = resolve(config, &name);
+            (name, target)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+
+    fn built_in() -> Config {
+        parse(crate::config::BUILT_IN).unwrap()
+    }
+
+    #[test]
+    fn the_built_in_target_resolves() {
+        let target = resolve(&built_in(), "na-prod/billing-bookkeeper").unwrap();
+        assert_eq!(target.local_port, 3306);
+        assert_eq!(target.url(3306), "mysql://127.0.0.1:3306");
+        assert_eq!(target.resource(), "deploy/gke-cloudsql-access");
+        let Route::Database {
+            connect,
+            port_pattern,
+            ..
+        } = &target.route
+        else {
+            panic!()
+        };
+        assert_eq!(
+            connect,
+            &[
+                "/connect.sh",
+                "clover-prod-databases:us-central1:billing-bookkeeper"
+            ]
+        );
+        let re = regex::Regex::new(port_pattern).unwrap();
+        let line = "2026/11/25 08:00:00 [clover-prod-databases:us-central1:billing-bookkeeper] Listening on 127.0.0.1:3307";
+        assert_eq!(&re.captures(line).unwrap()[1], "3307");
+    }
+
+    #[test]
+    fn unknown_targets_suggest_close_names() {
+        let err = resolve(&built_in(), "na-prod/billing").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "there is no target `na-prod/billing`; did you mean na-prod/billing-bookkeeper?"
+        );
+        assert!(matches!(
+            resolve(&built_in(), "billing"),
+            Err(TargetError::BadName(_))
+        ));
+    }
+
+    fn service(context: &str, namespace: &str) -> Config {
+        parse(&format!(
+            "[environments.e.services.s]\nresource = \"svc/web\"\nremote_port = 80\ncontext = {context:?}\nnamespace = {namespace:?}\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn shell_metacharacters_newlines_and_dots_are_refused_by_field() {
+        assert!(resolve(&service("gke_p_z_c", "web"), "e/s").is_ok());
+        for (field, config) in [
+            ("namespace", service("ok", "web; rm -rf /")),
+            ("namespace", service("ok", "../etc")),
+            ("namespace", service("ok", "$(id)")),
+            ("context", service("prod\nevil", "ok")),
+            ("context", service("--kubeconfig=/tmp/x", "ok")),
+            ("context", service("a..b", "ok")),
+            ("context", service("a`b`", "ok")),
+        ] {
+            let err = resolve(&config, "e/s").unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("target e/s: `{field}` = ")),
+                "{err}"
+            );
+        }
+    }
+}

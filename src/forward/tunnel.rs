@@ -1,0 +1,160 @@
+//! The local end of a tunnel: the daemon's own listener on `127.0.0.1:LOCAL`, which stays bound
+//! for the tunnel's whole life, and the splice from each accepted connection to the current
+//! upstream (kubectl's ephemeral port).
+//!
+//! While the upstream is down, new connections wait for the next one instead of being refused.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Buffer per direction: large enough for bulk transfers at memory speed.
+const SPLICE_BUFFER: usize = 256 * 1024;
+
+/// Where connections go now. `generation` changes with every new upstream, so a connection that
+/// failed against one upstream waits for the next rather than retrying the same.
+#[derive(Debug, Clone, Copy, Default)]
+struct Upstream {
+    addr: Option<SocketAddr>,
+    generation: u64,
+}
+
+/// Connection counters, shown by `ps --json`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub open: AtomicU64,
+    pub total: AtomicU64,
+    /// Client to upstream.
+    pub bytes_up: AtomicU64,
+    /// Upstream to client.
+    pub bytes_down: AtomicU64,
+}
+
+pub struct Tunnel {
+    pub local: SocketAddr,
+    upstream: watch::Sender<Upstream>,
+    pub stats: Stats,
+    /// Signalled when a connection to the upstream failed, so the pipeline probes at once.
+    pub splice_failed: Notify,
+    /// How long a connection waits for an upstream.
+    wait: Duration,
+    /// Closes the listener and every connection.
+    closed: CancellationToken,
+}
+
+impl Tunnel {
+    /// Binds `127.0.0.1:port` (0 for any free port). Synchronous, so "in use" is known at once.
+    pub fn bind(port: u16) -> io::Result<std::net::TcpListener> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    }
+
+    /// Starts accepting on `listener`; connections wait up to `wait` for an upstream.
+    pub fn start(listener: std::net::TcpListener, wait: Duration) -> io::Result<Arc<Tunnel>> {
+        let listener = TcpListener::from_std(listener)?;
+        let tunnel = Arc::new(Tunnel {
+            local: listener.local_addr()?,
+            upstream: watch::Sender::new(Upstream::default()),
+            stats: Stats::default(),
+            splice_failed: Notify::new(),
+            wait,
+            closed: CancellationToken::new(),
+        });
+        tokio::spawn(accept(listener, tunnel.clone()));
+        Ok(tunnel)
+    }
+
+    /// Points new connections at `addr`, or makes them wait with `None`.
+    pub fn set_upstream(&self, addr: Option<SocketAddr>) {
+        self.upstream.send_modify(|u| {
+            u.addr = addr;
+            u.generation += 1;
+        });
+    }
+
+    pub fn upstream(&self) -> Option<SocketAddr> {
+        self.upstream.borrow().addr
+    }
+
+    /// Stops listening and ends every connection.
+    pub fn close(&self) {
+        self.closed.cancel();
+    }
+}
+
+async fn accept(listener: TcpListener, tunnel: Arc<Tunnel>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((client, _)) => {
+                    tokio::spawn(splice(client, tunnel.clone()));
+                }
+                Err(err) => {
+                    tracing::warn!("tunnel {}: accept failed: {err}", tunnel.local);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = tunnel.closed.cancelled() => return,
+        }
+    }
+}
+
+async fn splice(mut client: TcpStream, tunnel: Arc<Tunnel>) {
+    tunnel.stats.total.fetch_add(1, Ordering::Relaxed);
+    tunnel.stats.open.fetch_add(1, Ordering::Relaxed);
+    tokio::select! {
+        _ = relay(&mut client, &tunnel) => {}
+        _ = tunnel.closed.cancelled() => {}
+    }
+    tunnel.stats.open.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn relay(client: &mut TcpStream, tunnel: &Tunnel) {
+    let Some(mut server) = connect_upstream(tunnel).await else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let copied =
+        tokio::io::copy_bidirectional_with_sizes(client, &mut server, SPLICE_BUFFER, SPLICE_BUFFER)
+            .await;
+    if let Ok((up, down)) = copied {
+        tunnel.stats.bytes_up.fetch_add(up, Ordering::Relaxed);
+        tunnel.stats.bytes_down.fetch_add(down, Ordering::Relaxed);
+        // An upstream that closes without a byte is what a wedged kubectl does: have it probed.
+        if down == 0 {
+            tunnel.splice_failed.notify_one();
+        }
+    }
+}
+
+/// Connects to the current upstream, waiting for one (and for a new one after a failure) until
+/// the tunnel's wait runs out.
+async fn connect_upstream(tunnel: &Tunnel) -> Option<TcpStream> {
+    let deadline = Instant::now() + tunnel.wait;
+    let mut upstream = tunnel.upstream.subscribe();
+    let mut failed_generation = None;
+    loop {
+        let usable = |u: &Upstream| u.addr.is_some() && Some(u.generation) != failed_generation;
+        let current = match tokio::time::timeout_at(deadline, upstream.wait_for(usable)).await {
+            Ok(Ok(current)) => *current,
+            _ => return None,
+        };
+        let addr = current.addr?;
+        match TcpStream::connect(addr).await {
+            Ok(server) => return Some(server),
+            Err(_) => {
+                failed_generation = Some(current.generation);
+                tunnel.splice_failed.notify_one();
+            }
+        }
+    }
+}
