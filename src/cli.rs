@@ -1,9 +1,15 @@
 //! The command line, defined once with clap: the source of `--help`, completions and man pages.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use chrono::NaiveTime;
+use clap::{Args, Parser, Subcommand, ValueHint};
+use clap_complete::{ArgValueCandidates, Shell};
 
+use crate::client::complete;
 use crate::protocol::RestartPolicy;
 
 #[derive(Debug, Parser)]
@@ -13,12 +19,33 @@ use crate::protocol::RestartPolicy;
     about = "Keeps long-running helper processes alive, above all kubectl port-forward tunnels to databases",
     long_about = "Keeps long-running helper processes alive, above all kubectl port-forward tunnels \
                   to databases.\n\nEvery command talks to a per-user background daemon over a Unix \
-                  socket and starts that daemon if it is not running.",
-    after_help = "Examples:\n  rhizome sleeper\n  rhizome run --name web -- python3 -m http.server 8000\n  rhizome ps\n  rhizome logs -f web\n  rhizome kill web"
+                  socket and starts that daemon if it is not running. `rhizome` alone shows whether \
+                  the daemon runs and the most useful commands.",
+    after_help = "Examples:\n  rhizome sleeper\n  rhizome run --name web -- python3 -m http.server 8000\n  rhizome ps\n  rhizome logs -f web\n  rhizome kill web\n  rhizome forward na-prod/billing-bookkeeper"
 )]
 pub struct Cli {
+    /// When to use colors: auto (on a terminal, unless NO_COLOR is set), always, never
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value_t = ColorWhen::Auto,
+        hide_possible_values = true
+    )]
+    pub color: ColorWhen,
+
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    // No doc comments: the flag's help names them all.
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -38,7 +65,9 @@ pub enum Command {
     Ps(PsArgs),
 
     /// Print a managed process's log
-    #[command(after_help = "Examples:\n  rhizome logs web\n  rhizome logs -n 20 -f 3")]
+    #[command(
+        after_help = "Examples:\n  rhizome logs web\n  rhizome logs -n 20 -f 3\n  rhizome logs --since 10m --grep 'error|warn' web\n  rhizome logs --raw web | jq ."
+    )]
     Logs(LogsArgs),
 
     /// Stop managed processes: SIGTERM to the process group, SIGKILL after the timeout
@@ -46,7 +75,10 @@ pub enum Command {
     Kill(KillArgs),
 
     /// Control the background daemon
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  rhizome daemon status\n  rhizome daemon restart"
+    )]
     Daemon(DaemonCommand),
 
     /// Open a tunnel to a target (or find the one already open) and print its address
@@ -56,8 +88,24 @@ pub enum Command {
     Forward(ForwardArgs),
 
     /// List the targets `forward` knows, from rhizome.toml and the built-in ones
-    #[command(after_help = "Example:\n  rhizome targets --json")]
+    #[command(after_help = "Examples:\n  rhizome targets\n  rhizome targets --json")]
     Targets(TargetsArgs),
+
+    /// Print a shell completion script that completes commands, flags, targets and process ids
+    #[command(
+        long_about = "Print a shell completion script.\n\nThe script asks rhizome for the \
+                      candidates on every TAB, so target names (from rhizome.toml) and the ids \
+                      and names of managed processes (from a running daemon; completing never \
+                      starts one) complete too. It is the same script as `COMPLETE=SHELL \
+                      rhizome` prints, and as the repository's completions/ directory holds; it \
+                      runs `rhizome`, which must be on PATH.",
+        after_help = "Examples:\n  source <(rhizome completions bash)            # in ~/.bashrc\n  rhizome completions zsh > ~/.zfunc/_rhizome   # with fpath=(~/.zfunc $fpath) before compinit\n  rhizome completions fish > ~/.config/fish/completions/rhizome.fish"
+    )]
+    Completions {
+        /// The shell to complete in
+        #[arg(value_enum)]
+        shell: Shell,
+    },
 
     /// The managed process behind `rhizome sleeper` (internal)
     #[command(name = "__sleeper", hide = true)]
@@ -68,6 +116,13 @@ pub enum Command {
     SimulateForward {
         #[arg(long)]
         remote: u16,
+    },
+
+    /// Write completions/ and man/ under DIR, as checked in (`cargo run -q -- __generate .`)
+    #[command(name = "__generate", hide = true)]
+    Generate {
+        #[arg(value_name = "DIR", value_hint = ValueHint::DirPath)]
+        dir: PathBuf,
     },
 }
 
@@ -90,7 +145,12 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = RestartPolicy::Never)]
     pub restart: RestartPolicy,
     /// The command and its arguments
-    #[arg(required = true, last = true, value_name = "CMD")]
+    #[arg(
+        required = true,
+        last = true,
+        value_name = "CMD",
+        value_hint = ValueHint::CommandWithArguments
+    )]
     pub command: Vec<OsString>,
 }
 
@@ -106,15 +166,88 @@ pub struct PsArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Print only the last LINES lines
+    /// Print only the last LINES lines (with --since or --grep, the last LINES that match)
     #[arg(short = 'n', long = "lines", value_name = "LINES")]
     pub lines: Option<u64>,
     /// Keep printing new lines until the process ends (Ctrl-C stops only this command)
     #[arg(short, long)]
     pub follow: bool,
+    /// Only lines from the last DURATION (90s, 10m, 1h30m) or since a time of day (14:30)
+    #[arg(
+        long,
+        value_name = "WHEN",
+        long_help = "Only lines from the last DURATION (90s, 10m, 1h30m) or since a time of day \
+                     (14:30, 14:30:15).\n\nLog lines carry a time of day but no date, so each is \
+                     read against today's clock: as the latest moment, at or before now, with \
+                     that time. --since therefore looks back at most a day, and 14:30 before \
+                     half past two means yesterday's."
+    )]
+    pub since: Option<Since>,
+    /// Only lines whose text matches the regular expression PATTERN ((?i) ignores case)
+    #[arg(long, value_name = "PATTERN", value_parser = parse_pattern)]
+    pub grep: Option<regex::Regex>,
+    /// Print only what the process wrote, without the time stamp and the `[name] pid=N` part
+    #[arg(long)]
+    pub raw: bool,
     /// Id, name or pid of the process
-    #[arg(value_name = "ID|NAME|PID")]
+    #[arg(
+        value_name = "ID|NAME|PID",
+        add = ArgValueCandidates::new(complete::any_process)
+    )]
     pub target: String,
+}
+
+/// `--since`: how far back `logs` looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// This long before now.
+    Ago(Duration),
+    /// The latest moment, at or before now, with this time of day.
+    At(NaiveTime),
+}
+
+impl FromStr for Since {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Since, String> {
+        let text = text.trim();
+        if text.contains(':') {
+            return NaiveTime::parse_from_str(text, "%H:%M:%S")
+                .or_else(|_| NaiveTime::parse_from_str(text, "%H:%M"))
+                .map(Since::At)
+                .map_err(|_| format!("`{text}` is not a time of day; write 14:30 or 14:30:15"));
+        }
+        let bad = || format!("`{text}` is not a duration; write 90s, 10m, 1h30m or 2d");
+        let mut total = 0u64;
+        let mut number = String::new();
+        for c in text.chars() {
+            if c.is_ascii_digit() {
+                number.push(c);
+                continue;
+            }
+            let unit = match c {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86400,
+                _ => return Err(bad()),
+            };
+            let n: u64 = number.parse().map_err(|_| bad())?;
+            total = n
+                .checked_mul(unit)
+                .and_then(|s| total.checked_add(s))
+                .ok_or_else(bad)?;
+            number.clear();
+        }
+        if !number.is_empty() || text.is_empty() {
+            return Err(bad());
+        }
+        Ok(Since::Ago(Duration::from_secs(total)))
+    }
+}
+
+fn parse_pattern(text: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(text).map_err(|err| format!("not a regular expression: {err}"))
 }
 
 #[derive(Debug, Args)]
@@ -123,7 +256,8 @@ pub struct KillArgs {
     #[arg(
         value_name = "ID|NAME|PID",
         required_unless_present = "all",
-        conflicts_with = "all"
+        conflicts_with = "all",
+        add = ArgValueCandidates::new(complete::live_process)
     )]
     pub targets: Vec<String>,
     /// Stop every running process
@@ -137,21 +271,26 @@ pub struct KillArgs {
 #[derive(Debug, Subcommand)]
 pub enum DaemonCommand {
     /// Start the daemon in the background if it is not running
+    #[command(after_help = "Example:\n  rhizome daemon start")]
     Start,
     /// Stop the daemon and everything it runs
+    #[command(after_help = "Example:\n  rhizome daemon stop")]
     Stop,
     /// Stop the daemon if it runs, then start it again
+    #[command(after_help = "Example (after installing a new rhizome):\n  rhizome daemon restart")]
     Restart,
     /// Show whether the daemon runs (exit 0) or not (exit 3), without starting it
+    #[command(after_help = "Example:\n  rhizome daemon status >/dev/null || echo \"no daemon\"")]
     Status,
     /// Run the daemon in the foreground (for systemd, launchd, or debugging)
+    #[command(after_help = "Example:\n  RHIZOME_LOG=debug rhizome daemon run")]
     Run,
 }
 
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
     /// Target name, ENV/NAME (see `rhizome targets`)
-    #[arg(value_name = "ENV/NAME")]
+    #[arg(value_name = "ENV/NAME", add = ArgValueCandidates::new(complete::targets))]
     pub target: String,
     /// What to print on stdout
     #[arg(long, value_enum, default_value_t = ForwardFormat::Url)]
@@ -165,7 +304,7 @@ pub struct ForwardArgs {
     /// Run without a cluster: an echo server stands in for the database (also RHIZOME_SIMULATE=1)
     #[arg(long)]
     pub simulate: bool,
-    /// Print no progress on stderr
+    /// Print no progress on stderr (a spinner on a terminal, `rhizome: STEP` lines elsewhere)
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -188,4 +327,35 @@ pub struct TargetsArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_reads_durations_and_times_of_day() {
+        let ago = |s| Since::Ago(Duration::from_secs(s));
+        assert_eq!("90s".parse(), Ok(ago(90)));
+        assert_eq!("10m".parse(), Ok(ago(600)));
+        assert_eq!("1h30m".parse(), Ok(ago(5400)));
+        assert_eq!("2d".parse(), Ok(ago(172800)));
+        assert_eq!(
+            "14:30".parse(),
+            Ok(Since::At(NaiveTime::from_hms_opt(14, 30, 0).unwrap()))
+        );
+        assert_eq!(
+            "14:30:15".parse(),
+            Ok(Since::At(NaiveTime::from_hms_opt(14, 30, 15).unwrap()))
+        );
+        for bad in ["", "10", "m", "10x", "1h30", "25:00", "ten minutes"] {
+            assert!(bad.parse::<Since>().is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -16,9 +16,42 @@ pub struct Config {
     pub kubectl: Option<String>,
     #[serde(default)]
     pub logs: LogsConfig,
+    #[serde(default)]
+    pub forward: ForwardConfig,
     /// Forward targets, by environment: `ENV/NAME`.
     #[serde(default)]
     pub environments: BTreeMap<String, Environment>,
+}
+
+/// How tunnels are kept up.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// The longest wait between two attempts to rebuild a broken tunnel.
+    #[serde(default = "default_backoff_max_secs")]
+    pub backoff_max_secs: u64,
+    /// How often a working tunnel is probed for a kubectl that runs but no longer forwards; 0
+    /// probes only after a failed connection. Each probe is a connection through kubectl to the
+    /// database, which some servers count (MySQL's max_connect_errors).
+    #[serde(default = "default_probe_interval_secs")]
+    pub probe_interval_secs: u64,
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        ForwardConfig {
+            backoff_max_secs: default_backoff_max_secs(),
+            probe_interval_secs: default_probe_interval_secs(),
+        }
+    }
+}
+
+fn default_backoff_max_secs() -> u64 {
+    30
+}
+
+fn default_probe_interval_secs() -> u64 {
+    30
 }
 
 /// Settings shared by the targets of one environment (a cluster, usually).
@@ -158,6 +191,7 @@ pub fn load_with_built_ins(path: &Path) -> Result<Config, ConfigError> {
     })?;
     config.kubectl = user.kubectl.or(config.kubectl);
     config.logs = user.logs;
+    config.forward = user.forward;
     for (name, theirs) in user.environments {
         match config.environments.get_mut(&name) {
             None => {

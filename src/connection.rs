@@ -26,15 +26,19 @@ pub struct Connection {
     framed: Framed<Stream, LengthDelimitedCodec>,
 }
 
+/// The framing: a u32 big-endian length, frames capped at `MAX_FRAME`.
+pub fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_type::<u32>()
+        .big_endian()
+        .max_frame_length(MAX_FRAME)
+        .new_codec()
+}
+
 impl Connection {
     pub fn new(stream: Stream) -> Self {
-        let codec = LengthDelimitedCodec::builder()
-            .length_field_type::<u32>()
-            .big_endian()
-            .max_frame_length(MAX_FRAME)
-            .new_codec();
         Connection {
-            framed: Framed::new(stream, codec),
+            framed: Framed::new(stream, codec()),
         }
     }
 

@@ -5,26 +5,36 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rhizome::cli::{Cli, Command, DaemonCommand};
+use rhizome::client::style::{ERROR, HINT, Paint};
 use rhizome::client::{self, Failure};
 use rhizome::paths::Paths;
 
 fn main() -> ExitCode {
+    // A shell asking for completions (`COMPLETE` set) is answered here; otherwise this costs one
+    // environment lookup.
+    client::complete::answer_shell_if_asked();
+    client::style::choose_early(std::env::args_os());
     let cli = Cli::parse();
+    client::style::choose(cli.color);
     match run(cli) {
         Ok(code) => ExitCode::from(code as u8),
-        Err(err) => match err.downcast_ref::<Failure>() {
-            Some(failure) => {
-                eprintln!("error: {}", failure.message);
-                if let Some(hint) = &failure.hint {
-                    eprintln!("hint: {hint}");
+        Err(err) => {
+            let paint = Paint::stderr();
+            let error = paint.paint(ERROR, "error:");
+            match err.downcast_ref::<Failure>() {
+                Some(failure) => {
+                    eprintln!("{error} {}", failure.message);
+                    if let Some(hint) = &failure.hint {
+                        eprintln!("{} {hint}", paint.paint(HINT, "hint:"));
+                    }
+                    ExitCode::from(failure.code as u8)
                 }
-                ExitCode::from(failure.code as u8)
+                None => {
+                    eprintln!("{error} {err:#}");
+                    ExitCode::from(1)
+                }
             }
-            None => {
-                eprintln!("error: {err:#}");
-                ExitCode::from(1)
-            }
-        },
+        }
     }
 }
 
@@ -35,12 +45,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::SimulateForward { remote }) => {
             return Ok(rhizome::forward::simulate::run(remote));
         }
+        // Neither needs a daemon or the paths.
+        Some(Command::Completions { shell }) => return client::generate::print_script(shell),
+        Some(Command::Generate { dir }) => return client::generate::run(&dir),
         Some(command) => command,
-        None => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
-            return Ok(0);
-        }
+        None => return client::overview::run(),
     };
     let paths = Paths::from_env()?;
     // Commands without a runtime: `start` forks, `run` builds its own, `targets` reads a file.
@@ -67,7 +76,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Command::Daemon(DaemonCommand::Start | DaemonCommand::Run)
             | Command::Targets(_)
             | Command::SleeperChild(_)
-            | Command::SimulateForward { .. } => {
+            | Command::SimulateForward { .. }
+            | Command::Completions { .. }
+            | Command::Generate { .. } => {
                 unreachable!("handled before the runtime is built")
             }
         }

@@ -30,10 +30,12 @@ pub struct Hello {
 }
 
 impl Hello {
+    /// This build's greeting. `RHIZOME_TEST_VERSION` makes a process claim another version, so
+    /// that tests can run a daemon that looks outdated.
     pub fn ours() -> Self {
         Hello {
             protocol: PROTOCOL,
-            version: VERSION.to_string(),
+            version: std::env::var("RHIZOME_TEST_VERSION").unwrap_or_else(|_| VERSION.to_string()),
         }
     }
 }
@@ -52,7 +54,7 @@ pub enum Request {
     Spawn(SpawnRequest),
     Logs(LogsRequest),
     Kill(KillRequest),
-    Forward(ForwardRequest),
+    Forward(Box<ForwardRequest>),
 }
 
 /// What the daemon answers.
@@ -75,6 +77,8 @@ pub enum Response {
     /// A step of a request that takes a while (`forward`), for the user to watch.
     Progress(String),
     Forwarded(ForwardInfo),
+    /// Something the user should know, told once, before the answer to a request.
+    Notice(String),
 }
 
 /// A failed request, as a sentence for the user and, where one is known, what to do about it.
@@ -127,6 +131,15 @@ pub struct ForwardRequest {
     pub timeout_ms: u64,
     /// The environment kubectl runs with, now and at every restart.
     pub context: ClientContext,
+    pub settings: TunnelSettings,
+}
+
+/// How a tunnel is kept up (the config's `[forward]` section).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelSettings {
+    pub backoff_max_ms: u64,
+    /// 0: probe only after a failed connection.
+    pub probe_interval_ms: u64,
 }
 
 /// A working tunnel: the original design's Handle.
@@ -246,6 +259,8 @@ pub enum Status {
     Failed(String),
     /// A tunnel whose path broke and is being rebuilt; its local port stays open.
     Reconnecting,
+    /// A one-shot process that was running when its daemon died; it is not run again.
+    Lost,
 }
 
 impl Status {
@@ -253,7 +268,7 @@ impl Status {
     pub fn is_final(&self) -> bool {
         matches!(
             self,
-            Status::Exited(_) | Status::Killed(_) | Status::Failed(_)
+            Status::Exited(_) | Status::Killed(_) | Status::Failed(_) | Status::Lost
         )
     }
 }
@@ -280,6 +295,7 @@ impl fmt::Display for Status {
             Status::Killed(None) => f.write_str("killed"),
             Status::Failed(reason) => write!(f, "failed({reason})"),
             Status::Reconnecting => f.write_str("reconnecting"),
+            Status::Lost => f.write_str("lost"),
         }
     }
 }

@@ -218,43 +218,78 @@ fn daemon_restart_gives_a_new_daemon() {
     assert!(rh.ok(["daemon", "start"]).contains("already running"));
 }
 
-/// A fake daemon of another version: answers the greeting, as any version does, with its own.
-#[test]
-fn a_daemon_of_another_version_is_named_with_the_fix() {
+/// A fake daemon of another version: answers the greeting, as any version does, with its own,
+/// then hands back the next request it gets (if any) and hangs up.
+fn fake_daemon(
+    rh: &Rhizome,
+    version: &'static str,
+) -> std::thread::JoinHandle<Option<rhizome::protocol::Request>> {
     use rhizome::protocol::{Hello, Response};
-    let rh = Rhizome::new();
     let listener = UnixListener::bind(rh.path().join("rhizome.sock")).unwrap();
-    let server = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
-        let mut len = [0u8; 4];
-        stream.read_exact(&mut len).unwrap();
-        let mut hello = vec![0u8; u32::from_be_bytes(len) as usize];
-        stream.read_exact(&mut hello).unwrap();
+        let mut frame = || {
+            let mut len = [0u8; 4];
+            stream.read_exact(&mut len).ok()?;
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            stream.read_exact(&mut body).ok()?;
+            Some(body)
+        };
+        frame()?;
         let answer = postcard::to_stdvec(&Response::Hello(Hello {
             protocol: 1,
-            version: "0.0.1-old".into(),
+            version: version.into(),
         }))
         .unwrap();
-        stream
-            .write_all(&(answer.len() as u32).to_be_bytes())
-            .unwrap();
-        stream.write_all(&answer).unwrap();
-    });
-    let out = rh.run(["ps"]);
-    server.join().unwrap();
-    assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(out.stderr.contains("0.0.1-old"), "{}", out.stderr);
+        let next = {
+            stream
+                .write_all(&(answer.len() as u32).to_be_bytes())
+                .unwrap();
+            stream.write_all(&answer).unwrap();
+            let mut len = [0u8; 4];
+            stream.read_exact(&mut len).ok()?;
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            stream.read_exact(&mut body).ok()?;
+            body
+        };
+        postcard::from_bytes(&next).ok()
+    })
+}
+
+#[test]
+fn an_older_daemon_is_replaced_by_this_version() {
+    let rh = Rhizome::new();
+    let old = fake_daemon(&rh, "0.0.1-old");
+    let out = rh.run(["ps", "--json"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
     assert!(
-        out.stderr.contains("rhizome daemon restart"),
+        out.stderr
+            .contains("the running daemon is rhizome 0.0.1-old; restarting it as"),
+        "one line says so: {}",
+        out.stderr
+    );
+    assert!(
+        matches!(old.join().unwrap(), Some(rhizome::protocol::Request::Stop)),
+        "the old daemon was asked to stop"
+    );
+    assert!(rh.daemon_running(), "a daemon of this version serves now");
+}
+
+#[test]
+fn a_newer_daemon_is_left_alone_and_named() {
+    let rh = Rhizome::new();
+    let newer = fake_daemon(&rh, "99.0.0");
+    let out = rh.run(["ps"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.starts_with(
+            "error: the running daemon is rhizome 99.0.0 but this is the older rhizome"
+        ),
         "{}",
         out.stderr
     );
-    assert_eq!(
-        out.stderr.lines().count(),
-        2,
-        "one error line and one hint: {}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("hint: "), "{}", out.stderr);
+    drop(newer);
 }
 
 const NOBODY: u32 = 65534;

@@ -6,7 +6,7 @@ use super::ps::human_duration;
 use super::{Client, Failure, unexpected};
 use crate::daemon::{self, Started, lock};
 use crate::paths::Paths;
-use crate::protocol::{DaemonStatus, Request, Response};
+use crate::protocol::{DaemonStatus, Hello, Request, Response};
 
 /// Exit code of `daemon status` when no daemon runs.
 pub const NOT_RUNNING: i32 = 3;
@@ -29,10 +29,24 @@ pub fn start(paths: &Paths) -> anyhow::Result<i32> {
 }
 
 pub async fn status(paths: &Paths) -> anyhow::Result<i32> {
-    let Some(mut client) = Client::connect(paths).await? else {
+    let Some((mut client, theirs)) = Client::connect_any(paths).await? else {
         println!("daemon is not running  (socket {})", paths.socket.display());
         return Ok(NOT_RUNNING);
     };
+    if theirs != Hello::ours() {
+        let pid = lock::read_pid(&paths.lock)
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "?".into());
+        println!(
+            "daemon is running, but it is rhizome {} and this is {}",
+            theirs.version,
+            Hello::ours().version
+        );
+        println!("  pid       {pid}");
+        println!("  socket    {}", paths.socket.display());
+        println!("  the next command other than `daemon status` restarts it as this version");
+        return Ok(0);
+    }
     let status = fetch_status(&mut client).await?;
     println!("daemon is running");
     println!("  pid       {}", status.pid);
@@ -72,18 +86,22 @@ async fn fetch_status(client: &mut Client) -> anyhow::Result<DaemonStatus> {
     }
 }
 
-/// Asks the daemon to stop and returns its pid once it is gone, which is when its lock is free:
-/// the kernel frees it only when the process has exited.
+/// Asks the daemon (of whatever version) to stop and returns its pid once it is gone.
 async fn stop_daemon(paths: &Paths) -> anyhow::Result<Option<u32>> {
-    let Some(mut client) = Client::connect(paths).await? else {
+    let Some((mut client, _)) = Client::connect_any(paths).await? else {
         return Ok(None);
     };
     let pid = lock::read_pid(&paths.lock);
-    match client.call(&Request::Stop).await? {
-        Response::Stopping => {}
-        other => return Err(unexpected(other)),
-    }
+    // `Stop` is the same request in every version; the connection closes when the daemon is gone.
+    client.send(&Request::Stop).await?;
     client.closed().await;
+    wait_for_exit(paths, pid).await?;
+    Ok(Some(pid.unwrap_or(0)))
+}
+
+/// Waits until the daemon is gone, which is when its lock is free: the kernel frees it only when
+/// the process has exited.
+pub async fn wait_for_exit(paths: &Paths, pid: Option<u32>) -> anyhow::Result<()> {
     let deadline = Instant::now() + STOP_DEADLINE;
     while lock::is_held(&paths.lock)? {
         if Instant::now() >= deadline {
@@ -97,5 +115,5 @@ async fn stop_daemon(paths: &Paths) -> anyhow::Result<Option<u32>> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    Ok(Some(pid.unwrap_or(0)))
+    Ok(())
 }

@@ -10,14 +10,13 @@ use super::{Client, Failure, unexpected};
 use crate::cli::{ForwardArgs, ForwardFormat, TargetsArgs};
 use crate::config::{self, Config};
 use crate::forward::kubectl::{self, Tool};
-use crate::forward::target::{self, Route};
+use crate::forward::target::{self, Route, TargetError};
 use crate::paths::Paths;
-use crate::protocol::{ForwardInfo, ForwardRequest, Request, Response};
+use crate::protocol::{ForwardInfo, ForwardRequest, Request, Response, TunnelSettings};
 
 pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<i32> {
     let config = load_config(paths)?;
-    let mut target =
-        target::resolve(&config, &args.target).map_err(|err| Failure::new(err.to_string()))?;
+    let mut target = target::resolve(&config, &args.target).map_err(target_failure)?;
     if let Some(port) = args.port {
         target.local_port = port;
     }
@@ -39,20 +38,97 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<i32> {
         tool,
         timeout_ms: timeout.as_millis() as u64,
         context: super::context()?,
+        settings: TunnelSettings {
+            backoff_max_ms: config.forward.backoff_max_secs.saturating_mul(1000),
+            probe_interval_ms: config.forward.probe_interval_secs.saturating_mul(1000),
+        },
     };
     let mut client = Client::connect_or_start(paths).await?;
-    client.send(&Request::Forward(request)).await?;
-    let progress = !args.quiet;
+    client.send(&Request::Forward(Box::new(request))).await?;
+    let mut progress = Progress::new(args.quiet, &args.target);
+    if let Progress::Spinner(Some(spinner)) = &progress {
+        let spinner = spinner.clone();
+        client.on_notice(move |notice| spinner.suspend(|| eprintln!("rhizome: {notice}")));
+    }
     let info = loop {
-        match client.receive().await? {
-            Response::Progress(step) if progress => eprintln!("rhizome: {step}"),
-            Response::Progress(_) => {}
+        let response = if progress.is_spinner() {
+            tokio::select! {
+                response = client.receive() => response?,
+                // The spinner would stay on the screen if the default handler ended us.
+                _ = tokio::signal::ctrl_c() => {
+                    progress.clear();
+                    return Ok(130);
+                }
+            }
+        } else {
+            client.receive().await?
+        };
+        match response {
+            Response::Progress(step) => progress.step(&step),
             Response::Forwarded(info) => break info,
             other => return Err(unexpected(other)),
         }
     };
+    // Gone before the address appears; an error on the way clears it too (on drop).
+    progress.clear();
     print!("{}", render(&info, args.format));
     Ok(0)
+}
+
+/// How `forward` shows its steps on stderr: a spinner naming the current step on a terminal,
+/// `rhizome: STEP` lines elsewhere (logs, CI), nothing with `--quiet`.
+enum Progress {
+    /// `None` once cleared.
+    Spinner(Option<indicatif::ProgressBar>),
+    Lines,
+    Quiet,
+}
+
+impl Progress {
+    fn new(quiet: bool, target: &str) -> Progress {
+        if quiet {
+            return Progress::Quiet;
+        }
+        let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+        if !std::io::stderr().is_terminal() || dumb {
+            return Progress::Lines;
+        }
+        let style = indicatif::ProgressStyle::with_template("{spinner} {prefix}: {wide_msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+        let spinner =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr())
+                .with_style(style)
+                .with_prefix(target.to_string())
+                .with_message("asking the daemon");
+        spinner.enable_steady_tick(Duration::from_millis(80));
+        Progress::Spinner(Some(spinner))
+    }
+
+    fn is_spinner(&self) -> bool {
+        matches!(self, Progress::Spinner(Some(_)))
+    }
+
+    fn step(&self, step: &str) {
+        match self {
+            Progress::Spinner(Some(spinner)) => spinner.set_message(step.to_string()),
+            Progress::Lines => eprintln!("rhizome: {step}"),
+            Progress::Spinner(None) | Progress::Quiet => {}
+        }
+    }
+
+    fn clear(&mut self) {
+        if let Progress::Spinner(spinner) = self
+            && let Some(spinner) = spinner.take()
+        {
+            spinner.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.clear();
+    }
 }
 
 fn render(info: &ForwardInfo, format: ForwardFormat) -> String {
@@ -74,6 +150,24 @@ fn render(info: &ForwardInfo, format: ForwardFormat) -> String {
             "RHIZOME_HOST=127.0.0.1\nRHIZOME_PORT={}\nRHIZOME_URL={}\n",
             info.local_port, info.connection_string
         ),
+    }
+}
+
+/// A target that does not resolve, said as an error and, for a name that is not there, the
+/// names it may have meant as the hint.
+fn target_failure(err: TargetError) -> Failure {
+    match err {
+        TargetError::Unknown { name, close } => {
+            let hint = match close.as_slice() {
+                [] => "`rhizome targets` lists the targets".to_string(),
+                names => format!(
+                    "did you mean {}? (`rhizome targets` lists them all)",
+                    names.join(", ")
+                ),
+            };
+            Failure::new(format!("there is no target `{name}`")).hint(hint)
+        }
+        other => Failure::new(other.to_string()),
     }
 }
 

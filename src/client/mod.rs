@@ -1,12 +1,17 @@
 //! The client half of every command: reach the daemon (starting it when needed), greet it, and
-//! render its answers. One module per command's rendering.
+//! render its answers. One module per command's rendering, plus what every command shares:
+//! colors (`style`), shell completion (`complete`) and the generated files (`generate`).
 
+pub mod complete;
 pub mod daemon;
 pub mod forward;
+pub mod generate;
 pub mod kill;
 pub mod logs;
+pub mod overview;
 pub mod ps;
 pub mod spawn;
+pub mod style;
 
 use std::io;
 use std::os::unix::ffi::OsStringExt;
@@ -62,7 +67,13 @@ impl From<ErrorReply> for Failure {
 pub struct Client {
     conn: Connection,
     paths: Paths,
+    /// Where the daemon's notices go: printed on stderr, unless a command shows them its own way
+    /// (around a spinner) or must not show them at all (a shell's completion).
+    notice: Option<ShowNotice>,
 }
+
+/// Shows one notice from the daemon.
+type ShowNotice = Box<dyn FnMut(&str) + Send>;
 
 impl Client {
     /// Connects to the daemon, starting one first if none is running.
@@ -73,8 +84,17 @@ impl Client {
         start_daemon_process(paths).await?;
         let deadline = Instant::now() + START_DEADLINE;
         loop {
-            if let Some(client) = Client::connect(paths).await? {
-                return Ok(client);
+            if let Some((client, theirs)) = Client::connect_any(paths).await? {
+                if theirs == Hello::ours() {
+                    return Ok(client);
+                }
+                return Err(Failure::new(format!(
+                    "the daemon that started is rhizome {}, not this rhizome {}",
+                    theirs.version,
+                    Hello::ours().version
+                ))
+                .hint("another rhizome started a daemon at the same moment; run the command again")
+                .into());
             }
             if Instant::now() >= deadline {
                 let holder = crate::daemon::lock::read_pid(&paths.lock)
@@ -92,8 +112,18 @@ impl Client {
         }
     }
 
-    /// Connects to a running daemon; `None` when none is listening. Never starts one.
+    /// Connects to a running daemon; `None` when none is listening. Never starts one, but a
+    /// daemon of an older version is replaced by this one (its processes come back).
     pub async fn connect(paths: &Paths) -> anyhow::Result<Option<Client>> {
+        match Client::connect_any(paths).await? {
+            None => Ok(None),
+            Some((client, theirs)) if theirs == Hello::ours() => Ok(Some(client)),
+            Some((client, theirs)) => Box::pin(client.upgrade(theirs)).await.map(Some),
+        }
+    }
+
+    /// Connects and greets whatever daemon runs, of any version, and says which version it is.
+    pub async fn connect_any(paths: &Paths) -> anyhow::Result<Option<(Client, Hello)>> {
         let name = paths
             .socket
             .as_path()
@@ -122,24 +152,50 @@ impl Client {
         let mut client = Client {
             conn: Connection::new(stream),
             paths: paths.clone(),
+            notice: None,
         };
-        client.handshake().await?;
-        Ok(Some(client))
-    }
-
-    async fn handshake(&mut self) -> anyhow::Result<()> {
-        let ours = Hello::ours();
-        self.conn.send(&Request::Hello(ours.clone())).await?;
-        match self.receive().await? {
-            Response::Hello(theirs) if theirs == ours => Ok(()),
-            Response::Hello(theirs) => Err(Failure::new(format!(
-                "the running daemon is rhizome {} (protocol {}) but this is rhizome {} (protocol {})",
-                theirs.version, theirs.protocol, ours.version, ours.protocol
-            ))
-            .hint("run `rhizome daemon restart` to replace it")
-            .into()),
+        // A daemon that refuses us says why and hangs up, perhaps before our greeting arrives:
+        // read its answer even when sending failed.
+        let sent = client.conn.send(&Request::Hello(Hello::ours())).await;
+        let answer = client.receive().await;
+        let answer = match (sent, answer) {
+            (Err(err), Err(_)) => return Err(err.into()),
+            (_, answer) => answer?,
+        };
+        match answer {
+            Response::Hello(theirs) => Ok(Some((client, theirs))),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Replaces a daemon of another version with one of this version. Its processes come back
+    /// (the daemon's state file survives it). A newer daemon is left alone: replacing it with an
+    /// older one would be a downgrade.
+    async fn upgrade(mut self, theirs: Hello) -> anyhow::Result<Client> {
+        let ours = Hello::ours();
+        if version_number(&theirs.version) > version_number(&ours.version) {
+            return Err(Failure::new(format!(
+                "the running daemon is rhizome {} but this is the older rhizome {}",
+                theirs.version, ours.version
+            ))
+            .hint("use the newer rhizome binary, or `rhizome daemon restart` to run this one")
+            .into());
+        }
+        eprintln!(
+            "rhizome: the running daemon is rhizome {}; restarting it as {} (its processes come back)",
+            theirs.version, ours.version
+        );
+        // `Stop` is the same request in every version.
+        self.send(&Request::Stop).await?;
+        self.closed().await;
+        let paths = self.paths.clone();
+        daemon::wait_for_exit(&paths, None).await?;
+        Client::connect_or_start(&paths).await
+    }
+
+    /// Shows the daemon's notices with `show` instead of printing them on stderr.
+    pub fn on_notice(&mut self, show: impl FnMut(&str) + Send + 'static) {
+        self.notice = Some(Box::new(show));
     }
 
     /// Sends a request and returns the daemon's one answer; an error answer becomes a `Failure`.
@@ -159,10 +215,21 @@ impl Client {
 
     /// Like `receive`, but `None` when the daemon closed the connection.
     pub async fn next(&mut self) -> anyhow::Result<Option<Response>> {
-        match self.conn.recv::<Response>().await {
-            Ok(Some(Response::Error(reply))) => Err(Failure::from(reply).into()),
-            Ok(response) => Ok(response),
-            Err(err) => Err(anyhow::Error::new(err).context("could not read the daemon's answer")),
+        loop {
+            return match self.conn.recv::<Response>().await {
+                Ok(Some(Response::Error(reply))) => Err(Failure::from(reply).into()),
+                Ok(Some(Response::Notice(notice))) => {
+                    match &mut self.notice {
+                        Some(show) => show(&notice),
+                        None => eprintln!("rhizome: {notice}"),
+                    }
+                    continue;
+                }
+                Ok(response) => Ok(response),
+                Err(err) => {
+                    Err(anyhow::Error::new(err).context("could not read the daemon's answer"))
+                }
+            };
         }
     }
 
@@ -175,6 +242,15 @@ impl Client {
     pub async fn closed(&mut self) {
         while let Ok(Some(_)) = self.conn.recv::<Response>().await {}
     }
+}
+
+/// A version as a comparable number: the leading `MAJOR.MINOR.PATCH` digits.
+fn version_number(version: &str) -> (u64, u64, u64) {
+    let mut parts = version
+        .split(['.', '-', '+'])
+        .map(|part| part.parse::<u64>().unwrap_or(0));
+    let mut next = || parts.next().unwrap_or(0);
+    (next(), next(), next())
 }
 
 /// Connecting failed because nobody listens: no socket file, or a stale one.

@@ -1,9 +1,12 @@
 //! `rhizome ps`: the process table as a table for people or JSON for programs.
 
+use std::io::IsTerminal;
+
 use chrono::{DateTime, Local, SecondsFormat};
 use comfy_table::{Table, presets};
 use serde_json::json;
 
+use super::style::{self, Paint};
 use super::{Client, unexpected};
 use crate::cli::PsArgs;
 use crate::paths::Paths;
@@ -18,7 +21,13 @@ pub async fn run(paths: &Paths, args: &PsArgs) -> anyhow::Result<i32> {
     if args.json {
         println!("{}", to_json(&processes));
     } else if !processes.is_empty() {
-        println!("{}", to_table(&processes));
+        println!("{}", to_table(&processes, Paint::stdout()));
+    } else if std::io::stdout().is_terminal() {
+        // Said to people only: a script reading stdout gets the empty table it asked for.
+        eprintln!(
+            "no {}processes; start one with `rhizome run -- CMD`",
+            if args.all { "" } else { "running " }
+        );
     }
     Ok(0)
 }
@@ -65,7 +74,9 @@ fn entry(p: &ProcessInfo) -> serde_json::Value {
     })
 }
 
-fn to_table(processes: &[ProcessInfo]) -> Table {
+/// The aligned table; statuses are colored when `paint` is on (the table measures text without
+/// its color codes, so the columns stay aligned).
+fn to_table(processes: &[ProcessInfo], paint: Paint) -> Table {
     let tunnels = processes.iter().any(|p| p.tunnel.is_some());
     let mut table = Table::new();
     let mut header = vec!["ID", "NAME", "PID", "STATUS", "UPTIME", "RESTARTS"];
@@ -80,7 +91,7 @@ fn to_table(processes: &[ProcessInfo]) -> Table {
             p.pid
                 .map(|pid| pid.to_string())
                 .unwrap_or_else(|| "-".into()),
-            p.status.label(),
+            paint.paint(style::status(&p.status), p.status.label()),
             if p.uptime_secs > 0 || p.status == crate::protocol::Status::Running {
                 human_duration(p.uptime_secs)
             } else {

@@ -11,22 +11,31 @@ const HEALTHY: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct Backoff {
     next: Duration,
+    max: Duration,
 }
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { next: FIRST }
+        Backoff::with_max(MAX)
     }
 }
 
 impl Backoff {
+    /// Backoff capped at `max` instead of 30 s.
+    pub fn with_max(max: Duration) -> Self {
+        Backoff {
+            next: FIRST.min(max),
+            max,
+        }
+    }
+
     /// The delay before the next start, given how long the run that just ended lasted.
     pub fn after_run(&mut self, ran_for: Duration) -> Duration {
         if ran_for >= HEALTHY {
-            self.next = FIRST;
+            self.next = FIRST.min(self.max);
         }
         let delay = self.next;
-        self.next = (self.next * 2).min(MAX);
+        self.next = (self.next * 2).min(self.max);
         delay
     }
 }

@@ -84,21 +84,24 @@ async fn wait_group(child: &mut Child, pgid: u32) -> Option<ExitStatus> {
 }
 
 /// After the leader ended by itself, whatever it left behind in its group is stopped too: the
-/// daemon promises no orphans. Runs in the background; SIGKILL follows after `grace`.
+/// daemon promises no orphans. Runs in the background.
 pub fn reap_leftovers(pgid: u32, grace: Duration) {
-    if !group_alive(pgid) {
-        return;
+    if group_alive(pgid) {
+        tokio::spawn(end_group(pgid, grace));
     }
+}
+
+/// Ends a process group that is not (or no longer) our child: SIGTERM, then SIGKILL for whatever
+/// is left after `grace`.
+pub async fn end_group(pgid: u32, grace: Duration) {
     signal_group(pgid, OsSignal::SIGTERM);
-    tokio::spawn(async move {
-        let deadline = Instant::now() + grace;
-        while group_alive(pgid) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if group_alive(pgid) {
-            signal_group(pgid, OsSignal::SIGKILL);
-        }
-    });
+    let deadline = Instant::now() + grace;
+    while group_alive(pgid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if group_alive(pgid) {
+        signal_group(pgid, OsSignal::SIGKILL);
+    }
 }
 
 /// Whether anything of the group still runs. Members that have exited but wait to be reaped
@@ -175,5 +178,27 @@ pub fn finished_line(code: i32) -> String {
         format!("subprocess finished (signal {name})")
     } else {
         format!("subprocess finished (exit {code})")
+    }
+}
+
+/// The kernel's start time of `pid` (clock ticks since boot), which tells a process from a later
+/// one that reused its pid. Linux only; elsewhere `None`, and such pids are never signalled by a
+/// later daemon.
+pub fn start_time(pid: u32) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Field 22; the fields after the command name start at field 3.
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(19)?
+            .parse()
+            .ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
     }
 }

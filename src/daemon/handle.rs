@@ -28,6 +28,9 @@ pub async fn connection(daemon: Arc<Daemon>, stream: Stream) {
     let mut conn = Connection::new(stream);
     if let Err(refusal) = check_peer(&conn) {
         tracing::warn!("refused a client: {}", refusal.message);
+        // Take its greeting first (never acting on it): hanging up on unread data would make the
+        // client see a reset instead of the reason.
+        let _ = tokio::time::timeout(Duration::from_secs(1), conn.recv::<Request>()).await;
         let _ = conn.send(&Response::Error(refusal)).await;
         return;
     }
@@ -88,11 +91,14 @@ async fn dispatch(
     conn: &mut Connection,
     request: Request,
 ) -> std::io::Result<()> {
+    if let Some(notice) = daemon.take_notice() {
+        conn.send(&Response::Notice(notice)).await?;
+    }
     let response = match request {
         Request::Hello(_) => Response::Hello(Hello::ours()),
         Request::Stop => {
             tracing::info!("stop requested by a client");
-            daemon.shutdown.cancel();
+            daemon.stop.cancel();
             Response::Stopping
         }
         Request::Status => Response::Status(status(daemon)),
@@ -103,7 +109,7 @@ async fn dispatch(
         Request::Logs(request) => return logs(daemon, conn, request).await,
         Request::Kill(request) => kill(daemon, request).await,
         Request::Forward(request) => {
-            return crate::forward::open::open(daemon, conn, request).await;
+            return crate::forward::open::open(daemon, conn, *request).await;
         }
     };
     conn.send(&response).await
@@ -123,7 +129,7 @@ fn status(daemon: &Daemon) -> DaemonStatus {
 }
 
 async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Response {
-    if daemon.shutdown.is_cancelled() {
+    if daemon.stop.is_cancelled() {
         return Response::Error(
             ErrorReply::new("the daemon is stopping and starts nothing new")
                 .with_hint("run the command again in a moment"),
@@ -154,7 +160,15 @@ async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Response {
             &name,
             daemon.rotation,
         ));
-        Process::new(id, name.clone(), request.kind, spec, log, None)
+        Process::new(
+            id,
+            name.clone(),
+            request.kind,
+            spec,
+            log,
+            None,
+            daemon.store.changed.clone(),
+        )
     });
     match supervise::launch(daemon, &process).await {
         Ok(run) => {
@@ -167,16 +181,14 @@ async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Response {
             daemon.supervisors.spawn(supervise::supervise(
                 daemon.clone(),
                 process.clone(),
-                run,
+                Ok(run),
                 orders,
             ));
             Response::Spawned(process.info())
         }
         Err(reason) => {
-            process
-                .state
-                .send_modify(|s| s.status = Status::Failed(reason.clone()));
-            daemon.forget_old().await;
+            process.update(|s| s.status = Status::Failed(reason.clone()));
+            daemon.retire(&process).await;
             Response::Error(
                 ErrorReply::new(format!(
                     "could not start {name} (id {}): {reason}",
@@ -218,7 +230,7 @@ async fn logs(daemon: &Daemon, conn: &mut Connection, request: LogsRequest) -> s
     };
     let mut cursor = LogCursor::open(process.log.clone(), request.lines).await?;
     let mut progress = process.log.subscribe();
-    let mut state = process.state.subscribe();
+    let mut state = process.watch();
     loop {
         progress.borrow_and_update();
         // Read after noting the state: the final status is set only once the last line is written.

@@ -10,7 +10,9 @@ mod handle;
 pub mod lock;
 pub mod logs;
 pub mod process;
+mod restore;
 mod server;
+pub mod state;
 pub mod supervise;
 pub mod table;
 
@@ -35,19 +37,59 @@ pub struct Daemon {
     pub table: Table,
     pub writer: LogWriter,
     pub rotation: Rotation,
-    /// Cancelled when the daemon begins to stop; every long-lived task watches it.
+    /// The desired state on disk.
+    pub store: state::Store,
+    /// Cancelled when a client or a signal asks the daemon to stop.
+    pub stop: CancellationToken,
+    /// Cancelled once the state is saved for the last time: supervisors then end their children.
     pub shutdown: CancellationToken,
     /// Supervisors, which must all finish (their children stopped) before the daemon exits.
     pub supervisors: TaskTracker,
     pub started: Instant,
+    /// Something the next client should be told, once (a state file that had to be set aside).
+    pub notice: std::sync::Mutex<Option<String>>,
 }
 
 impl Daemon {
+    /// Called once a process is final: its log is closed, and the oldest finished processes are
+    /// forgotten.
+    pub async fn retire(&self, process: &process::Process) {
+        self.writer.close(&process.log).await;
+        self.forget_old().await;
+    }
+
     /// Forgets the oldest finished processes and deletes their logs.
     pub async fn forget_old(&self) {
         for process in self.table.prune() {
             self.writer.remove(&process.log).await;
         }
+    }
+
+    /// The table as the state file should say it.
+    pub fn snapshot(&self) -> state::StateFile {
+        let (next_id, processes) = self.table.all();
+        state::snapshot(next_id, &processes)
+    }
+
+    /// Rewrites the state file whenever the table changes, coalescing bursts of changes.
+    pub async fn keep_state_saved(self: Arc<Self>) {
+        loop {
+            self.store.changed.notified().await;
+            let file = self.snapshot();
+            let daemon = self.clone();
+            let saved = tokio::task::spawn_blocking(move || daemon.store.save(&file)).await;
+            if let Ok(Err(err)) = saved {
+                tracing::error!(
+                    "could not save the state file in {}: {err}",
+                    self.paths.state.display()
+                );
+            }
+        }
+    }
+
+    /// The notice for the next client, taken so that it is told once.
+    pub fn take_notice(&self) -> Option<String> {
+        self.notice.lock().ok()?.take()
     }
 }
 
@@ -202,13 +244,16 @@ fn serve(paths: Paths, mut lock: Lock, ready: Option<io::PipeWriter>) -> i32 {
         let _ = write!(pipe, "ready {}", std::process::id());
     }
     let daemon = Arc::new(Daemon {
+        store: state::Store::new(&paths.state),
         paths,
         table: Table::default(),
         writer,
         rotation,
+        stop: CancellationToken::new(),
         shutdown: CancellationToken::new(),
         supervisors: TaskTracker::new(),
         started: Instant::now(),
+        notice: std::sync::Mutex::new(None),
     });
     let result = runtime.block_on(server::run(daemon, listener));
     // Every log handle is gone with the runtime's tasks; the writer thread then drains and ends.

@@ -6,13 +6,15 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::logs::ProcessLog;
 use crate::forward::kubectl::Tool;
 use crate::forward::target::Target;
 use crate::forward::tunnel::Tunnel;
-use crate::protocol::{KillOutcome, Kind, ProcessInfo, RestartPolicy, Status, TunnelInfo};
+use crate::protocol::{
+    KillOutcome, Kind, ProcessInfo, RestartPolicy, Status, TunnelInfo, TunnelSettings,
+};
 
 /// What to run: fixed for the life of the entry, reused by every restart.
 #[derive(Debug, Clone)]
@@ -38,6 +40,18 @@ pub struct RunState {
     pub detail: Option<String>,
     /// For tunnels: the port in the pod that kubectl forwards to.
     pub remote_port: Option<u16>,
+    /// The OS children alive now (each a process-group leader), recorded so that a daemon that
+    /// died hard can have them found and stopped by the next one.
+    pub children: Vec<ChildId>,
+}
+
+/// A process as the kernel identifies it: a pid is reused, a pid with its start time is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChildId {
+    pub pid: u32,
+    /// Kernel start time (clock ticks since boot on Linux); `None` where it cannot be read, and
+    /// then the pid is never signalled by a later daemon.
+    pub start_time: Option<u64>,
 }
 
 /// A request to the supervisor to stop the process for good.
@@ -54,7 +68,9 @@ pub struct Process {
     pub kind: Kind,
     pub spec: Spec,
     pub log: Arc<ProcessLog>,
-    pub state: watch::Sender<RunState>,
+    state: watch::Sender<RunState>,
+    /// Told of every change, so the daemon's state file follows the table.
+    changed: Arc<Notify>,
     /// Set for tunnels.
     pub forward: Option<ForwardPart>,
     /// To the supervisor; closed once the supervisor has finished.
@@ -67,6 +83,9 @@ pub struct ForwardPart {
     pub tool: Tool,
     /// The port asked for (0: any); the bound one is `tunnel.local`.
     pub requested_port: u16,
+    /// How long a connection waits for the upstream while the tunnel reconnects.
+    pub wait: Duration,
+    pub settings: TunnelSettings,
     /// Set once the local port is bound.
     pub tunnel: OnceLock<Arc<Tunnel>>,
 }
@@ -80,6 +99,7 @@ impl Process {
         spec: Spec,
         log: Arc<ProcessLog>,
         forward: Option<ForwardPart>,
+        changed: Arc<Notify>,
     ) -> (Arc<Process>, mpsc::Receiver<KillOrder>) {
         let (orders, orders_rx) = mpsc::channel(4);
         let state = watch::Sender::new(RunState {
@@ -90,6 +110,7 @@ impl Process {
             restarts: 0,
             detail: None,
             remote_port: None,
+            children: Vec::new(),
         });
         let process = Process {
             id,
@@ -98,10 +119,27 @@ impl Process {
             spec,
             log,
             state,
+            changed,
             forward,
             orders,
         };
         (Arc::new(process), orders_rx)
+    }
+
+    /// Changes the run state: watchers see it, and the state file is rewritten.
+    pub fn update(&self, change: impl FnOnce(&mut RunState)) {
+        self.state.send_modify(change);
+        self.changed.notify_one();
+    }
+
+    /// A receiver that sees every change of the run state.
+    pub fn watch(&self) -> watch::Receiver<RunState> {
+        self.state.subscribe()
+    }
+
+    /// A copy of the current run state.
+    pub fn state(&self) -> RunState {
+        self.state.borrow().clone()
     }
 
     pub fn status(&self) -> Status {
@@ -132,7 +170,7 @@ impl Process {
                 .spec
                 .argv
                 .iter()
-                .map(|arg| arg.to_string_lossy().into_owned())
+                .map(|arg| super::logs::redact::redact(&arg.to_string_lossy()).into_owned())
                 .collect(),
             pid: state.pid,
             status: state.status.clone(),

@@ -15,7 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing_appender::non_blocking::WorkerGuard;
 
 use super::Daemon;
-use super::handle;
+use super::{handle, restore};
 use crate::paths::Paths;
 
 /// The daemon's own log: `logs/daemon.YYYY-MM-DD.log`, daily, seven kept. The writer never drops
@@ -100,6 +100,8 @@ pub async fn run(daemon: Arc<Daemon>, listener: Listener) -> anyhow::Result<()> 
         std::process::id(),
         daemon.paths.socket.display()
     );
+    restore::restore(&daemon).await;
+    tokio::spawn(daemon.clone().keep_state_saved());
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -112,13 +114,20 @@ pub async fn run(daemon: Arc<Daemon>, listener: Listener) -> anyhow::Result<()> 
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
-            _ = daemon.shutdown.cancelled() => break,
+            _ = daemon.stop.cancelled() => break,
             _ = terminate.recv() => { tracing::info!("SIGTERM received"); break }
             _ = interrupt.recv() => { tracing::info!("SIGINT received"); break }
             _ = hangup.recv() => { tracing::info!("SIGHUP received"); break }
         }
     }
-    tracing::info!("stopping: ending every managed process");
+    tracing::info!(
+        "stopping: ending every managed process; they come back when the daemon starts again"
+    );
+    daemon.stop.cancel();
+    // Saved before the children end, so what should run is what runs now.
+    if let Err(err) = daemon.store.freeze(&daemon.snapshot()) {
+        tracing::error!("could not save the state file: {err}");
+    }
     daemon.shutdown.cancel();
     drop(listener);
     let _ = fs::remove_file(&daemon.paths.socket);

@@ -19,7 +19,7 @@ use super::backoff::Backoff;
 use super::child;
 use super::logs::capture::{Tap, capture};
 use super::logs::format::LineFormatter;
-use super::process::{KillOrder, Process};
+use super::process::{ChildId, KillOrder, Process};
 use crate::protocol::{KillOutcome, RestartPolicy, Signal, Status};
 
 /// Time between SIGTERM and SIGKILL when the daemon itself stops its children.
@@ -59,6 +59,11 @@ pub async fn start_child(
         }
     };
     let pid = child.id().unwrap_or(0);
+    let id = ChildId {
+        pid,
+        start_time: child::start_time(pid),
+    };
+    process.update(|s| s.children.push(id));
     let mut fmt = LineFormatter::new(&process.name, Some(pid));
     daemon
         .writer
@@ -98,7 +103,7 @@ pub async fn start_child(
 /// Starts one run of a plain managed process and marks it running.
 pub async fn launch(daemon: &Daemon, process: &Arc<Process>) -> Result<Run, String> {
     let run = start_child(daemon, process, &process.spec.argv, None).await?;
-    process.state.send_modify(|state| {
+    process.update(|state| {
         state.status = Status::Running;
         state.pid = Some(run.pid);
         state.started_at = SystemTime::now();
@@ -124,11 +129,11 @@ enum Ended {
 pub async fn supervise(
     daemon: Arc<Daemon>,
     process: Arc<Process>,
-    first: Run,
+    first: Result<Run, String>,
     mut orders: mpsc::Receiver<KillOrder>,
 ) {
     let mut backoff = Backoff::default();
-    let mut next: Result<Run, String> = Ok(first);
+    let mut next = first;
     loop {
         // A restart that could not even spawn counts as a run that failed at once.
         let (code, ran_for) = match next {
@@ -153,9 +158,7 @@ pub async fn supervise(
                         order,
                     } => {
                         finish(&daemon, &process, run, code).await;
-                        process
-                            .state
-                            .send_modify(|s| s.status = Status::Killed(Some(signal)));
+                        process.update(|s| s.status = Status::Killed(Some(signal)));
                         if let Some(order) = order {
                             let elapsed_ms = took.as_millis() as u64;
                             let _ = order.reply.send(KillOutcome::Ended { signal, elapsed_ms });
@@ -166,29 +169,27 @@ pub async fn supervise(
             }
         };
         if !restarts(process.spec.restart, code) {
-            process
-                .state
-                .send_modify(|s| s.status = Status::Exited(code));
+            process.update(|s| s.status = Status::Exited(code));
             break;
         }
         let delay = backoff.after_run(ran_for);
-        process.state.send_modify(|s| s.status = Status::Restarting);
+        process.update(|s| s.status = Status::Restarting);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             Some(order) = orders.recv() => {
-                process.state.send_modify(|s| s.status = Status::Killed(None));
+                process.update(|s| s.status = Status::Killed(None));
                 let _ = order.reply.send(KillOutcome::NotRunning);
                 break;
             }
             _ = daemon.shutdown.cancelled() => {
-                process.state.send_modify(|s| s.status = Status::Killed(None));
+                process.update(|s| s.status = Status::Killed(None));
                 break;
             }
         }
-        process.state.send_modify(|s| s.restarts += 1);
+        process.update(|s| s.restarts += 1);
         next = launch(&daemon, &process).await;
     }
-    daemon.forget_old().await;
+    daemon.retire(&process).await;
 }
 
 async fn stop(run: &mut Run, grace: Duration, order: Option<KillOrder>) -> Ended {
@@ -230,7 +231,10 @@ pub async fn finish(daemon: &Daemon, process: &Process, mut run: Run, code: i32)
     let line = run.fmt.lifecycle(&child::finished_line(code));
     daemon.writer.append(&process.log, line).await;
     daemon.writer.flush().await;
-    process.state.send_modify(|s| s.up_since = None);
+    process.update(|s| {
+        s.up_since = None;
+        s.children.retain(|c| c.pid != run.pid);
+    });
 }
 
 /// Whether a run that ended by itself with `code` is started again.

@@ -125,6 +125,23 @@ impl Table {
             .collect()
     }
 
+    /// The next id and every process, for the state file.
+    pub fn all(&self) -> (u32, Vec<Arc<Process>>) {
+        let inner = self.lock();
+        (
+            inner.next_id + 1,
+            inner.processes.values().cloned().collect(),
+        )
+    }
+
+    /// Puts back a process restored from the state file, under its old id; ids given out later
+    /// start after `next_id`.
+    pub fn restore(&self, process: Arc<Process>, next_id: u32) {
+        let mut inner = self.lock();
+        inner.next_id = inner.next_id.max(next_id.saturating_sub(1)).max(process.id);
+        inner.processes.insert(process.id, process);
+    }
+
     pub fn counts(&self) -> (u32, u32) {
         let inner = self.lock();
         let running = inner

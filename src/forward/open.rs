@@ -26,7 +26,7 @@ pub async fn open(
     conn: &mut Connection,
     request: ForwardRequest,
 ) -> std::io::Result<()> {
-    if daemon.shutdown.is_cancelled() {
+    if daemon.stop.is_cancelled() {
         let reply = ErrorReply::new("the daemon is stopping and starts nothing new")
             .with_hint("run the command again in a moment");
         return conn.send(&Response::Error(reply)).await;
@@ -34,28 +34,17 @@ pub async fn open(
     let timeout = Duration::from_millis(request.timeout_ms);
     let target = request.target.clone();
     let claim = daemon.table.claim_tunnel(&target, target.local_port, |id| {
-        new_entry(daemon, id, request)
+        new_entry(daemon, id, request, timeout)
     });
     let (process, fresh) = match claim {
         Err(reply) => return conn.send(&Response::Error(reply)).await,
         Ok(Claim::Existing(process)) => (process, false),
         Ok(Claim::New(process, orders)) => {
-            if let Err(reply) = bind(&process, timeout) {
-                process
-                    .state
-                    .send_modify(|s| s.status = Status::Failed(reply.message.clone()));
-                daemon.forget_old().await;
+            if let Err(reply) = start_tunnel(daemon, &process, orders) {
+                process.update(|s| s.status = Status::Failed(reply.message.clone()));
+                daemon.retire(&process).await;
                 return conn.send(&Response::Error(reply)).await;
             }
-            tracing::info!(
-                "tunnel {} (id {}) listening on {}",
-                target.name,
-                process.id,
-                local_port(&process)
-            );
-            daemon
-                .supervisors
-                .spawn(pipeline::supervise(daemon.clone(), process.clone(), orders));
             (process, true)
         }
     };
@@ -67,6 +56,7 @@ fn new_entry(
     daemon: &Daemon,
     id: u32,
     request: ForwardRequest,
+    wait: Duration,
 ) -> (
     Arc<Process>,
     tokio::sync::mpsc::Receiver<crate::daemon::process::KillOrder>,
@@ -101,6 +91,8 @@ fn new_entry(
         requested_port: target.local_port,
         target: target.clone(),
         tool: request.tool,
+        wait,
+        settings: request.settings,
         tunnel: OnceLock::new(),
     };
     Process::new(
@@ -110,14 +102,35 @@ fn new_entry(
         spec,
         log,
         Some(forward),
+        daemon.store.changed.clone(),
     )
 }
 
+/// Binds the tunnel's local port and starts its pipeline.
+pub fn start_tunnel(
+    daemon: &Arc<Daemon>,
+    process: &Arc<Process>,
+    orders: tokio::sync::mpsc::Receiver<crate::daemon::process::KillOrder>,
+) -> Result<(), ErrorReply> {
+    bind(process)?;
+    tracing::info!(
+        "tunnel {} (id {}) listening on {}",
+        process.name,
+        process.id,
+        local_port(process)
+    );
+    daemon
+        .supervisors
+        .spawn(pipeline::supervise(daemon.clone(), process.clone(), orders));
+    Ok(())
+}
+
 /// Binds the tunnel's local port; "in use" names the holder where it can be found.
-fn bind(process: &Process, wait: Duration) -> Result<(), ErrorReply> {
+fn bind(process: &Process) -> Result<(), ErrorReply> {
     let Some(forward) = &process.forward else {
         return Err(ErrorReply::new("internal error: not a tunnel"));
     };
+    let wait = forward.wait;
     let port = forward.requested_port;
     let listener = Tunnel::bind(port).map_err(|err| {
         if err.kind() == std::io::ErrorKind::AddrInUse {
@@ -153,7 +166,7 @@ async fn wait_until_ready(
     fresh: bool,
 ) -> std::io::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut state = process.state.subscribe();
+    let mut state = process.watch();
     let mut said: Option<String> = None;
     loop {
         let now = state.borrow_and_update().clone();
@@ -182,8 +195,7 @@ async fn wait_until_ready(
                     process.kill(Duration::from_secs(2)).await;
                 }
                 let last = process
-                    .state
-                    .borrow()
+                    .state()
                     .detail
                     .clone()
                     .map(|d| format!("; last: {d}"))

@@ -24,14 +24,14 @@ use crate::daemon::child;
 use crate::daemon::logs::format::LineFormatter;
 use crate::daemon::process::{KillOrder, Process};
 use crate::daemon::supervise::{self, Run};
-use crate::protocol::{KillOutcome, Signal, Status};
+use crate::protocol::{KillOutcome, Signal, Status, TunnelSettings};
 
 /// How long kubectl may take to start the proxy, or to print its `Forwarding from` line.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the pod's log is searched for the proxy's port.
 const PORT_SEARCH: Duration = Duration::from_secs(10);
-/// How often a working path is probed, to catch a kubectl that runs but no longer forwards.
-const PROBE_INTERVAL: Duration = Duration::from_secs(30);
+/// After a failed probe, the next comes this soon.
+const REPROBE: Duration = Duration::from_secs(1);
 /// Failed probes in a row that count as kubectl having exited.
 const PROBES_TO_RESTART: u32 = 2;
 /// Attempts that fail before the tunnel ever worked; then the error goes to the user.
@@ -47,6 +47,7 @@ struct Ctx {
     process: Arc<Process>,
     target: Target,
     tool: Tool,
+    settings: TunnelSettings,
     tunnel: Arc<Tunnel>,
 }
 
@@ -110,11 +111,12 @@ pub async fn supervise(
     let ctx = Ctx {
         target: forward.target.clone(),
         tool: forward.tool.clone(),
+        settings: forward.settings,
         daemon: daemon.clone(),
         process: process.clone(),
         tunnel,
     };
-    let mut backoff = Backoff::default();
+    let mut backoff = Backoff::with_max(Duration::from_millis(ctx.settings.backoff_max_ms));
     let mut quick_failures = 0;
     let mut ever_up = false;
     loop {
@@ -166,7 +168,7 @@ pub async fn supervise(
             delay.as_secs_f64()
         ))
         .await;
-        process.state.send_modify(|s| {
+        process.update(|s| {
             s.status = if ever_up {
                 Status::Reconnecting
             } else {
@@ -187,15 +189,15 @@ pub async fn supervise(
                 break;
             }
         }
-        process.state.send_modify(|s| s.restarts += 1);
+        process.update(|s| s.restarts += 1);
     }
-    daemon.forget_old().await;
+    daemon.retire(&process).await;
 }
 
 /// The tunnel is over: its port closes and its status is final.
 fn close(ctx: &Ctx, status: Status) {
     ctx.tunnel.close();
-    ctx.process.state.send_modify(|s| {
+    ctx.process.update(|s| {
         s.status = status;
         s.up_since = None;
     });
@@ -210,7 +212,7 @@ async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
         },
         Route::Service { remote_port, .. } => *remote_port,
     };
-    ctx.process.state.send_modify(|s| {
+    ctx.process.update(|s| {
         s.remote_port = Some(remote);
         s.detail = Some("forwarding".into());
     });
@@ -222,7 +224,7 @@ async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
         }
         .port_forward(remote),
         Tool::Simulated => {
-            let iteration = ctx.process.state.borrow().restarts;
+            let iteration = ctx.process.state().restarts;
             ctx.say(&format!(
                 "Forwarding localhost:{} -> pod:{remote} (iteration {iteration})",
                 ctx.tunnel.local.port()
@@ -289,7 +291,7 @@ async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
     }
     ctx.tunnel.set_upstream(Some(ephemeral));
     attempt.up_since = Some(Instant::now());
-    ctx.process.state.send_modify(|s| {
+    ctx.process.update(|s| {
         s.status = Status::Running;
         s.pid = Some(pid);
         s.started_at = SystemTime::now();
@@ -311,46 +313,56 @@ fn attempt_remember(last_lines: &mut Vec<String>, line: String) {
     last_lines.push(line);
 }
 
-/// Watches a working path until kubectl exits or stops forwarding.
+/// Watches a working path until kubectl exits or stops forwarding. It is probed every
+/// `probe_interval`, after any failed connection or connection error kubectl prints, and again
+/// soon after a failed probe.
 async fn watch(
     ctx: &Ctx,
     attempt: &mut Attempt,
     lines: &mut mpsc::Receiver<String>,
     ephemeral: SocketAddr,
 ) -> Broke {
+    let interval = match ctx.settings.probe_interval_ms {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    };
     let mut failed_probes = 0;
-    let mut timer = tokio::time::interval(PROBE_INTERVAL);
-    timer.tick().await;
+    let mut next_probe = interval.map(|i| tokio::time::Instant::now() + i);
+    // Closed output means the exit follows; stop listening to it.
+    let mut output_open = true;
     loop {
         let Some(run) = attempt.forward.as_mut() else {
             return Broke::Lost("kubectl port-forward is gone".into());
         };
-        let suspicious = tokio::select! {
+        tokio::select! {
             status = run.child.wait() => {
                 let code = child::exit_code(status.ok());
                 drain(lines, attempt).await;
                 return Broke::Lost(format!("kubectl port-forward exited with code {code}{}", attempt.explain()));
             }
-            _ = timer.tick() => false,
-            _ = ctx.tunnel.splice_failed.notified() => true,
-            line = lines.recv() => match line {
+            _ = sleep_until(next_probe) => {}
+            _ = ctx.tunnel.splice_failed.notified() => {}
+            line = lines.recv(), if output_open => match line {
                 Some(line) => {
                     let bad = kubectl::is_connection_error(&line);
                     attempt.remember(line);
                     if !bad {
                         continue;
                     }
-                    true
                 }
-                None => false,
+                None => {
+                    output_open = false;
+                    continue;
+                }
             },
-        };
+        }
         if probe(ephemeral).await {
             failed_probes = 0;
+            next_probe = interval.map(|i| tokio::time::Instant::now() + i);
         } else {
             failed_probes += 1;
             tracing::info!(
-                "{}: probe of {ephemeral} failed ({failed_probes} in a row, suspicious: {suspicious})",
+                "{}: probe of {ephemeral} failed ({failed_probes} in a row)",
                 ctx.process.name
             );
             if failed_probes >= PROBES_TO_RESTART {
@@ -358,7 +370,16 @@ async fn watch(
                     "kubectl runs but does not forward ({PROBES_TO_RESTART} probes of {ephemeral} failed in a row)"
                 ));
             }
+            next_probe = Some(tokio::time::Instant::now() + REPROBE);
         }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -396,8 +417,7 @@ async fn find_proxy_port(ctx: &Ctx, attempt: &mut Attempt) -> Result<u16, String
     let pattern =
         regex::Regex::new(port_pattern).map_err(|err| format!("port_pattern is invalid: {err}"))?;
     ctx.process
-        .state
-        .send_modify(|s| s.detail = Some("starting proxy in pod".into()));
+        .update(|s| s.detail = Some("starting proxy in pod".into()));
     let program = match &ctx.tool {
         Tool::Kubectl(program) => program,
         Tool::Simulated => {
@@ -449,10 +469,14 @@ async fn find_proxy_port(ctx: &Ctx, attempt: &mut Attempt) -> Result<u16, String
                 None => break Some(child::exit_code(run.child.wait().await.ok())),
             },
             status = run.child.wait() => {
-                while let Ok(line) = lines.try_recv() {
-                    found = kubectl::proxy_port(&pattern, &line).or(found);
-                    attempt_remember(&mut attempt.last_lines, line);
-                }
+                // Its last lines may still be on their way: read the output to its end.
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    while let Some(line) = lines.recv().await {
+                        found = kubectl::proxy_port(&pattern, &line).or(found);
+                        attempt_remember(&mut attempt.last_lines, line);
+                    }
+                })
+                .await;
                 break Some(child::exit_code(status.ok()));
             }
             _ = tokio::time::sleep_until(deadline) => break None,
@@ -477,8 +501,7 @@ async fn find_proxy_port(ctx: &Ctx, attempt: &mut Attempt) -> Result<u16, String
         return Ok(port);
     }
     ctx.process
-        .state
-        .send_modify(|s| s.detail = Some("waiting for port".into()));
+        .update(|s| s.detail = Some("waiting for port".into()));
     let deadline = Instant::now() + PORT_SEARCH;
     loop {
         let log = read_pod_log(ctx, &kubectl.logs()).await;

@@ -2,6 +2,8 @@
 //! with a guard that stops its daemon and children however the test ends.
 #![allow(dead_code)]
 
+pub mod e2e;
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -380,4 +382,47 @@ pub fn echo_server() -> std::net::SocketAddr {
         }
     });
     addr
+}
+
+/// A binary of the test kit (`testkit/`), built by `cargo test --workspace` next to this test's
+/// own binary. Missing: `None` with a note on a laptop; a failure on CI.
+pub fn testkit_bin(name: &str) -> Option<PathBuf> {
+    let dir = std::env::current_exe()
+        .ok()?
+        .parent()?
+        .parent()?
+        .to_path_buf();
+    let path = dir.join(name);
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+        "{} is required on CI; `cargo test --workspace` builds it",
+        path.display()
+    );
+    eprintln!(
+        "SKIPPED: {} is not built; run `cargo test --workspace`",
+        path.display()
+    );
+    None
+}
+
+/// Finds a file a test needs that is not a program on PATH (bash-completion's script, say).
+/// Missing: `None` with a note on a laptop; a failure on CI, like `require_tool`.
+pub fn require_file(path: &str, package: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(path);
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+        "{} (Debian package {package}) is required on CI but is missing",
+        path.display()
+    );
+    eprintln!(
+        "SKIPPED: {} is missing; install {package} to run this test",
+        path.display()
+    );
+    None
 }

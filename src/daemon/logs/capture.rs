@@ -24,10 +24,20 @@ pub async fn capture<R: AsyncRead + Unpin>(
     writer: LogWriter,
     tap: Option<Tap>,
 ) {
-    let line_out = |fmt: &LineFormatter, batch: &mut Vec<u8>, line: &[u8]| {
-        fmt.push(batch, line);
+    // One line of output, as one log line or, past `MAX_LINE`, several.
+    let line_out = |fmt: &LineFormatter, batch: &mut Vec<u8>, mut line: &[u8]| loop {
+        let cut = if line.len() > MAX_LINE {
+            utf8_boundary(line, MAX_LINE)
+        } else {
+            line.len()
+        };
+        fmt.push(batch, &line[..cut]);
         if let Some(tap) = &tap {
-            let _ = tap.try_send(String::from_utf8_lossy(line).into_owned());
+            let _ = tap.try_send(String::from_utf8_lossy(&line[..cut]).into_owned());
+        }
+        line = &line[cut..];
+        if line.is_empty() {
+            break;
         }
     };
     let mut chunk = vec![0u8; 64 * 1024];
@@ -55,7 +65,9 @@ pub async fn capture<R: AsyncRead + Unpin>(
             }
         }
         partial.extend_from_slice(rest);
-        while partial.len() >= MAX_LINE {
+        // A line without its end yet is not buffered past `MAX_LINE`. Cut only with a byte beyond
+        // the cut in hand, so the cut never splits a character.
+        while partial.len() > MAX_LINE {
             let cut = utf8_boundary(&partial, MAX_LINE);
             line_out(&fmt, &mut batch, &partial[..cut]);
             partial.drain(..cut);
@@ -69,13 +81,13 @@ pub async fn capture<R: AsyncRead + Unpin>(
     writer.append(&log, batch).await;
 }
 
-/// The largest index at most `max` that does not split a UTF-8 sequence (or `max` itself when
-/// the bytes there are not UTF-8 anyway).
+/// The largest index at most `max` (with `bytes` longer than `max`) where a character starts, so
+/// the cut does not split one; `max` itself when the bytes there are not UTF-8 anyway.
 fn utf8_boundary(bytes: &[u8], max: usize) -> usize {
+    let starts_char = |b: u8| (b as i8) >= -0x40;
     (max.saturating_sub(3)..=max)
         .rev()
-        .find(|&i| i < bytes.len() && (bytes[i] as i8) >= -0x40)
-        .filter(|&i| i > 0)
+        .find(|&i| i > 0 && starts_char(bytes[i]))
         .unwrap_or(max)
 }
 

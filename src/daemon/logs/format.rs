@@ -50,7 +50,8 @@ impl LineFormatter {
     /// invalid UTF-8 is replaced, a trailing carriage return dropped.
     pub fn push(&self, out: &mut Vec<u8>, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let text = String::from_utf8_lossy(line);
+        let lossy = String::from_utf8_lossy(line);
+        let text = super::redact::redact(&lossy);
         out.extend_from_slice(self.stamp.as_bytes());
         out.push(b' ');
         out.extend_from_slice(text.as_bytes());

@@ -6,13 +6,15 @@
 pub mod capture;
 pub mod format;
 pub mod read;
+pub mod redact;
 pub mod writer;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -46,8 +48,18 @@ pub struct ProcessLog {
     rotation: Rotation,
     progress: watch::Sender<Progress>,
     /// The open current file; touched only by the writer thread, so the lock is never contended.
-    file: Mutex<Option<File>>,
+    file: Mutex<Option<OpenLog>>,
 }
+
+/// The current file, and when it was last checked to still be in its directory.
+#[derive(Debug)]
+struct OpenLog {
+    file: File,
+    checked: Instant,
+}
+
+/// How often an open log is checked for having been deleted (then it is opened afresh).
+const RECHECK: Duration = Duration::from_secs(1);
 
 impl ProcessLog {
     pub fn new(dir: &Path, id: u32, name: &str, rotation: Rotation) -> Self {
@@ -112,7 +124,7 @@ impl ProcessLog {
         result
     }
 
-    fn append_locked(&self, slot: &mut Option<File>, bytes: &[u8]) -> io::Result<()> {
+    fn append_locked(&self, slot: &mut Option<OpenLog>, bytes: &[u8]) -> io::Result<()> {
         let len = self.progress.borrow().len;
         if len > 0 && len + bytes.len() as u64 > self.rotation.max_bytes {
             *slot = None;
@@ -122,11 +134,28 @@ impl ProcessLog {
                 p.len = 0;
             });
         }
-        let file = match slot {
-            Some(file) => file,
-            None => slot.insert(self.open()?),
+        // Writing to a file someone deleted (or whose directory went) succeeds, into nowhere.
+        if let Some(open) = slot
+            .as_mut()
+            .filter(|open| open.checked.elapsed() >= RECHECK)
+        {
+            open.checked = Instant::now();
+            if open.file.metadata()?.nlink() == 0 {
+                tracing::warn!(
+                    "the log {} was deleted; starting it again",
+                    self.path.display()
+                );
+                *slot = None;
+            }
+        }
+        let open = match slot {
+            Some(open) => open,
+            None => slot.insert(OpenLog {
+                file: self.open()?,
+                checked: Instant::now(),
+            }),
         };
-        file.write_all(bytes)?;
+        open.file.write_all(bytes)?;
         self.progress.send_modify(|p| p.len += bytes.len() as u64);
         Ok(())
     }
@@ -161,6 +190,14 @@ impl ProcessLog {
             }
         }
         Ok(())
+    }
+
+    /// Closes the current file: the process is over and writes nothing more.
+    fn close(&self) {
+        *self
+            .file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
     }
 
     /// Deletes every kept file; for processes the table forgets.

@@ -19,6 +19,7 @@ enum Op {
     Append(Arc<ProcessLog>, Vec<u8>),
     /// Answered once everything sent before it has been written.
     Barrier(oneshot::Sender<()>),
+    Close(Arc<ProcessLog>),
     Remove(Arc<ProcessLog>),
 }
 
@@ -51,6 +52,11 @@ impl LogWriter {
         }
     }
 
+    /// Closes a finished process's file, so finished processes hold no descriptors.
+    pub async fn close(&self, log: &Arc<ProcessLog>) {
+        let _ = self.tx.send(Op::Close(log.clone())).await;
+    }
+
     pub async fn remove(&self, log: &Arc<ProcessLog>) {
         let _ = self.tx.send(Op::Remove(log.clone())).await;
     }
@@ -79,6 +85,7 @@ fn run(mut rx: mpsc::Receiver<Op>) {
             Op::Barrier(done) => {
                 let _ = done.send(());
             }
+            Op::Close(log) => log.close(),
             Op::Remove(log) => log.remove_files(),
         }
     }

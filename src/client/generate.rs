@@ -1,0 +1,103 @@
+//! `rhizome __generate DIR`: the files generated from the clap definition and checked in, the
+//! completion scripts (`completions/`) and the man pages (`man/`). A test regenerates them and
+//! fails when the checked-in copies differ.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+use crate::cli::Cli;
+
+/// The command that refreshes the checked-in files, from the repository's root.
+pub const REFRESH: &str = "cargo run -q -- __generate .";
+
+/// The date on the man pages: when their text last changed in substance. A fixed date keeps the
+/// generated pages the same from one run to the next; bump it with a release.
+const MAN_DATE: &str = "2026-11-25";
+
+/// The scripts in `completions/`, named as each shell looks for them.
+pub const SCRIPTS: [(Shell, &str); 3] = [
+    (Shell::Bash, "rhizome.bash"),
+    (Shell::Zsh, "_rhizome"),
+    (Shell::Fish, "rhizome.fish"),
+];
+
+/// Writes `DIR/completions/*` and `DIR/man/*.1`, replacing what is there.
+pub fn run(dir: &Path) -> anyhow::Result<i32> {
+    let completions = dir.join("completions");
+    let man = dir.join("man");
+    for sub in [&completions, &man] {
+        fs::create_dir_all(sub).with_context(|| format!("could not create {}", sub.display()))?;
+    }
+    for (shell, file) in SCRIPTS {
+        let mut script = Vec::new();
+        super::complete::write_script(shell, &mut script)?;
+        write(&completions.join(file), &script)?;
+    }
+    // Pages of subcommands that are gone go too.
+    for entry in fs::read_dir(&man)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "1") {
+            fs::remove_file(&path)
+                .with_context(|| format!("could not remove {}", path.display()))?;
+        }
+    }
+    for (file, page) in man_pages()? {
+        write(&man.join(file), &page)?;
+    }
+    println!("wrote {} and {}", completions.display(), man.display());
+    Ok(0)
+}
+
+/// `rhizome completions SHELL`.
+pub fn print_script(shell: Shell) -> anyhow::Result<i32> {
+    let mut script = Vec::new();
+    super::complete::write_script(shell, &mut script)?;
+    std::io::stdout().write_all(&script)?;
+    Ok(0)
+}
+
+/// Every man page: `rhizome.1`, then one per visible subcommand (`rhizome-forward.1`,
+/// `rhizome-daemon-start.1`, ...), as (file name, roff).
+pub fn man_pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let mut pages = Vec::new();
+    add_pages(cmd, &mut pages)?;
+    Ok(pages)
+}
+
+fn add_pages(cmd: clap::Command, pages: &mut Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
+    let man = clap_mangen::Man::new(cmd.clone())
+        .date(MAN_DATE)
+        .source(format!("rhizome {}", env!("CARGO_PKG_VERSION")))
+        .manual("rhizome manual");
+    let mut page = Vec::new();
+    man.render(&mut page)?;
+    pages.push((
+        man.get_filename(),
+        polish(String::from_utf8(page)?).into_bytes(),
+    ));
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        add_pages(sub.clone(), pages)?;
+    }
+    Ok(())
+}
+
+/// Two touches on clap_mangen's roff so that `mandoc -T lint` finds nothing to warn about and
+/// the sections read as they should: its blank line between an option's help and its possible
+/// values is a `.br`, a blank line and a `.br` (lint: "skipping paragraph macro"), which is what
+/// `.sp` means; and the `after_help` text, which holds the examples on every command here, goes
+/// under EXAMPLES rather than EXTRA.
+fn polish(page: String) -> String {
+    page.replace("\n.br\n\n.br\n", "\n.sp\n")
+        .replace("\n.SH EXTRA\n", "\n.SH EXAMPLES\n")
+}
+
+fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    fs::write(path, bytes).with_context(|| format!("could not write {}", path.display()))
+}

@@ -1,0 +1,247 @@
+//! The daemon's desired state on disk: what should be running, so that a daemon that died (or was
+//! restarted, or upgraded) can stop what its predecessor left behind and bring the rest back.
+//!
+//! `state/processes.json` is rewritten, atomically (temporary file, fsync, rename), whenever the
+//! table changes. It is JSON so that a person can read it. Only processes that are not final are
+//! kept: the file says what should run, not what ran.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use super::process::{ChildId, Process};
+use crate::forward::kubectl::Tool;
+use crate::forward::target::Target;
+use crate::protocol::{Kind, RestartPolicy, TunnelSettings};
+
+/// Bumped when the file's shape changes; a daemon refuses (and sets aside) a newer file.
+const FORMAT: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StateFile {
+    pub format: u32,
+    /// The next id to give out, so ids are never reused across daemons either.
+    pub next_id: u32,
+    pub processes: Vec<SavedProcess>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SavedProcess {
+    pub id: u32,
+    pub name: String,
+    pub kind: Kind,
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: String,
+    pub restart: RestartPolicy,
+    pub restarts: u32,
+    /// OS children alive when the file was written.
+    pub children: Vec<ChildId>,
+    pub forward: Option<SavedForward>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SavedForward {
+    pub target: Target,
+    pub tool: Tool,
+    /// The port the tunnel was bound to, so it comes back on the same one.
+    pub local_port: u16,
+    pub wait_ms: u64,
+    pub settings: TunnelSettings,
+}
+
+impl SavedProcess {
+    pub fn of(process: &Process) -> SavedProcess {
+        let state = process.state();
+        let text = |s: &OsString| s.to_string_lossy().into_owned();
+        SavedProcess {
+            id: process.id,
+            name: process.name.clone(),
+            kind: process.kind,
+            argv: process.spec.argv.iter().map(text).collect(),
+            env: process
+                .spec
+                .env
+                .iter()
+                .map(|(k, v)| (text(k), text(v)))
+                .collect(),
+            cwd: process.spec.cwd.to_string_lossy().into_owned(),
+            restart: process.spec.restart,
+            restarts: state.restarts,
+            children: state.children,
+            forward: process.forward.as_ref().map(|f| SavedForward {
+                target: f.target.clone(),
+                tool: f.tool.clone(),
+                local_port: f.local_port(),
+                wait_ms: f.wait.as_millis() as u64,
+                settings: f.settings,
+            }),
+        }
+    }
+}
+
+/// What was found on disk at start.
+pub enum Loaded {
+    Nothing,
+    State(StateFile),
+    /// The file could not be used; it was moved to `moved_to`.
+    Rejected {
+        moved_to: PathBuf,
+        why: String,
+    },
+}
+
+/// Where the state lives and whether it may still be written.
+pub struct Store {
+    path: PathBuf,
+    /// Told by every change of the table.
+    pub changed: Arc<Notify>,
+    /// Set when the daemon stops: the children it then ends should come back next time, so their
+    /// deaths are not recorded.
+    frozen: AtomicBool,
+}
+
+impl Store {
+    pub fn new(state_dir: &Path) -> Store {
+        Store {
+            path: state_dir.join("processes.json"),
+            changed: Arc::new(Notify::new()),
+            frozen: AtomicBool::new(false),
+        }
+    }
+
+    /// Reads the state left by the previous daemon. A file that cannot be used is moved aside to
+    /// `state/rejected-<time>.json`: the daemon never refuses to start because of its own files.
+    pub fn load(&self) -> Loaded {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Loaded::Nothing,
+            Err(err) => return self.reject(format!("it could not be read: {err}")),
+        };
+        match serde_json::from_str::<StateFile>(&text) {
+            Ok(file) if file.format > FORMAT => self.reject(format!(
+                "it was written by a newer rhizome (format {}, this one reads {FORMAT})",
+                file.format
+            )),
+            Ok(file) => Loaded::State(file),
+            Err(err) => self.reject(format!("it is not valid: {err}")),
+        }
+    }
+
+    fn reject(&self, why: String) -> Loaded {
+        let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+        let moved_to = self.path.with_file_name(format!("rejected-{stamp}.json"));
+        match fs::rename(&self.path, &moved_to) {
+            Ok(()) => Loaded::Rejected { moved_to, why },
+            Err(err) => Loaded::Rejected {
+                moved_to: self.path.clone(),
+                why: format!("{why}; moving it aside failed too ({err})"),
+            },
+        }
+    }
+
+    /// Writes `file` unless the store is frozen.
+    pub fn save(&self, file: &StateFile) -> io::Result<()> {
+        if self.frozen.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        write_atomically(
+            &self.path,
+            &serde_json::to_vec_pretty(file).map_err(io::Error::other)?,
+        )
+    }
+
+    /// Writes `file` one last time and ignores every later change.
+    pub fn freeze(&self, file: &StateFile) -> io::Result<()> {
+        let result = self.save(file);
+        self.frozen.store(true, Ordering::SeqCst);
+        result
+    }
+}
+
+/// The file of all that should run, as the table says now.
+pub fn snapshot(next_id: u32, processes: &[Arc<Process>]) -> StateFile {
+    StateFile {
+        format: FORMAT,
+        next_id,
+        processes: processes
+            .iter()
+            .filter(|p| !p.status().is_final())
+            .map(|p| SavedProcess::of(p))
+            .collect(),
+    }
+}
+
+/// Temporary file, fsync, rename over the old one, fsync the directory: after a crash the file is
+/// the old one or the new one, never a mix.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    crate::paths::ensure_private_dir(dir).map_err(io::Error::other)?;
+    let temporary = path.with_extension("json.tmp");
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&temporary, path)?;
+    fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_and_newer_files_are_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        assert!(matches!(store.load(), Loaded::Nothing));
+        for text in [
+            "{\"format\": 1, \"next_i",
+            "\u{0}garbage",
+            "{\"format\": 99, \"next_id\": 1, \"processes\": []}",
+        ] {
+            fs::write(dir.path().join("processes.json"), text).unwrap();
+            let Loaded::Rejected { moved_to, .. } = store.load() else {
+                panic!("{text:?} was accepted");
+            };
+            assert!(
+                moved_to
+                    .file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with("rejected-")
+            );
+            assert!(moved_to.exists() && !dir.path().join("processes.json").exists());
+            fs::remove_file(moved_to).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_frozen_store_writes_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let empty = |next_id| StateFile {
+            format: FORMAT,
+            next_id,
+            processes: vec![],
+        };
+        store.freeze(&empty(7)).unwrap();
+        store.save(&empty(8)).unwrap();
+        let Loaded::State(file) = store.load() else {
+            panic!()
+        };
+        assert_eq!(file.next_id, 7);
+    }
+}

@@ -1,0 +1,432 @@
+//! `rhizome forward` driving a fake kubectl (testkit's `fake-kubectl`), which prints what the real
+//! one prints, splices to an echo server, and fails on command.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A fake cluster: the fake kubectl's state directory, its backend and its plan.
+struct Cluster {
+    kubectl: PathBuf,
+    dir: tempfile::TempDir,
+    backend: std::net::SocketAddr,
+    local_port: u16,
+}
+
+impl Cluster {
+    /// The cluster and a home whose config has `fake/orders` (a database) and `fake/web` (a
+    /// service), with a short backoff cap so that tests of many restarts stay short.
+    fn new(plan: &str) -> Option<(Cluster, Rhizome)> {
+        let kubectl = testkit_bin("fake-kubectl")?;
+        let cluster = Cluster {
+            kubectl,
+            dir: tempfile::tempdir().unwrap(),
+            backend: echo_server(),
+            local_port: free_port(),
+        };
+        std::fs::write(cluster.dir.path().join("plan"), plan).unwrap();
+        let rh = Rhizome::new();
+        write_config(
+            &rh,
+            &format!(
+                "[forward]\nbackoff_max_secs = 1\n\n[environments.fake]\ncontext = \"fake-ctx\"\nnamespace = \"db\"\ndeployment = \"cloudsql\"\n\n[environments.fake.databases.orders]\nsql_connection = \"proj:region:orders\"\nlocal_port = {}\n\n[environments.fake.services.web]\nresource = \"svc/web\"\nremote_port = 8080\nlocal_port = {}\nscheme = \"http\"\n",
+                cluster.local_port,
+                free_port()
+            ),
+        );
+        Some((cluster, rh))
+    }
+
+    /// `rhizome forward TARGET` with kubectl replaced by the fake.
+    fn forward(&self, rh: &Rhizome, target: &str) -> Out {
+        let out = self.command(rh, &["forward", target]).output().unwrap();
+        Out {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn command(&self, rh: &Rhizome, args: &[&str]) -> Command {
+        let mut command = rh.command(args);
+        command
+            .env("RHIZOME_KUBECTL", &self.kubectl)
+            .env("FAKE_KUBECTL_DIR", self.dir.path())
+            .env("FAKE_KUBECTL_BACKEND", self.backend.to_string())
+            .env("FAKE_KUBECTL_PLAN", self.dir.path().join("plan"))
+            .env("FAKE_KUBECTL_CONTEXTS", "fake-ctx");
+        command
+    }
+
+    /// The pid of the port-forward that last printed its Forwarding line.
+    fn forwarder(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.path().join("port-forward.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Every kubectl command line the fake saw, as argument lists.
+    fn calls(&self) -> Vec<Vec<String>> {
+        std::fs::read_to_string(self.dir.path().join("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["argv"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_string())
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.local_port)
+    }
+}
+
+#[test]
+fn a_database_tunnel_goes_through_exec_and_port_forward() {
+    let Some((cluster, rh)) = Cluster::new("") else {
+        return;
+    };
+    let out = cluster.forward(&rh, "fake/orders");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!("mysql://127.0.0.1:{}\n", cluster.local_port)
+    );
+
+    let payload = random_bytes(1 << 20);
+    assert!(
+        echo_round_trip(&cluster.addr(), &payload) == payload,
+        "1 MiB each way, intact"
+    );
+
+    let calls = cluster.calls();
+    let exec = calls
+        .iter()
+        .find(|c| c.contains(&"exec".to_string()))
+        .expect("an exec");
+    assert_eq!(
+        exec[..],
+        [
+            "--context",
+            "fake-ctx",
+            "--namespace",
+            "db",
+            "exec",
+            "deploy/cloudsql",
+            "--",
+            "/connect.sh",
+            "proj:region:orders"
+        ]
+    );
+    let forward = calls
+        .iter()
+        .find(|c| c.contains(&"port-forward".to_string()))
+        .expect("a port-forward");
+    assert_eq!(
+        forward[..],
+        [
+            "--context",
+            "fake-ctx",
+            "--namespace",
+            "db",
+            "port-forward",
+            "deploy/cloudsql",
+            "0:3307",
+            "--address",
+            "127.0.0.1"
+        ]
+    );
+    let log = rh.logs("fake/orders");
+    assert!(
+        log.contains("[proj:region:orders] Listening on 127.0.0.1:3307"),
+        "{log}"
+    );
+    assert!(log.contains("Forwarding from 127.0.0.1:"), "{log}");
+    assert!(log.contains("Handling connection for"), "{log}");
+    let entry = &rh.ps()["running"][0];
+    assert_eq!(entry["tunnel"]["upstream"], "pod:3307");
+    assert_eq!(
+        entry["pid"],
+        wait_for("the forwarder's pid", Duration::from_secs(5), || cluster
+            .forwarder())
+    );
+}
+
+#[test]
+fn a_service_tunnel_skips_the_proxy() {
+    let Some((cluster, rh)) = Cluster::new("") else {
+        return;
+    };
+    let out = cluster.forward(&rh, "fake/web");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.starts_with("http://127.0.0.1:"));
+    let calls = cluster.calls();
+    assert!(
+        !calls.iter().any(|c| c.contains(&"exec".to_string())),
+        "{calls:?}"
+    );
+    assert!(calls.iter().any(|c| c.ends_with(&[
+        "svc/web".into(),
+        "0:8080".into(),
+        "--address".into(),
+        "127.0.0.1".into()
+    ])));
+}
+
+#[test]
+fn kubectl_killed_ten_times_while_a_client_keeps_reconnecting() {
+    let Some((cluster, rh)) = Cluster::new("") else {
+        return;
+    };
+    assert_eq!(cluster.forward(&rh, "fake/orders").code, Some(0));
+    let addr = cluster.addr();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (exchanges, refused) = std::thread::scope(|s| {
+        let client = s.spawn(|| {
+            let (mut exchanges, mut refused) = (0u32, 0u32);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                match std::net::TcpStream::connect(&addr) {
+                    Err(err) => {
+                        eprintln!("connect failed: {err}");
+                        refused += 1;
+                    }
+                    Ok(stream) => {
+                        // A connection cut by a kill is expected; a refused one is not.
+                        let payload = random_bytes(64);
+                        if exchange(stream, &payload) == payload {
+                            exchanges += 1;
+                        }
+                    }
+                }
+            }
+            (exchanges, refused)
+        });
+        for round in 1..=10 {
+            let pid = wait_for("a forwarder", Duration::from_secs(20), || {
+                cluster.forwarder()
+            });
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::SIGKILL,
+            )
+            .unwrap();
+            wait_for(&format!("restart {round}"), Duration::from_secs(20), || {
+                cluster.forwarder().filter(|&new| new != pid).map(|_| ())
+            });
+        }
+        // And it works at the end.
+        let payload = random_bytes(1 << 16);
+        assert!(echo_round_trip(&addr, &payload) == payload);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        client.join().unwrap()
+    });
+    assert_eq!(refused, 0, "the local port never refused a connection");
+    assert!(
+        exchanges > 10,
+        "the client got through between kills ({exchanges})"
+    );
+    assert_eq!(rh.ps()["running"][0]["restarts"], 10);
+}
+
+#[test]
+fn a_wedged_kubectl_is_detected_and_replaced() {
+    let Some((cluster, rh)) = Cluster::new("port-forward 1 hang\n") else {
+        return;
+    };
+    assert_eq!(cluster.forward(&rh, "fake/orders").code, Some(0));
+    let wedged = wait_for("the forwarder's pid", Duration::from_secs(5), || {
+        cluster.forwarder()
+    });
+    // The first connection fails: kubectl accepts it and drops it, as a wedged one does.
+    let started = Instant::now();
+    let _ = echo_round_trip_lossy(&cluster.addr());
+    let payload = random_bytes(1000);
+    let back = wait_for("the tunnel to work again", Duration::from_secs(20), || {
+        let back = echo_round_trip_lossy_with(&cluster.addr(), &payload);
+        (back == payload).then_some(back)
+    });
+    assert_eq!(back, payload);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "detected within seconds: {:?}",
+        started.elapsed()
+    );
+    assert!(!alive(wedged), "the wedged kubectl was killed");
+    let log = rh.logs("fake/orders");
+    assert!(log.contains("runs but does not forward"), "{log}");
+}
+
+/// A round trip that may fail (the connection may be cut); returns what came back.
+fn echo_round_trip_lossy_with(addr: &str, payload: &[u8]) -> Vec<u8> {
+    match std::net::TcpStream::connect(addr) {
+        Ok(stream) => exchange(stream, payload),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Sends `payload` on `stream`, closes its sending side, and returns what came back.
+fn exchange(mut stream: std::net::TcpStream, payload: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    if stream.write_all(payload).is_err() || stream.shutdown(std::net::Shutdown::Write).is_err() {
+        return Vec::new();
+    }
+    let mut back = Vec::new();
+    let _ = stream.read_to_end(&mut back);
+    back
+}
+
+fn echo_round_trip_lossy(addr: &str) -> Vec<u8> {
+    echo_round_trip_lossy_with(addr, b"hello")
+}
+
+#[test]
+fn early_failures_are_retried_then_reported() {
+    let Some((cluster, rh)) = Cluster::new("port-forward 1 fail\nport-forward 2 fail\n") else {
+        return;
+    };
+    let out = cluster.forward(&rh, "fake/orders");
+    assert_eq!(out.code, Some(0), "two failures, then it works: {out:?}");
+    assert_eq!(rh.ps()["running"][0]["restarts"], 2);
+
+    let Some((cluster, rh)) = Cluster::new("port-forward * fail\n") else {
+        return;
+    };
+    let started = Instant::now();
+    let out = cluster.forward(&rh, "fake/orders");
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("unable to forward port because pod is not running"),
+        "{}",
+        out.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let ports = cluster
+        .calls()
+        .iter()
+        .filter(|c| c.contains(&"port-forward".to_string()))
+        .count();
+    assert_eq!(ports, 3, "three attempts, not an endless loop");
+    assert!(
+        std::net::TcpStream::connect(cluster.addr()).is_err(),
+        "the failed tunnel freed its port"
+    );
+}
+
+#[test]
+fn a_failed_exec_is_reported_as_kubectl_said_it() {
+    let Some((cluster, rh)) = Cluster::new("exec * fail\n") else {
+        return;
+    };
+    let out = cluster.forward(&rh, "fake/orders");
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains(r#"container not found ("cloudsql-proxy")"#),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_unknown_context_is_reported_promptly() {
+    let Some((cluster, rh)) = Cluster::new("") else {
+        return;
+    };
+    let out = cluster
+        .command(&rh, &["forward", "fake/orders"])
+        .env("FAKE_KUBECTL_CONTEXTS", "other")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("fake-ctx"),
+        "kubectl's message names the context: {stderr}"
+    );
+}
+
+#[test]
+fn a_proxy_that_keeps_exec_running_is_fine_and_stopped_with_the_tunnel() {
+    let Some((cluster, rh)) = Cluster::new("exec * hang\n") else {
+        return;
+    };
+    let out = cluster.forward(&rh, "fake/orders");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let payload = random_bytes(4096);
+    assert!(echo_round_trip(&cluster.addr(), &payload) == payload);
+    let exec_pids: Vec<u32> = std::fs::read_to_string(cluster.dir.path().join("calls.log"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"exec\""))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["pid"]
+                .as_u64()
+                .unwrap() as u32
+        })
+        .collect();
+    assert!(
+        exec_pids.iter().any(|&p| alive(p)),
+        "exec still runs the proxy"
+    );
+    rh.ok(["kill", "fake/orders"]);
+    assert!(exec_pids.iter().all(|&p| !alive(p)), "kill ended exec too");
+}
+
+#[test]
+fn kubectl_losing_the_pod_is_restarted_and_logged() {
+    let Some((cluster, rh)) = Cluster::new("port-forward 1 die-after-ms 300\n") else {
+        return;
+    };
+    assert_eq!(cluster.forward(&rh, "fake/orders").code, Some(0));
+    let first = wait_for("the forwarder's pid", Duration::from_secs(5), || {
+        cluster.forwarder()
+    });
+    wait_for("the restart", Duration::from_secs(10), || {
+        cluster.forwarder().filter(|&p| p != first)
+    });
+    let payload = random_bytes(1000);
+    assert!(echo_round_trip(&cluster.addr(), &payload) == payload);
+    let log = rh.logs("fake/orders");
+    assert!(log.contains("error: lost connection to pod"), "{log}");
+    assert!(log.contains("subprocess finished (exit 1)"), "{log}");
+}
+
+#[test]
+fn kill_stops_kubectl_for_good() {
+    let Some((cluster, rh)) = Cluster::new("") else {
+        return;
+    };
+    assert_eq!(cluster.forward(&rh, "fake/orders").code, Some(0));
+    let pid = wait_for("the forwarder's pid", Duration::from_secs(5), || {
+        cluster.forwarder()
+    });
+    let out = rh.ok(["kill", "fake/orders"]);
+    assert!(out.contains("(SIGTERM, exited after"), "{out}");
+    assert!(!alive(pid));
+    assert!(
+        std::net::TcpStream::connect(cluster.addr()).is_err(),
+        "the port is closed"
+    );
+    let starts = cluster
+        .calls()
+        .iter()
+        .filter(|c| c.contains(&"port-forward".to_string()))
+        .count();
+    assert_eq!(starts, 1, "no restart after kill");
+}
