@@ -18,6 +18,12 @@ use common::e2e::*;
 use common::*;
 
 fn main() {
+    // The fake API server is a test-kit binary, which `cargo bench` does not build by itself.
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-p", "rhizome-testkit", "--bin", "fake-apiserver"])
+        .status()
+        .expect("cargo runs");
+    assert!(built.success(), "building the fake API server failed");
     let (Some(db), Some(versions)) = (MariaDb::start(), kubectl_versions()) else {
         eprintln!("SKIPPED: the e2e benchmark needs MariaDB and kubectl");
         return;

@@ -2,7 +2,6 @@
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -141,17 +140,8 @@ async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Response {
     if request.argv.is_empty() {
         return Response::Error(ErrorReply::new("no command was given to run"));
     }
-    let spec = Spec {
-        argv: request.argv.into_iter().map(OsString::from_vec).collect(),
-        env: request
-            .context
-            .env
-            .into_iter()
-            .map(|(k, v)| (OsString::from_vec(k), OsString::from_vec(v)))
-            .collect(),
-        cwd: PathBuf::from(OsString::from_vec(request.context.cwd)),
-        restart: request.restart,
-    };
+    let argv = request.argv.into_iter().map(OsString::from_vec).collect();
+    let spec = Spec::from_client(argv, request.context, request.restart);
     let name = request.name;
     let (process, orders) = daemon.table.insert(|id| {
         let log = Arc::new(ProcessLog::new(
@@ -184,6 +174,7 @@ async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Response {
                 Ok(run),
                 orders,
             ));
+            daemon.persist().await;
             Response::Spawned(process.info())
         }
         Err(reason) => {

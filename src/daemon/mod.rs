@@ -71,19 +71,21 @@ impl Daemon {
         state::snapshot(next_id, &processes)
     }
 
+    /// Writes the state file now. Called before a new process is reported started, so that what a
+    /// user was told runs is on disk before a crash could lose it.
+    pub async fn persist(self: &Arc<Self>) {
+        let daemon = self.clone();
+        let saved = tokio::task::spawn_blocking(move || daemon.store.save(|| daemon.snapshot())).await;
+        if let Ok(Err(err)) = saved {
+            tracing::error!("could not save the state file in {}: {err}", self.paths.state.display());
+        }
+    }
+
     /// Rewrites the state file whenever the table changes, coalescing bursts of changes.
     pub async fn keep_state_saved(self: Arc<Self>) {
         loop {
             self.store.changed.notified().await;
-            let file = self.snapshot();
-            let daemon = self.clone();
-            let saved = tokio::task::spawn_blocking(move || daemon.store.save(&file)).await;
-            if let Ok(Err(err)) = saved {
-                tracing::error!(
-                    "could not save the state file in {}: {err}",
-                    self.paths.state.display()
-                );
-            }
+            self.persist().await;
         }
     }
 

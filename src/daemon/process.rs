@@ -13,7 +13,7 @@ use crate::forward::kubectl::Tool;
 use crate::forward::target::Target;
 use crate::forward::tunnel::Tunnel;
 use crate::protocol::{
-    KillOutcome, Kind, ProcessInfo, RestartPolicy, Status, TunnelInfo, TunnelSettings,
+    ClientContext, KillOutcome, Kind, ProcessInfo, RestartPolicy, Status, TunnelInfo, TunnelSettings,
 };
 
 /// What to run: fixed for the life of the entry, reused by every restart.
@@ -23,6 +23,23 @@ pub struct Spec {
     pub env: Vec<(OsString, OsString)>,
     pub cwd: PathBuf,
     pub restart: RestartPolicy,
+}
+
+impl Spec {
+    /// A spec that runs `argv` in the client's directory with the client's environment.
+    pub fn from_client(argv: Vec<OsString>, context: ClientContext, restart: RestartPolicy) -> Spec {
+        use std::os::unix::ffi::OsStringExt;
+        Spec {
+            argv,
+            env: context
+                .env
+                .into_iter()
+                .map(|(k, v)| (OsString::from_vec(k), OsString::from_vec(v)))
+                .collect(),
+            cwd: PathBuf::from(OsString::from_vec(context.cwd)),
+            restart,
+        }
+    }
 }
 
 /// The changing part of a process, published through a watch channel so that `ps` reads it

@@ -125,7 +125,7 @@ pub async fn run(daemon: Arc<Daemon>, listener: Listener) -> anyhow::Result<()> 
     );
     daemon.stop.cancel();
     // Saved before the children end, so what should run is what runs now.
-    if let Err(err) = daemon.store.freeze(&daemon.snapshot()) {
+    if let Err(err) = daemon.store.freeze(|| daemon.snapshot()) {
         tracing::error!("could not save the state file: {err}");
     }
     daemon.shutdown.cancel();

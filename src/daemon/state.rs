@@ -10,7 +10,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -106,6 +106,9 @@ pub struct Store {
     /// Set when the daemon stops: the children it then ends should come back next time, so their
     /// deaths are not recorded.
     frozen: AtomicBool,
+    /// One write at a time, each of the table as it is when that write begins: the last write is
+    /// always the newest state.
+    writing: Mutex<()>,
 }
 
 impl Store {
@@ -114,6 +117,7 @@ impl Store {
             path: state_dir.join("processes.json"),
             changed: Arc::new(Notify::new()),
             frozen: AtomicBool::new(false),
+            writing: Mutex::new(()),
         }
     }
 
@@ -147,20 +151,19 @@ impl Store {
         }
     }
 
-    /// Writes `file` unless the store is frozen.
-    pub fn save(&self, file: &StateFile) -> io::Result<()> {
+    /// Writes the state `snapshot` gives, unless the store is frozen. Blocks on file I/O.
+    pub fn save(&self, snapshot: impl FnOnce() -> StateFile) -> io::Result<()> {
+        let _one_at_a_time = self.writing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if self.frozen.load(Ordering::SeqCst) {
             return Ok(());
         }
-        write_atomically(
-            &self.path,
-            &serde_json::to_vec_pretty(file).map_err(io::Error::other)?,
-        )
+        let bytes = serde_json::to_vec_pretty(&snapshot()).map_err(io::Error::other)?;
+        write_atomically(&self.path, &bytes)
     }
 
-    /// Writes `file` one last time and ignores every later change.
-    pub fn freeze(&self, file: &StateFile) -> io::Result<()> {
-        let result = self.save(file);
+    /// Writes the state one last time and ignores every later change.
+    pub fn freeze(&self, snapshot: impl FnOnce() -> StateFile) -> io::Result<()> {
+        let result = self.save(snapshot);
         self.frozen.store(true, Ordering::SeqCst);
         result
     }
@@ -232,13 +235,13 @@ mod tests {
     fn a_frozen_store_writes_no_more() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
-        let empty = |next_id| StateFile {
+        let empty = |next_id| move || StateFile {
             format: FORMAT,
             next_id,
             processes: vec![],
         };
-        store.freeze(&empty(7)).unwrap();
-        store.save(&empty(8)).unwrap();
+        store.freeze(empty(7)).unwrap();
+        store.save(empty(8)).unwrap();
         let Loaded::State(file) = store.load() else {
             panic!()
         };

@@ -1,9 +1,6 @@
 //! The daemon's side of `rhizome forward`: find or create the tunnel, bind its local port, start
 //! its pipeline, and answer once it carries traffic.
 
-use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -45,6 +42,7 @@ pub async fn open(
                 daemon.retire(&process).await;
                 return conn.send(&Response::Error(reply)).await;
             }
+            daemon.persist().await;
             (process, true)
         }
     };
@@ -70,17 +68,7 @@ fn new_entry(
         .port_forward(0),
         Tool::Simulated => vec!["(simulated)".into(), target.resource().into()],
     };
-    let spec = Spec {
-        argv: shown_command,
-        env: request
-            .context
-            .env
-            .into_iter()
-            .map(|(k, v)| (OsString::from_vec(k), OsString::from_vec(v)))
-            .collect(),
-        cwd: PathBuf::from(OsString::from_vec(request.context.cwd)),
-        restart: RestartPolicy::Always,
-    };
+    let spec = Spec::from_client(shown_command, request.context, RestartPolicy::Always);
     let log = Arc::new(ProcessLog::new(
         &daemon.paths.logs,
         id,
