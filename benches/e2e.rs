@@ -20,7 +20,14 @@ use common::*;
 fn main() {
     // The fake API server is a test-kit binary, which `cargo bench` does not build by itself.
     let built = Command::new(env!("CARGO"))
-        .args(["build", "--release", "-p", "rhizome-testkit", "--bin", "fake-apiserver"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "rhizome-testkit",
+            "--bin",
+            "fake-apiserver",
+        ])
         .status()
         .expect("cargo runs");
     assert!(built.success(), "building the fake API server failed");

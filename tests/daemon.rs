@@ -42,10 +42,10 @@ fn the_first_command_starts_the_daemon_and_status_never_does() {
 }
 
 #[test]
-fn sixteen_concurrent_first_commands_share_one_daemon() {
+fn thirty_two_concurrent_first_commands_share_one_daemon() {
     let rh = Rhizome::new();
     let outs: Vec<Out> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..16)
+        let handles: Vec<_> = (0..32)
             .map(|_| scope.spawn(|| rh.run(["sleeper", "--count", "100"])))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -57,10 +57,10 @@ fn sixteen_concurrent_first_commands_share_one_daemon() {
     ids.sort();
     assert_eq!(
         ids,
-        (1..=16).collect::<Vec<_>>(),
+        (1..=32).collect::<Vec<_>>(),
         "one table gave out every id"
     );
-    assert_eq!(rh.ps()["count"], 16);
+    assert_eq!(rh.ps()["count"], 32);
     let daemon = rh.daemon_pid().unwrap();
     // Every sleeper is a child of that one daemon.
     for pid in outs.iter().map(|o| parse_started(&o.stdout).1) {

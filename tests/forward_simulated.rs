@@ -148,7 +148,7 @@ fn concurrent_first_forwards_of_one_target_make_one_tunnel() {
     let rh = Rhizome::new();
     write_config(&rh, &services(1));
     let results: Vec<Out> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..12)
+        let handles: Vec<_> = (0..50)
             .map(|_| s.spawn(|| forward(&rh, "sim/s0", &["--format", "json"])))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()

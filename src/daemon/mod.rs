@@ -48,6 +48,7 @@ pub struct Daemon {
     pub started: Instant,
     /// Something the next client should be told, once (a state file that had to be set aside).
     pub notice: std::sync::Mutex<Option<String>>,
+    pub proxy_ports: crate::forward::ProxyPorts,
 }
 
 impl Daemon {
@@ -75,9 +76,13 @@ impl Daemon {
     /// user was told runs is on disk before a crash could lose it.
     pub async fn persist(self: &Arc<Self>) {
         let daemon = self.clone();
-        let saved = tokio::task::spawn_blocking(move || daemon.store.save(|| daemon.snapshot())).await;
+        let saved =
+            tokio::task::spawn_blocking(move || daemon.store.save(|| daemon.snapshot())).await;
         if let Ok(Err(err)) = saved {
-            tracing::error!("could not save the state file in {}: {err}", self.paths.state.display());
+            tracing::error!(
+                "could not save the state file in {}: {err}",
+                self.paths.state.display()
+            );
         }
     }
 
@@ -256,6 +261,7 @@ fn serve(paths: Paths, mut lock: Lock, ready: Option<io::PipeWriter>) -> i32 {
         supervisors: TaskTracker::new(),
         started: Instant::now(),
         notice: std::sync::Mutex::new(None),
+        proxy_ports: Default::default(),
     });
     let result = runtime.block_on(server::run(daemon, listener));
     // Every log handle is gone with the runtime's tasks; the writer thread then drains and ends.

@@ -13,7 +13,8 @@ use crate::forward::kubectl::Tool;
 use crate::forward::target::Target;
 use crate::forward::tunnel::Tunnel;
 use crate::protocol::{
-    ClientContext, KillOutcome, Kind, ProcessInfo, RestartPolicy, Status, TunnelInfo, TunnelSettings,
+    ClientContext, KillOutcome, Kind, ProcessInfo, RestartPolicy, Status, TunnelInfo,
+    TunnelSettings,
 };
 
 /// What to run: fixed for the life of the entry, reused by every restart.
@@ -27,7 +28,11 @@ pub struct Spec {
 
 impl Spec {
     /// A spec that runs `argv` in the client's directory with the client's environment.
-    pub fn from_client(argv: Vec<OsString>, context: ClientContext, restart: RestartPolicy) -> Spec {
+    pub fn from_client(
+        argv: Vec<OsString>,
+        context: ClientContext,
+        restart: RestartPolicy,
+    ) -> Spec {
         use std::os::unix::ffi::OsStringExt;
         Spec {
             argv,

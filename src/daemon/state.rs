@@ -10,8 +10,8 @@ use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -153,7 +153,10 @@ impl Store {
 
     /// Writes the state `snapshot` gives, unless the store is frozen. Blocks on file I/O.
     pub fn save(&self, snapshot: impl FnOnce() -> StateFile) -> io::Result<()> {
-        let _one_at_a_time = self.writing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _one_at_a_time = self
+            .writing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if self.frozen.load(Ordering::SeqCst) {
             return Ok(());
         }
@@ -235,10 +238,12 @@ mod tests {
     fn a_frozen_store_writes_no_more() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
-        let empty = |next_id| move || StateFile {
-            format: FORMAT,
-            next_id,
-            processes: vec![],
+        let empty = |next_id| {
+            move || StateFile {
+                format: FORMAT,
+                next_id,
+                processes: vec![],
+            }
         };
         store.freeze(empty(7)).unwrap();
         store.save(empty(8)).unwrap();

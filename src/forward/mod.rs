@@ -11,3 +11,23 @@ pub mod port;
 pub mod simulate;
 pub mod target;
 pub mod tunnel;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The proxy port each database target was last found on. A guess, never trusted: it lets
+/// kubectl port-forward start while exec confirms the port.
+#[derive(Debug, Default)]
+pub struct ProxyPorts(Mutex<HashMap<String, u16>>);
+
+impl ProxyPorts {
+    pub fn get(&self, target: &str) -> Option<u16> {
+        self.0.lock().ok()?.get(target).copied()
+    }
+
+    pub fn learn(&self, target: &str, port: u16) {
+        if let Ok(mut ports) = self.0.lock() {
+            ports.insert(target.to_string(), port);
+        }
+    }
+}

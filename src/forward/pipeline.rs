@@ -57,22 +57,27 @@ struct Attempt {
     exec: Option<Run>,
     forward: Option<Run>,
     /// kubectl's last lines, to explain a failure.
-    last_lines: Vec<String>,
+    output: LastLines,
     /// When the path started carrying traffic.
     up_since: Option<Instant>,
 }
 
-impl Attempt {
-    fn remember(&mut self, line: String) {
-        if self.last_lines.len() == LAST_LINES {
-            self.last_lines.remove(0);
+/// The last `LAST_LINES` lines kubectl printed.
+#[derive(Default)]
+struct LastLines(std::collections::VecDeque<String>);
+
+impl LastLines {
+    fn push(&mut self, line: String) {
+        if self.0.len() == LAST_LINES {
+            self.0.pop_front();
         }
-        self.last_lines.push(line);
+        self.0.push_back(line);
     }
 
+    /// `: line / line / ...`, the lines that say something, or nothing.
     fn explain(&self) -> String {
         let lines: Vec<&str> = self
-            .last_lines
+            .0
             .iter()
             .map(|l| l.trim())
             .filter(|l| !l.is_empty() && !l.starts_with("Handling connection"))
@@ -205,9 +210,26 @@ fn close(ctx: &Ctx, status: Status) {
 
 /// Builds the path and watches it; returns when it breaks.
 async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
+    // kubectl port-forward starts at once on the proxy port last seen for this target, while
+    // exec confirms it: a reconnect, or a forward of a target used before, costs one kubectl
+    // start instead of two. Nothing connects through it until the port is confirmed.
+    let guess = match &ctx.target.route {
+        Route::Database { .. } => ctx.daemon.proxy_ports.get(&ctx.target.name),
+        Route::Service { remote_port, .. } => Some(*remote_port),
+    };
+    let mut early = None;
+    if let Some(port) = guess {
+        match start_forward(ctx, attempt, port).await {
+            Ok(lines) => early = Some((port, lines)),
+            Err(broke) => return broke,
+        }
+    }
     let remote = match &ctx.target.route {
         Route::Database { .. } => match find_proxy_port(ctx, attempt).await {
-            Ok(port) => port,
+            Ok(port) => {
+                ctx.daemon.proxy_ports.learn(&ctx.target.name, port);
+                port
+            }
             Err(reason) => return Broke::Failed(reason),
         },
         Route::Service { remote_port, .. } => *remote_port,
@@ -216,34 +238,28 @@ async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
         s.remote_port = Some(remote);
         s.detail = Some("forwarding".into());
     });
-    let (tap, mut lines) = mpsc::channel(256);
-    let argv = match &ctx.tool {
-        Tool::Kubectl(program) => Kubectl {
-            program,
-            target: &ctx.target,
-        }
-        .port_forward(remote),
-        Tool::Simulated => {
-            let iteration = ctx.process.state().restarts;
-            ctx.say(&format!(
-                "Forwarding localhost:{} -> pod:{remote} (iteration {iteration})",
-                ctx.tunnel.local.port()
-            ))
-            .await;
-            simulated_forward(remote)
+    let mut lines = match early {
+        Some((port, lines)) if port == remote => lines,
+        wrong => {
+            if wrong.is_some()
+                && let Some(run) = attempt.forward.take()
+            {
+                ctx.say(&format!(
+                    "the proxy moved to port {remote}; forwarding there instead"
+                ))
+                .await;
+                supervise::end(&ctx.daemon, &ctx.process, run, END_GRACE).await;
+            }
+            match start_forward(ctx, attempt, remote).await {
+                Ok(lines) => lines,
+                Err(broke) => return broke,
+            }
         }
     };
-    let run = match supervise::start_child(&ctx.daemon, &ctx.process, &argv, Some(tap)).await {
-        Ok(run) => run,
-        Err(reason) => return Broke::Failed(reason),
+    let Some(run) = attempt.forward.as_mut() else {
+        return Broke::Failed("kubectl port-forward did not start".into());
     };
     let pid = run.pid;
-    let Attempt {
-        forward,
-        last_lines: _,
-        ..
-    } = attempt;
-    let run = forward.insert(run);
 
     // kubectl picks the local port and says which.
     let waited = tokio::time::timeout(STEP_TIMEOUT, async {
@@ -252,7 +268,7 @@ async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
                 line = lines.recv() => match line {
                     Some(line) => {
                         let port = kubectl::forwarding_port(&line);
-                        attempt_remember(&mut attempt.last_lines, line);
+                        attempt.output.push(line);
                         if let Some(port) = port {
                             return Ok(port);
                         }
@@ -271,14 +287,14 @@ async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
             let code = code.map(|c| format!(" with code {c}")).unwrap_or_default();
             return Broke::Failed(format!(
                 "kubectl port-forward exited{code}{}",
-                attempt.explain()
+                attempt.output.explain()
             ));
         }
         Err(_) => {
             return Broke::Failed(format!(
                 "kubectl port-forward printed no `Forwarding from` line within {} s{}",
                 STEP_TIMEOUT.as_secs(),
-                attempt.explain()
+                attempt.output.explain()
             ));
         }
     };
@@ -306,11 +322,35 @@ async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
     watch(ctx, attempt, &mut lines, ephemeral).await
 }
 
-fn attempt_remember(last_lines: &mut Vec<String>, line: String) {
-    if last_lines.len() == LAST_LINES {
-        last_lines.remove(0);
-    }
-    last_lines.push(line);
+/// Starts `kubectl port-forward` (or its simulated stand-in) to `remote` as the attempt's
+/// forwarder, and returns its output.
+async fn start_forward(
+    ctx: &Ctx,
+    attempt: &mut Attempt,
+    remote: u16,
+) -> Result<mpsc::Receiver<String>, Broke> {
+    let (tap, lines) = mpsc::channel(256);
+    let argv = match &ctx.tool {
+        Tool::Kubectl(program) => Kubectl {
+            program,
+            target: &ctx.target,
+        }
+        .port_forward(remote),
+        Tool::Simulated => {
+            let iteration = ctx.process.state().restarts;
+            ctx.say(&format!(
+                "Forwarding localhost:{} -> pod:{remote} (iteration {iteration})",
+                ctx.tunnel.local.port()
+            ))
+            .await;
+            simulated_forward(remote)
+        }
+    };
+    let run = supervise::start_child(&ctx.daemon, &ctx.process, &argv, Some(tap))
+        .await
+        .map_err(Broke::Failed)?;
+    attempt.forward = Some(run);
+    Ok(lines)
 }
 
 /// Watches a working path until kubectl exits or stops forwarding. It is probed every
@@ -338,14 +378,14 @@ async fn watch(
             status = run.child.wait() => {
                 let code = child::exit_code(status.ok());
                 drain(lines, attempt).await;
-                return Broke::Lost(format!("kubectl port-forward exited with code {code}{}", attempt.explain()));
+                return Broke::Lost(format!("kubectl port-forward exited with code {code}{}", attempt.output.explain()));
             }
             _ = sleep_until(next_probe) => {}
             _ = ctx.tunnel.splice_failed.notified() => {}
             line = lines.recv(), if output_open => match line {
                 Some(line) => {
                     let bad = kubectl::is_connection_error(&line);
-                    attempt.remember(line);
+                    attempt.output.push(line);
                     if !bad {
                         continue;
                     }
@@ -387,7 +427,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 async fn drain(lines: &mut mpsc::Receiver<String>, attempt: &mut Attempt) {
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Some(line) = lines.recv().await {
-            attempt.remember(line);
+            attempt.output.push(line);
         }
     })
     .await;
@@ -463,7 +503,7 @@ async fn find_proxy_port(ctx: &Ctx, attempt: &mut Attempt) -> Result<u16, String
                         }
                         found = Some(port);
                     }
-                    attempt_remember(&mut attempt.last_lines, line);
+                    attempt.output.push(line);
                 }
                 // Output closed: the exit follows.
                 None => break Some(child::exit_code(run.child.wait().await.ok())),
@@ -473,7 +513,7 @@ async fn find_proxy_port(ctx: &Ctx, attempt: &mut Attempt) -> Result<u16, String
                 let _ = tokio::time::timeout(Duration::from_secs(2), async {
                     while let Some(line) = lines.recv().await {
                         found = kubectl::proxy_port(&pattern, &line).or(found);
-                        attempt_remember(&mut attempt.last_lines, line);
+                        attempt.output.push(line);
                     }
                 })
                 .await;
@@ -486,13 +526,13 @@ async fn find_proxy_port(ctx: &Ctx, attempt: &mut Attempt) -> Result<u16, String
         return Err(format!(
             "kubectl exec did not finish within {} s{}",
             STEP_TIMEOUT.as_secs(),
-            attempt.explain()
+            attempt.output.explain()
         ));
     }
     if let Some(code) = exited.filter(|&code| code != 0) {
         return Err(format!(
             "kubectl exec of the proxy failed with exit code {code}{}",
-            attempt.explain()
+            attempt.output.explain()
         ));
     }
     if let Some(port) = found {

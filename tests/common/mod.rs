@@ -321,13 +321,19 @@ pub fn messages(log: &str) -> Vec<String> {
         .collect()
 }
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago, chosen below the kernel's ephemeral range (32768 and up on
+/// Linux), so that no process binding "any port" in the meantime can take it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id() % 6_000 * 2;
+    loop {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (20_000 + (offset + step * 7) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Writes this home's `rhizome.toml`.
