@@ -209,7 +209,7 @@ fn serve(paths: Paths, mut lock: Lock, ready: Option<io::PipeWriter>) -> i32 {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .max_blocking_threads(16)
+        .max_blocking_threads(4)
         .enable_all()
         .build()
     {

@@ -4,14 +4,16 @@
 //!
 //! Each attempt's children live in an `Attempt` owned by the supervisor loop, not by the
 //! attempt's future, so whatever interrupts an attempt (a kill, the daemon stopping) can still end
-//! them.
+//! them. `proxy` holds the exec and log steps, `watch` the watching of a working path.
+
+mod proxy;
+mod watch;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -225,7 +227,7 @@ async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
         }
     }
     let remote = match &ctx.target.route {
-        Route::Database { .. } => match find_proxy_port(ctx, attempt).await {
+        Route::Database { .. } => match proxy::find_proxy_port(ctx, attempt).await {
             Ok(port) => {
                 ctx.daemon.proxy_ports.learn(&ctx.target.name, port);
                 port
@@ -319,7 +321,7 @@ async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
         ctx.tunnel.local.port()
     ))
     .await;
-    watch(ctx, attempt, &mut lines, ephemeral).await
+    watch::watch(ctx, attempt, &mut lines, ephemeral).await
 }
 
 /// Starts `kubectl port-forward` (or its simulated stand-in) to `remote` as the attempt's
@@ -353,76 +355,6 @@ async fn start_forward(
     Ok(lines)
 }
 
-/// Watches a working path until kubectl exits or stops forwarding. It is probed every
-/// `probe_interval`, after any failed connection or connection error kubectl prints, and again
-/// soon after a failed probe.
-async fn watch(
-    ctx: &Ctx,
-    attempt: &mut Attempt,
-    lines: &mut mpsc::Receiver<String>,
-    ephemeral: SocketAddr,
-) -> Broke {
-    let interval = match ctx.settings.probe_interval_ms {
-        0 => None,
-        ms => Some(Duration::from_millis(ms)),
-    };
-    let mut failed_probes = 0;
-    let mut next_probe = interval.map(|i| tokio::time::Instant::now() + i);
-    // Closed output means the exit follows; stop listening to it.
-    let mut output_open = true;
-    loop {
-        let Some(run) = attempt.forward.as_mut() else {
-            return Broke::Lost("kubectl port-forward is gone".into());
-        };
-        tokio::select! {
-            status = run.child.wait() => {
-                let code = child::exit_code(status.ok());
-                drain(lines, attempt).await;
-                return Broke::Lost(format!("kubectl port-forward exited with code {code}{}", attempt.output.explain()));
-            }
-            _ = sleep_until(next_probe) => {}
-            _ = ctx.tunnel.splice_failed.notified() => {}
-            line = lines.recv(), if output_open => match line {
-                Some(line) => {
-                    let bad = kubectl::is_connection_error(&line);
-                    attempt.output.push(line);
-                    if !bad {
-                        continue;
-                    }
-                }
-                None => {
-                    output_open = false;
-                    continue;
-                }
-            },
-        }
-        if probe(ephemeral).await {
-            failed_probes = 0;
-            next_probe = interval.map(|i| tokio::time::Instant::now() + i);
-        } else {
-            failed_probes += 1;
-            tracing::info!(
-                "{}: probe of {ephemeral} failed ({failed_probes} in a row)",
-                ctx.process.name
-            );
-            if failed_probes >= PROBES_TO_RESTART {
-                return Broke::Lost(format!(
-                    "kubectl runs but does not forward ({PROBES_TO_RESTART} probes of {ephemeral} failed in a row)"
-                ));
-            }
-            next_probe = Some(tokio::time::Instant::now() + REPROBE);
-        }
-    }
-}
-
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Reads what is left of a child's output once it has exited.
 async fn drain(lines: &mut mpsc::Receiver<String>, attempt: &mut Attempt) {
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -431,181 +363,6 @@ async fn drain(lines: &mut mpsc::Receiver<String>, attempt: &mut Attempt) {
         }
     })
     .await;
-}
-
-/// Whether a connection through kubectl works: it must be accepted and not closed at once
-/// without a byte (what kubectl does when it can no longer reach the pod). A server that speaks
-/// first (MySQL) answers; a silent one (HTTP) simply stays open.
-async fn probe(addr: SocketAddr) -> bool {
-    let connect = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await;
-    let Ok(Ok(mut stream)) = connect else {
-        return false;
-    };
-    let mut byte = [0u8; 1];
-    !matches!(
-        tokio::time::timeout(Duration::from_millis(500), stream.read(&mut byte)).await,
-        Ok(Ok(0)) | Ok(Err(_))
-    )
-}
-
-/// Steps 2 and 3 for a database: start the Cloud SQL proxy in the pod, and learn its port from the
-/// exec's output or the pod's log.
-async fn find_proxy_port(ctx: &Ctx, attempt: &mut Attempt) -> Result<u16, String> {
-    let Route::Database { port_pattern, .. } = &ctx.target.route else {
-        return Err("not a database target".into());
-    };
-    let pattern =
-        regex::Regex::new(port_pattern).map_err(|err| format!("port_pattern is invalid: {err}"))?;
-    ctx.process
-        .update(|s| s.detail = Some("starting proxy in pod".into()));
-    let program = match &ctx.tool {
-        Tool::Kubectl(program) => program,
-        Tool::Simulated => {
-            let kubectl = Kubectl {
-                program: "kubectl".as_ref(),
-                target: &ctx.target,
-            };
-            ctx.say(&format!("Context: {}", ctx.target.context)).await;
-            ctx.say(&format!("Namespace: {}", ctx.target.namespace))
-                .await;
-            ctx.say(&format!(
-                "would run: {}",
-                shown(&kubectl.exec().unwrap_or_default())
-            ))
-            .await;
-            ctx.say(&format!(
-                "would read the proxy's port from: {}",
-                shown(&kubectl.logs())
-            ))
-            .await;
-            return Ok(3307);
-        }
-    };
-    let kubectl = Kubectl {
-        program,
-        target: &ctx.target,
-    };
-    let argv = kubectl.exec().unwrap_or_default();
-    let (tap, mut lines) = mpsc::channel(256);
-    let run = supervise::start_child(&ctx.daemon, &ctx.process, &argv, Some(tap)).await?;
-    let run = attempt.exec.insert(run);
-    // Wait for exec to end. A proxy in the foreground keeps it running: once the port is known,
-    // a second more is enough, and exec is left running with the attempt.
-    let mut found = None;
-    let mut deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
-    let exited = loop {
-        tokio::select! {
-            line = lines.recv() => match line {
-                Some(line) => {
-                    if let Some(port) = kubectl::proxy_port(&pattern, &line) {
-                        if found.is_none() {
-                            deadline = deadline.min(tokio::time::Instant::now() + Duration::from_secs(1));
-                        }
-                        found = Some(port);
-                    }
-                    attempt.output.push(line);
-                }
-                // Output closed: the exit follows.
-                None => break Some(child::exit_code(run.child.wait().await.ok())),
-            },
-            status = run.child.wait() => {
-                // Its last lines may still be on their way: read the output to its end.
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                    while let Some(line) = lines.recv().await {
-                        found = kubectl::proxy_port(&pattern, &line).or(found);
-                        attempt.output.push(line);
-                    }
-                })
-                .await;
-                break Some(child::exit_code(status.ok()));
-            }
-            _ = tokio::time::sleep_until(deadline) => break None,
-        }
-    };
-    if exited.is_none() && found.is_none() {
-        return Err(format!(
-            "kubectl exec did not finish within {} s{}",
-            STEP_TIMEOUT.as_secs(),
-            attempt.output.explain()
-        ));
-    }
-    if let Some(code) = exited.filter(|&code| code != 0) {
-        return Err(format!(
-            "kubectl exec of the proxy failed with exit code {code}{}",
-            attempt.output.explain()
-        ));
-    }
-    if let Some(port) = found {
-        ctx.say(&format!("the proxy listens on port {port} in the pod"))
-            .await;
-        return Ok(port);
-    }
-    ctx.process
-        .update(|s| s.detail = Some("waiting for port".into()));
-    let deadline = Instant::now() + PORT_SEARCH;
-    loop {
-        let log = read_pod_log(ctx, &kubectl.logs()).await;
-        if let Some(port) = log
-            .as_deref()
-            .ok()
-            .and_then(|text| kubectl::proxy_port(&pattern, text))
-        {
-            ctx.say(&format!(
-                "the pod's log says the proxy listens on port {port}"
-            ))
-            .await;
-            return Ok(port);
-        }
-        if Instant::now() >= deadline {
-            let why = log.err().map(|e| format!(" ({e})")).unwrap_or_default();
-            return Err(format!(
-                "no line of the pod's log matched /{port_pattern}/ within {} s{why}",
-                PORT_SEARCH.as_secs()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// Runs `kubectl logs` and returns its stdout. The pod's log is read, not copied into the
-/// tunnel's log; kubectl's complaints are.
-async fn read_pod_log(ctx: &Ctx, argv: &[OsString]) -> Result<String, String> {
-    let spec = &ctx.process.spec;
-    let mut child = child::spawn(argv, &spec.env, &spec.cwd)
-        .map_err(|err| child::describe_spawn_error(argv, &spec.cwd, &err))?;
-    let pid = child.id().unwrap_or(0);
-    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
-    let read = async {
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        if let Some(out) = out.as_mut() {
-            let _ = out.read_to_end(&mut stdout).await;
-        }
-        if let Some(err) = err.as_mut() {
-            let _ = err.read_to_end(&mut stderr).await;
-        }
-        (stdout, stderr, child.wait().await.ok())
-    };
-    let (stdout, stderr, status) = match tokio::time::timeout(STEP_TIMEOUT, read).await {
-        Ok(done) => done,
-        Err(_) => {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::SIGKILL,
-            );
-            return Err("kubectl logs did not answer".into());
-        }
-    };
-    let stderr = String::from_utf8_lossy(&stderr);
-    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
-        ctx.say(&format!("kubectl logs: {line}")).await;
-    }
-    match child::exit_code(status) {
-        0 => Ok(String::from_utf8_lossy(&stdout).into_owned()),
-        code => Err(format!(
-            "kubectl logs exited with code {code}: {}",
-            stderr.trim()
-        )),
-    }
 }
 
 /// Ends what is left of an attempt; returns how the port-forward ended if it was still running.
