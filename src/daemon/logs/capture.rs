@@ -40,11 +40,13 @@ pub async fn capture<R: AsyncRead + Unpin>(
             break;
         }
     };
-    let mut chunk = vec![0u8; 64 * 1024];
+    // Capacity, not zeroed memory: a quiet child costs a page, not 64 KiB.
+    let mut chunk: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut partial: Vec<u8> = Vec::new();
     let mut batch: Vec<u8> = Vec::new();
     loop {
-        let n = match pipe.read(&mut chunk).await {
+        chunk.clear();
+        let n = match pipe.read_buf(&mut chunk).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };

@@ -212,65 +212,128 @@ fn close(ctx: &Ctx, status: Status) {
 
 /// Builds the path and watches it; returns when it breaks.
 async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
-    // kubectl port-forward starts at once on the proxy port last seen for this target, while
-    // exec confirms it: a reconnect, or a forward of a target used before, costs one kubectl
-    // start instead of two. Nothing connects through it until the port is confirmed.
-    let guess = match &ctx.target.route {
-        Route::Database { .. } => ctx.daemon.proxy_ports.get(&ctx.target.name),
-        Route::Service { remote_port, .. } => Some(*remote_port),
+    let (remote, ephemeral, mut lines) = match build(ctx, attempt).await {
+        Ok(built) => built,
+        Err(broke) => return broke,
     };
-    let mut early = None;
-    if let Some(port) = guess {
-        match start_forward(ctx, attempt, port).await {
-            Ok(lines) => early = Some((port, lines)),
-            Err(broke) => return broke,
-        }
-    }
-    let remote = match &ctx.target.route {
-        Route::Database { .. } => match proxy::find_proxy_port(ctx, attempt).await {
-            Ok(port) => {
-                ctx.daemon.proxy_ports.learn(&ctx.target.name, port);
-                port
-            }
-            Err(reason) => return Broke::Failed(reason),
-        },
-        Route::Service { remote_port, .. } => *remote_port,
-    };
+    ctx.tunnel.set_upstream(Some(ephemeral));
+    attempt.up_since = Some(Instant::now());
+    let pid = attempt.forward.as_ref().map(|run| run.pid);
     ctx.process.update(|s| {
+        if s.status != Status::Running {
+            s.started_at = SystemTime::now();
+        }
+        s.status = Status::Running;
+        s.pid = pid;
         s.remote_port = Some(remote);
-        s.detail = Some("forwarding".into());
+        s.up_since = Some(Instant::now());
+        s.detail = None;
     });
-    let mut lines = match early {
-        Some((port, lines)) if port == remote => lines,
-        wrong => {
-            if wrong.is_some()
-                && let Some(run) = attempt.forward.take()
-            {
+    ctx.say(&format!(
+        "tunnel up: 127.0.0.1:{} -> pod:{remote} via {ephemeral}",
+        ctx.tunnel.local.port()
+    ))
+    .await;
+    watch::watch(ctx, attempt, &mut lines, ephemeral).await
+}
+
+/// A working forwarder: the port in the pod, kubectl's local port, and kubectl's output.
+type Built = (u16, SocketAddr, mpsc::Receiver<String>);
+
+/// Steps 2 to 6: the proxy in the pod, its port, and a forwarder whose port works.
+///
+/// For a database whose proxy port is known from before (a reconnect, or a target forwarded
+/// earlier), kubectl port-forward starts on that port at once, while exec confirms it, and the
+/// tunnel is reported running as soon as the forwarder works: one kubectl start on the way
+/// instead of two. Connections wait for the confirmation; a port that moved gets a new forwarder.
+async fn build(ctx: &Ctx, attempt: &mut Attempt) -> Result<Built, Broke> {
+    let Attempt {
+        exec,
+        forward,
+        output,
+        ..
+    } = attempt;
+    let remote = match &ctx.target.route {
+        Route::Service { remote_port, .. } => *remote_port,
+        Route::Database { .. } => {
+            let Some(guess) = ctx.daemon.proxy_ports.get(&ctx.target.name) else {
+                let remote = proxy::find_proxy_port(ctx, exec, output)
+                    .await
+                    .map_err(Broke::Failed)?;
+                ctx.daemon.proxy_ports.learn(&ctx.target.name, remote);
+                return finish_build(ctx, forward, output, remote).await;
+            };
+            let mut lines = start_forward(ctx, forward, guess).await?;
+            let run = forward.as_mut().ok_or_else(no_forwarder)?;
+            let pid = run.pid;
+            let (confirmed, ready) =
+                tokio::join!(proxy::find_proxy_port(ctx, exec, output), async {
+                    let mut early_output = LastLines::default();
+                    let ready = wait_forwarding(run, &mut lines, &mut early_output).await;
+                    if ready.is_ok() {
+                        ctx.process.update(|s| {
+                            s.status = Status::Running;
+                            s.pid = Some(pid);
+                            s.remote_port = Some(guess);
+                            s.started_at = SystemTime::now();
+                            s.detail = Some("confirming the proxy port".into());
+                        });
+                    }
+                    ready
+                });
+            let remote = confirmed.map_err(Broke::Failed)?;
+            ctx.daemon.proxy_ports.learn(&ctx.target.name, remote);
+            if remote == guess {
+                return ready.map(|ephemeral| (remote, ephemeral, lines));
+            }
+            if let Some(run) = forward.take() {
                 ctx.say(&format!(
-                    "the proxy moved to port {remote}; forwarding there instead"
+                    "the proxy listens on port {remote} now; forwarding there"
                 ))
                 .await;
                 supervise::end(&ctx.daemon, &ctx.process, run, END_GRACE).await;
             }
-            match start_forward(ctx, attempt, remote).await {
-                Ok(lines) => lines,
-                Err(broke) => return broke,
-            }
+            remote
         }
     };
-    let Some(run) = attempt.forward.as_mut() else {
-        return Broke::Failed("kubectl port-forward did not start".into());
-    };
-    let pid = run.pid;
+    finish_build(ctx, forward, output, remote).await
+}
 
-    // kubectl picks the local port and says which.
+/// The last of `build`: a forwarder to `remote`, and its port working.
+async fn finish_build(
+    ctx: &Ctx,
+    forward: &mut Option<Run>,
+    output: &mut LastLines,
+    remote: u16,
+) -> Result<Built, Broke> {
+    ctx.process.update(|s| {
+        s.remote_port = Some(remote);
+        s.detail = Some("forwarding".into());
+    });
+    let mut lines = start_forward(ctx, forward, remote).await?;
+    let run = forward.as_mut().ok_or_else(no_forwarder)?;
+    let ephemeral = wait_forwarding(run, &mut lines, output).await?;
+    Ok((remote, ephemeral, lines))
+}
+
+fn no_forwarder() -> Broke {
+    Broke::Failed("kubectl port-forward did not start".into())
+}
+
+/// Waits for kubectl to say which local port it picked, then for that port to accept a
+/// connection (the test connection through the whole path).
+async fn wait_forwarding(
+    run: &mut Run,
+    lines: &mut mpsc::Receiver<String>,
+    output: &mut LastLines,
+) -> Result<SocketAddr, Broke> {
     let waited = tokio::time::timeout(STEP_TIMEOUT, async {
         loop {
             tokio::select! {
                 line = lines.recv() => match line {
                     Some(line) => {
                         let port = kubectl::forwarding_port(&line);
-                        attempt.output.push(line);
+                        output.push(line);
                         if let Some(port) = port {
                             return Ok(port);
                         }
@@ -285,50 +348,35 @@ async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
     let ephemeral = match waited {
         Ok(Ok(port)) => SocketAddr::from(([127, 0, 0, 1], port)),
         Ok(Err(code)) => {
-            drain(&mut lines, attempt).await;
+            drain(lines, output).await;
             let code = code.map(|c| format!(" with code {c}")).unwrap_or_default();
-            return Broke::Failed(format!(
+            return Err(Broke::Failed(format!(
                 "kubectl port-forward exited{code}{}",
-                attempt.output.explain()
-            ));
+                output.explain()
+            )));
         }
         Err(_) => {
-            return Broke::Failed(format!(
+            return Err(Broke::Failed(format!(
                 "kubectl port-forward printed no `Forwarding from` line within {} s{}",
                 STEP_TIMEOUT.as_secs(),
-                attempt.output.explain()
-            ));
+                output.explain()
+            )));
         }
     };
-    // Ready once the whole path accepts a connection (kubectl's port, which reaches the pod).
     let ready = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(ephemeral)).await;
     if !matches!(ready, Ok(Ok(_))) {
-        return Broke::Failed(format!(
+        return Err(Broke::Failed(format!(
             "kubectl says it forwards on {ephemeral}, but that port does not accept connections"
-        ));
+        )));
     }
-    ctx.tunnel.set_upstream(Some(ephemeral));
-    attempt.up_since = Some(Instant::now());
-    ctx.process.update(|s| {
-        s.status = Status::Running;
-        s.pid = Some(pid);
-        s.started_at = SystemTime::now();
-        s.up_since = Some(Instant::now());
-        s.detail = None;
-    });
-    ctx.say(&format!(
-        "tunnel up: 127.0.0.1:{} -> pod:{remote} via {ephemeral}",
-        ctx.tunnel.local.port()
-    ))
-    .await;
-    watch::watch(ctx, attempt, &mut lines, ephemeral).await
+    Ok(ephemeral)
 }
 
 /// Starts `kubectl port-forward` (or its simulated stand-in) to `remote` as the attempt's
 /// forwarder, and returns its output.
 async fn start_forward(
     ctx: &Ctx,
-    attempt: &mut Attempt,
+    forward: &mut Option<Run>,
     remote: u16,
 ) -> Result<mpsc::Receiver<String>, Broke> {
     let (tap, lines) = mpsc::channel(256);
@@ -351,15 +399,15 @@ async fn start_forward(
     let run = supervise::start_child(&ctx.daemon, &ctx.process, &argv, Some(tap))
         .await
         .map_err(Broke::Failed)?;
-    attempt.forward = Some(run);
+    *forward = Some(run);
     Ok(lines)
 }
 
 /// Reads what is left of a child's output once it has exited.
-async fn drain(lines: &mut mpsc::Receiver<String>, attempt: &mut Attempt) {
+async fn drain(lines: &mut mpsc::Receiver<String>, output: &mut LastLines) {
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Some(line) = lines.recv().await {
-            attempt.output.push(line);
+            output.push(line);
         }
     })
     .await;

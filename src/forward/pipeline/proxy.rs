@@ -7,15 +7,20 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use super::{Attempt, Ctx, PORT_SEARCH, STEP_TIMEOUT, shown};
+use super::{Ctx, LastLines, PORT_SEARCH, STEP_TIMEOUT, shown};
 use crate::daemon::child;
 use crate::daemon::supervise;
+use crate::daemon::supervise::Run;
 use crate::forward::kubectl::{self, Kubectl, Tool};
 use crate::forward::target::Route;
 
 /// Steps 2 and 3 for a database: start the Cloud SQL proxy in the pod, and learn its port from the
 /// exec's output or the pod's log.
-pub(super) async fn find_proxy_port(ctx: &Ctx, attempt: &mut Attempt) -> Result<u16, String> {
+pub(super) async fn find_proxy_port(
+    ctx: &Ctx,
+    exec: &mut Option<Run>,
+    output: &mut LastLines,
+) -> Result<u16, String> {
     let Route::Database { port_pattern, .. } = &ctx.target.route else {
         return Err("not a database target".into());
     };
@@ -53,7 +58,7 @@ pub(super) async fn find_proxy_port(ctx: &Ctx, attempt: &mut Attempt) -> Result<
     let argv = kubectl.exec().unwrap_or_default();
     let (tap, mut lines) = mpsc::channel(256);
     let run = supervise::start_child(&ctx.daemon, &ctx.process, &argv, Some(tap)).await?;
-    let run = attempt.exec.insert(run);
+    let run = exec.insert(run);
     // Wait for exec to end. A proxy in the foreground keeps it running: once the port is known,
     // a second more is enough, and exec is left running with the attempt.
     let mut found = None;
@@ -68,7 +73,7 @@ pub(super) async fn find_proxy_port(ctx: &Ctx, attempt: &mut Attempt) -> Result<
                         }
                         found = Some(port);
                     }
-                    attempt.output.push(line);
+                    output.push(line);
                 }
                 // Output closed: the exit follows.
                 None => break Some(child::exit_code(run.child.wait().await.ok())),
@@ -78,7 +83,7 @@ pub(super) async fn find_proxy_port(ctx: &Ctx, attempt: &mut Attempt) -> Result<
                 let _ = tokio::time::timeout(Duration::from_secs(2), async {
                     while let Some(line) = lines.recv().await {
                         found = kubectl::proxy_port(&pattern, &line).or(found);
-                        attempt.output.push(line);
+                        output.push(line);
                     }
                 })
                 .await;
@@ -91,13 +96,13 @@ pub(super) async fn find_proxy_port(ctx: &Ctx, attempt: &mut Attempt) -> Result<
         return Err(format!(
             "kubectl exec did not finish within {} s{}",
             STEP_TIMEOUT.as_secs(),
-            attempt.output.explain()
+            output.explain()
         ));
     }
     if let Some(code) = exited.filter(|&code| code != 0) {
         return Err(format!(
             "kubectl exec of the proxy failed with exit code {code}{}",
-            attempt.output.explain()
+            output.explain()
         ));
     }
     if let Some(port) = found {

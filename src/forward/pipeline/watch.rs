@@ -36,7 +36,7 @@ pub(super) async fn watch(
         tokio::select! {
             status = run.child.wait() => {
                 let code = child::exit_code(status.ok());
-                drain(lines, attempt).await;
+                drain(lines, &mut attempt.output).await;
                 return Broke::Lost(format!("kubectl port-forward exited with code {code}{}", attempt.output.explain()));
             }
             _ = sleep_until(next_probe) => {}
