@@ -32,11 +32,7 @@ fn forward(rh: &Rhizome, kubectl: &Path) -> Out {
         .env("KUBECACHEDIR", rh.path().join("kube-cache"))
         .output()
         .unwrap();
-    Out {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    out.into()
 }
 
 fn restarts(rh: &Rhizome) -> u64 {

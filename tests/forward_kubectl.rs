@@ -44,11 +44,7 @@ impl Cluster {
     /// `rhizome forward TARGET` with kubectl replaced by the fake.
     fn forward(&self, rh: &Rhizome, target: &str) -> Out {
         let out = self.command(rh, &["forward", target]).output().unwrap();
-        Out {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        out.into()
     }
 
     fn command(&self, rh: &Rhizome, args: &[&str]) -> Command {

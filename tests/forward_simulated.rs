@@ -27,11 +27,7 @@ fn forward(rh: &Rhizome, target: &str, extra: &[&str]) -> Out {
         .env("RHIZOME_SIMULATE", "1")
         .output()
         .unwrap();
-    Out {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    out.into()
 }
 
 fn port_of(url: &str) -> u16 {

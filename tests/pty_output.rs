@@ -45,11 +45,7 @@ fn screen(output: &str) -> String {
 /// A pipe's stdout and stderr, colors allowed (no NO_COLOR) so that their absence means something.
 fn in_a_pipe(rh: &Rhizome, args: &[&str]) -> Out {
     let out = rh.command(args).env_remove("NO_COLOR").output().unwrap();
-    Out {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    out.into()
 }
 
 #[test]

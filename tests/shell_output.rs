@@ -10,11 +10,7 @@ use common::*;
 /// Runs a prepared command to its end.
 fn output(mut command: std::process::Command) -> Out {
     let out = command.output().unwrap();
-    Out {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    out.into()
 }
 
 /// Starts a process that prints `lines` and waits until its log is complete.

@@ -26,7 +26,7 @@ pub struct Out {
     pub stderr: String,
 }
 
-impl Out {
+impl From<Output> for Out {
     fn from(output: Output) -> Out {
         Out {
             code: output.status.code(),
@@ -75,7 +75,7 @@ impl Rhizome {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        Out::from(self.command(args).output().expect("rhizome runs"))
+        self.command(args).output().expect("rhizome runs").into()
     }
 
     /// Runs a command that must succeed and returns its stdout.
