@@ -20,18 +20,6 @@ fn memory_kib(pid: u32) -> (u64, u64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
-fn dir_size(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 fn wait_until_final(rh: &Rhizome, id: u64, timeout: Duration) -> String {
     wait_for("the process to end", timeout, || {
         let status = rh.process(id)["status"].as_str().unwrap().to_string();
@@ -274,5 +262,4 @@ fn the_daemon_raises_its_open_file_limit() {
         fields[3], fields[4],
         "soft limit raised to the hard limit: {line}"
     );
-    let _ = dir_size;
 }

@@ -231,10 +231,7 @@ fn secrets_never_reach_a_log() {
         "-c",
         "echo connecting to postgres://admin:hunter2@db/app; echo PASSWORD=hunter2; echo '{\"token\": \"hunter2\"}'; echo Authorization: Bearer hunter2",
     ]);
-    let log = wait_for("the run to end", Duration::from_secs(10), || {
-        let log = rh.logs("leaky");
-        log.contains("subprocess finished").then_some(log)
-    });
+    let log = rh.finished_log("leaky");
     assert!(log.contains("postgres://admin:***@db/app"), "{log}");
     for file in std::fs::read_dir(rh.path().join("logs")).unwrap() {
         let text = std::fs::read_to_string(file.unwrap().path()).unwrap_or_default();

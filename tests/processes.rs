@@ -105,10 +105,7 @@ fn run_uses_the_callers_directory_and_environment() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let log = wait_for("the run to finish", Duration::from_secs(10), || {
-        let log = rh.logs("where");
-        log.contains("subprocess finished").then_some(log)
-    });
+    let log = rh.finished_log("where");
     let messages = messages(&log);
     assert!(
         messages[1].starts_with(&dir.path().canonicalize().unwrap().display().to_string()),
@@ -269,10 +266,7 @@ fn long_lines_are_split_and_bad_utf8_is_kept() {
         "-c",
         "printf '%0100000d' 0; printf '\\nbad \\377 byte\\n'",
     ]);
-    let log = wait_for("the run to finish", Duration::from_secs(10), || {
-        let log = rh.logs("wide");
-        log.contains("subprocess finished").then_some(log)
-    });
+    let log = rh.finished_log("wide");
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(
         lines.len(),

@@ -16,9 +16,7 @@ fn output(mut command: std::process::Command) -> Out {
 /// Starts a process that prints `lines` and waits until its log is complete.
 fn finished(rh: &Rhizome, name: &str, script: &str) -> u64 {
     let (id, _) = rh.start(["run", "--name", name, "--", "sh", "-c", script]);
-    wait_for("the process to finish", Duration::from_secs(10), || {
-        rh.logs(name).contains("subprocess finished").then_some(())
-    });
+    rh.finished_log(name);
     id
 }
 

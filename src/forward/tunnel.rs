@@ -80,10 +80,6 @@ impl Tunnel {
         });
     }
 
-    pub fn upstream(&self) -> Option<SocketAddr> {
-        self.upstream.borrow().addr
-    }
-
     /// Stops listening and ends every connection.
     pub fn close(&self) {
         self.closed.cancel();

@@ -159,6 +159,18 @@ impl Rhizome {
     pub fn logs(&self, target: &str) -> String {
         self.ok(["logs", target])
     }
+
+    /// The log of `target` once its run has ended (its `subprocess finished` line is in).
+    pub fn finished_log(&self, target: &str) -> String {
+        wait_for(
+            &format!("{target} to finish"),
+            Duration::from_secs(10),
+            || {
+                let log = self.logs(target);
+                log.contains("subprocess finished").then_some(log)
+            },
+        )
+    }
 }
 
 impl Drop for Rhizome {
