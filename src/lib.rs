@@ -15,6 +15,7 @@ pub mod config;
 pub mod connection;
 pub mod daemon;
 pub mod forward;
+pub mod lock;
 pub mod paths;
 pub mod protocol;
 pub mod sleeper;

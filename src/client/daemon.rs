@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use super::ps::human_duration;
 use super::{Client, Failure, unexpected};
-use crate::daemon::{self, Started, lock};
+use crate::daemon::{self, Started};
+use crate::lock;
 use crate::paths::Paths;
 use crate::protocol::{DaemonStatus, Hello, Request, Response};
 

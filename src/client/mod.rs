@@ -97,7 +97,7 @@ impl Client {
                 .into());
             }
             if Instant::now() >= deadline {
-                let holder = crate::daemon::lock::read_pid(&paths.lock)
+                let holder = crate::lock::read_pid(&paths.lock)
                     .map(|pid| format!(" (pid {pid})"))
                     .unwrap_or_default();
                 return Err(Failure::new(format!(

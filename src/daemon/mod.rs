@@ -7,7 +7,6 @@
 pub mod backoff;
 pub mod child;
 mod handle;
-pub mod lock;
 pub mod logs;
 pub mod process;
 mod restore;
@@ -25,10 +24,10 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::lock::Lock;
 use self::logs::Rotation;
 use self::logs::writer::LogWriter;
 use self::table::Table;
+use crate::lock::{self, Lock};
 use crate::paths::Paths;
 
 /// State shared by every task of the daemon.

@@ -63,7 +63,7 @@ pub async fn restore(daemon: &Arc<Daemon>) {
         for (process, orders, _, is_tunnel) in restored {
             say(&daemon, &process, "restored after the daemon restarted").await;
             if is_tunnel {
-                if let Err(reply) = crate::forward::open::start_tunnel(&daemon, &process, orders) {
+                if let Err(reply) = super::handle::start_tunnel(&daemon, &process, orders) {
                     say(&daemon, &process, &reply.message).await;
                     process.update(|s| s.status = Status::Failed(reply.message));
                 }

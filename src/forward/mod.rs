@@ -5,8 +5,6 @@
 //! restarts it; `simulate` stands in for a cluster.
 
 pub mod kubectl;
-pub mod open;
-pub mod pipeline;
 pub mod port;
 pub mod simulate;
 pub mod target;

@@ -17,15 +17,15 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::kubectl::{self, Kubectl, Tool};
-use super::target::{Route, Target};
-use super::tunnel::Tunnel;
 use crate::daemon::Daemon;
 use crate::daemon::backoff::Backoff;
 use crate::daemon::child;
 use crate::daemon::logs::format::LineFormatter;
 use crate::daemon::process::{KillOrder, Process};
 use crate::daemon::supervise::{self, Run};
+use crate::forward::kubectl::{self, Kubectl, Tool};
+use crate::forward::target::{Route, Target};
+use crate::forward::tunnel::Tunnel;
 use crate::protocol::{KillOutcome, Signal, Status, TunnelSettings};
 
 /// How long kubectl may take to start the proxy, or to print its `Forwarding from` line.

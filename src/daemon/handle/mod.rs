@@ -13,11 +13,15 @@ use super::logs::ProcessLog;
 use super::logs::read::LogCursor;
 use super::process::{Process, Spec};
 use super::supervise;
+
+mod forward;
+
 use crate::connection::{Connection, RecvError};
 use crate::protocol::{
     DaemonStatus, ErrorReply, Hello, KillReport, KillRequest, LogsRequest, Request, Response,
     SpawnRequest, Status,
 };
+pub(super) use forward::start_tunnel;
 
 /// A client must greet within this time, so idle connections cannot pile up.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
@@ -108,7 +112,7 @@ async fn dispatch(
         Request::Logs(request) => return logs(daemon, conn, request).await,
         Request::Kill(request) => kill(daemon, request).await,
         Request::Forward(request) => {
-            return crate::forward::open::open(daemon, conn, *request).await;
+            return forward::open(daemon, conn, *request).await;
         }
     };
     conn.send(&response).await

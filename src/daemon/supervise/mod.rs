@@ -20,6 +20,8 @@ use super::child;
 use super::logs::capture::{Tap, capture};
 use super::logs::format::LineFormatter;
 use super::process::{ChildId, KillOrder, Process};
+
+pub mod tunnel;
 use crate::protocol::{KillOutcome, RestartPolicy, Signal, Status};
 
 /// Time between SIGTERM and SIGKILL when the daemon itself stops its children.

@@ -5,14 +5,15 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::kubectl::{Kubectl, Tool};
-use super::tunnel::Tunnel;
-use super::{pipeline, port};
 use crate::connection::Connection;
 use crate::daemon::Daemon;
 use crate::daemon::logs::ProcessLog;
 use crate::daemon::process::{ForwardPart, Process, Spec};
+use crate::daemon::supervise::tunnel;
 use crate::daemon::table::Claim;
+use crate::forward::kubectl::{Kubectl, Tool};
+use crate::forward::port;
+use crate::forward::tunnel::Tunnel;
 use crate::protocol::{
     ErrorReply, ForwardInfo, ForwardRequest, Kind, Request, Response, RestartPolicy, Status,
 };
@@ -109,7 +110,7 @@ pub fn start_tunnel(
     );
     daemon
         .supervisors
-        .spawn(pipeline::supervise(daemon.clone(), process.clone(), orders));
+        .spawn(tunnel::supervise(daemon.clone(), process.clone(), orders));
     Ok(())
 }
 
