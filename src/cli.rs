@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use chrono::NaiveTime;
 use clap::{Args, Parser, Subcommand, ValueHint};
-use clap_complete::{ArgValueCandidates, Shell};
+use clap_complete::Shell;
 
-use crate::client::complete;
 use crate::protocol::RestartPolicy;
 
 #[derive(Debug, Parser)]
@@ -142,8 +141,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// When to start the command again after it ends by itself
-    #[arg(long, value_enum, default_value_t = RestartPolicy::Never)]
-    pub restart: RestartPolicy,
+    #[arg(long, value_enum, default_value_t = Restart::Never)]
+    pub restart: Restart,
     /// The command and its arguments
     #[arg(
         required = true,
@@ -190,10 +189,7 @@ pub struct LogsArgs {
     #[arg(long)]
     pub raw: bool,
     /// Id, name or pid of the process
-    #[arg(
-        value_name = "ID|NAME|PID",
-        add = ArgValueCandidates::new(complete::any_process)
-    )]
+    #[arg(value_name = "ID|NAME|PID")]
     pub target: String,
 }
 
@@ -246,6 +242,33 @@ impl FromStr for Since {
     }
 }
 
+/// `--timeout SECS`: a number of seconds, fractions allowed.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| format!("`{text}` is not a number of seconds of 0 or more"))
+}
+
+/// `run --restart`: when a command that ended by itself starts again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Restart {
+    Never,
+    OnFailure,
+    Always,
+}
+
+impl From<Restart> for RestartPolicy {
+    fn from(restart: Restart) -> RestartPolicy {
+        match restart {
+            Restart::Never => RestartPolicy::Never,
+            Restart::OnFailure => RestartPolicy::OnFailure,
+            Restart::Always => RestartPolicy::Always,
+        }
+    }
+}
+
 fn parse_pattern(text: &str) -> Result<regex::Regex, String> {
     regex::Regex::new(text).map_err(|err| format!("not a regular expression: {err}"))
 }
@@ -256,16 +279,15 @@ pub struct KillArgs {
     #[arg(
         value_name = "ID|NAME|PID",
         required_unless_present = "all",
-        conflicts_with = "all",
-        add = ArgValueCandidates::new(complete::live_process)
+        conflicts_with = "all"
     )]
     pub targets: Vec<String>,
     /// Stop every running process
     #[arg(long)]
     pub all: bool,
     /// Seconds to wait after SIGTERM before sending SIGKILL
-    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
-    pub timeout: f64,
+    #[arg(long, default_value = "5", value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -290,7 +312,7 @@ pub enum DaemonCommand {
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
     /// Target name, ENV/NAME (see `rhizome targets`)
-    #[arg(value_name = "ENV/NAME", add = ArgValueCandidates::new(complete::targets))]
+    #[arg(value_name = "ENV/NAME")]
     pub target: String,
     /// What to print on stdout
     #[arg(long, value_enum, default_value_t = ForwardFormat::Url)]
@@ -299,8 +321,8 @@ pub struct ForwardArgs {
     #[arg(long, value_name = "N")]
     pub port: Option<u16>,
     /// Seconds to wait for the tunnel to carry traffic
-    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
-    pub timeout: f64,
+    #[arg(long, default_value = "60", value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Duration,
     /// Run without a cluster: an echo server stands in for the database (also RHIZOME_SIMULATE=1)
     #[arg(long)]
     pub simulate: bool,

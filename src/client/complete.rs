@@ -45,11 +45,29 @@ pub fn answer_shell_if_asked() {
     if std::env::var_os(VAR).is_none() {
         return;
     }
-    clap_complete::CompleteEnv::with_factory(<crate::cli::Cli as clap::CommandFactory>::command)
+    clap_complete::CompleteEnv::with_factory(command)
         .var(VAR)
         .bin("rhizome")
         .shells(SHELLS)
         .complete();
+}
+
+/// The command line as clap defines it, with the live candidates attached: the definitions stay
+/// free of client code, and only a completing process pays for the lookups.
+fn command() -> clap::Command {
+    use clap_complete::ArgValueCandidates;
+    let candidates =
+        |arg: clap::Arg, of: fn() -> Vec<CompletionCandidate>| arg.add(ArgValueCandidates::new(of));
+    <crate::cli::Cli as clap::CommandFactory>::command()
+        .mut_subcommand("logs", |c| {
+            c.mut_arg("target", |a| candidates(a, any_process))
+        })
+        .mut_subcommand("kill", |c| {
+            c.mut_arg("targets", |a| candidates(a, live_process))
+        })
+        .mut_subcommand("forward", |c| {
+            c.mut_arg("target", |a| candidates(a, targets))
+        })
 }
 
 /// clap_complete's shells, with zsh's script fixed for installing as a file.

@@ -27,12 +27,7 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<i32> {
     } else {
         Tool::Kubectl(find_kubectl(&config)?)
     };
-    let timeout = Duration::try_from_secs_f64(args.timeout).map_err(|_| {
-        Failure::new(format!(
-            "--timeout {} is not a number of seconds",
-            args.timeout
-        ))
-    })?;
+    let timeout = args.timeout;
     let request = ForwardRequest {
         target,
         tool,

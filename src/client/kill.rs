@@ -1,6 +1,5 @@
 //! `rhizome kill`: stop managed processes and say how they ended.
 
-use std::time::Duration;
 
 use super::{Client, Failure, unexpected};
 use crate::cli::KillArgs;
@@ -8,12 +7,7 @@ use crate::paths::Paths;
 use crate::protocol::{KillOutcome, KillRequest, Request, Response};
 
 pub async fn run(paths: &Paths, args: &KillArgs) -> anyhow::Result<i32> {
-    let grace = Duration::try_from_secs_f64(args.timeout).map_err(|_| {
-        Failure::new(format!(
-            "--timeout {} is not a number of seconds of 0 or more",
-            args.timeout
-        ))
-    })?;
+    let grace = args.timeout;
     let Some(mut client) = Client::connect(paths).await? else {
         return Err(
             Failure::new("no rhizome daemon is running, so there is nothing to kill")

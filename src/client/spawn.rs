@@ -42,7 +42,7 @@ pub async fn run(paths: &Paths, args: &RunArgs) -> anyhow::Result<i32> {
         name,
         kind: Kind::Run,
         argv: args.command.iter().map(|a| a.as_bytes().to_vec()).collect(),
-        restart: args.restart,
+        restart: args.restart.into(),
         context: super::context()?,
     };
     start(paths, request).await

@@ -4,18 +4,8 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use super::target::{Route, Target};
-
-/// What runs the tunnel's steps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Tool {
-    /// A kubectl executable, found on the client's PATH.
-    Kubectl(PathBuf),
-    /// No cluster: an echo server stands in for the pod (`RHIZOME_SIMULATE=1`).
-    Simulated,
-}
+pub use crate::protocol::Tool;
+use crate::protocol::{Route, Target};
 
 /// kubectl's command lines for one target.
 pub struct Kubectl<'a> {

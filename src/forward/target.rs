@@ -3,64 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::{Config, Database, Environment, Service};
+pub use crate::protocol::{Route, Target};
 
 /// The Cloud SQL Auth Proxy v2 line announcing a port, the default `port_pattern`.
 pub const DEFAULT_PORT_PATTERN: &str = r"\[{sql_connection}\] Listening on [^ ]+:(\d+)";
-
-/// A target resolved from the config, ready to run. Sent to the daemon with the request, so the
-/// daemon needs neither the client's config file nor its environment to find it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Target {
-    /// `ENV/NAME`.
-    pub name: String,
-    pub context: String,
-    pub namespace: String,
-    pub kubeconfig: Option<String>,
-    pub local_port: u16,
-    pub scheme: String,
-    pub route: Route,
-}
-
-/// How the tunnel reaches its upstream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Route {
-    /// Start a Cloud SQL proxy in a pod of `deployment`, learn its port from the pod log, forward
-    /// to it.
-    Database {
-        deployment: String,
-        sql_connection: String,
-        /// The connect command with `{sql_connection}` already substituted.
-        connect: Vec<String>,
-        /// The port pattern with the instance substituted (escaped).
-        port_pattern: String,
-    },
-    /// Forward straight to `resource` (`svc/x`, `deploy/x`, `pod/x`) on `remote_port`.
-    Service { resource: String, remote_port: u16 },
-}
-
-impl Target {
-    /// The resource given to `kubectl port-forward` and `exec`.
-    pub fn resource(&self) -> String {
-        match &self.route {
-            Route::Database { deployment, .. } => format!("deploy/{deployment}"),
-            Route::Service { resource, .. } => resource.clone(),
-        }
-    }
-
-    pub fn sql_connection(&self) -> Option<&str> {
-        match &self.route {
-            Route::Database { sql_connection, .. } => Some(sql_connection),
-            Route::Service { .. } => None,
-        }
-    }
-
-    pub fn url(&self, port: u16) -> String {
-        format!("{}://127.0.0.1:{port}", self.scheme)
-    }
-}
 
 /// Why a target could not be resolved. Each names the thing and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,12 +6,15 @@
 //! anything else is decoded. `Hello` and `Stop` are the first variants and must stay so: every
 //! version of rhizome can greet and stop every other.
 
+mod forward;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::forward::kubectl::Tool;
-use crate::forward::target::Target;
+pub use self::forward::{
+    ForwardInfo, ForwardRequest, Route, Target, Tool, TunnelInfo, TunnelSettings,
+};
 
 /// Bumped whenever the encoding of any message changes.
 pub const PROTOCOL: u32 = 1;
@@ -121,38 +124,6 @@ pub struct SpawnRequest {
     pub context: ClientContext,
 }
 
-/// Open (or find) a tunnel to a target.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ForwardRequest {
-    pub target: Target,
-    pub tool: Tool,
-    /// How long to wait for the tunnel to carry traffic; also how long a connection waits for an
-    /// upstream while the tunnel reconnects.
-    pub timeout_ms: u64,
-    /// The environment kubectl runs with, now and at every restart.
-    pub context: ClientContext,
-    pub settings: TunnelSettings,
-}
-
-/// How a tunnel is kept up (the config's `[forward]` section).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TunnelSettings {
-    pub backoff_max_ms: u64,
-    /// 0: probe only after a failed connection.
-    pub probe_interval_ms: u64,
-}
-
-/// A working tunnel: the original design's Handle.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ForwardInfo {
-    pub connection_string: String,
-    pub local_port: u16,
-    pub sql_connection: Option<String>,
-    pub target: String,
-    pub id: u32,
-    pub pid: Option<u32>,
-}
-
 /// Print a process's log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogsRequest {
@@ -225,7 +196,7 @@ impl fmt::Display for Kind {
 }
 
 /// When a process that ended by itself is started again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum RestartPolicy {
     #[default]
     Never,
@@ -320,21 +291,6 @@ pub struct ProcessInfo {
     pub detail: Option<String>,
     /// Set for tunnels.
     pub tunnel: Option<TunnelInfo>,
-}
-
-/// The tunnel part of a `ps` row.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TunnelInfo {
-    pub target: String,
-    pub url: String,
-    /// `127.0.0.1:PORT`.
-    pub local: String,
-    /// `pod:PORT`, the port in the pod; `None` until known.
-    pub upstream: Option<String>,
-    pub connections_open: u64,
-    pub connections_total: u64,
-    pub bytes_up: u64,
-    pub bytes_down: u64,
 }
 
 /// The answer to `rhizome daemon status`.

@@ -1,0 +1,116 @@
+//! Tunnels on the wire: the resolved target the client sends, how the daemon reaches it, and
+//! what it answers. The encoding of each type here is part of `PROTOCOL`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::ClientContext;
+
+/// A target resolved from the config, ready to run. Sent to the daemon with the request, so the
+/// daemon needs neither the client's config file nor its environment to find it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// `ENV/NAME`.
+    pub name: String,
+    pub context: String,
+    pub namespace: String,
+    pub kubeconfig: Option<String>,
+    pub local_port: u16,
+    pub scheme: String,
+    pub route: Route,
+}
+
+/// How the tunnel reaches its upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Route {
+    /// Start a Cloud SQL proxy in a pod of `deployment`, learn its port from the pod log, forward
+    /// to it.
+    Database {
+        deployment: String,
+        sql_connection: String,
+        /// The connect command with `{sql_connection}` already substituted.
+        connect: Vec<String>,
+        /// The port pattern with the instance substituted (escaped).
+        port_pattern: String,
+    },
+    /// Forward straight to `resource` (`svc/x`, `deploy/x`, `pod/x`) on `remote_port`.
+    Service { resource: String, remote_port: u16 },
+}
+
+impl Target {
+    /// The resource given to `kubectl port-forward` and `exec`.
+    pub fn resource(&self) -> String {
+        match &self.route {
+            Route::Database { deployment, .. } => format!("deploy/{deployment}"),
+            Route::Service { resource, .. } => resource.clone(),
+        }
+    }
+
+    pub fn sql_connection(&self) -> Option<&str> {
+        match &self.route {
+            Route::Database { sql_connection, .. } => Some(sql_connection),
+            Route::Service { .. } => None,
+        }
+    }
+
+    pub fn url(&self, port: u16) -> String {
+        format!("{}://127.0.0.1:{port}", self.scheme)
+    }
+}
+
+/// What runs the tunnel's steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Tool {
+    /// A kubectl executable, found on the client's PATH.
+    Kubectl(PathBuf),
+    /// No cluster: an echo server stands in for the pod (`RHIZOME_SIMULATE=1`).
+    Simulated,
+}
+
+/// Open (or find) a tunnel to a target.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardRequest {
+    pub target: Target,
+    pub tool: Tool,
+    /// How long to wait for the tunnel to carry traffic; also how long a connection waits for an
+    /// upstream while the tunnel reconnects.
+    pub timeout_ms: u64,
+    /// The environment kubectl runs with, now and at every restart.
+    pub context: ClientContext,
+    pub settings: TunnelSettings,
+}
+
+/// How a tunnel is kept up (the config's `[forward]` section).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelSettings {
+    pub backoff_max_ms: u64,
+    /// 0: probe only after a failed connection.
+    pub probe_interval_ms: u64,
+}
+
+/// A working tunnel: the original design's Handle.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardInfo {
+    pub connection_string: String,
+    pub local_port: u16,
+    pub sql_connection: Option<String>,
+    pub target: String,
+    pub id: u32,
+    pub pid: Option<u32>,
+}
+
+/// The tunnel part of a `ps` row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TunnelInfo {
+    pub target: String,
+    pub url: String,
+    /// `127.0.0.1:PORT`.
+    pub local: String,
+    /// `pod:PORT`, the port in the pod; `None` until known.
+    pub upstream: Option<String>,
+    pub connections_open: u64,
+    pub connections_total: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+}
