@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::daemon::logs::Rotation;
 use crate::paths::Paths;
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +128,22 @@ fn default_max_file_bytes() -> u64 {
 
 fn default_keep_files() -> usize {
     Rotation::default().keep
+}
+
+/// How large a log file may grow and how many files (the current one included) are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    pub max_bytes: u64,
+    pub keep: usize,
+}
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Rotation {
+            max_bytes: 10 * 1024 * 1024,
+            keep: 3,
+        }
+    }
 }
 
 impl LogsConfig {

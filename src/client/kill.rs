@@ -1,6 +1,5 @@
 //! `rhizome kill`: stop managed processes and say how they ended.
 
-
 use super::{Client, Failure, unexpected};
 use crate::cli::KillArgs;
 use crate::paths::Paths;

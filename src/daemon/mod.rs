@@ -24,9 +24,9 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::logs::Rotation;
 use self::logs::writer::LogWriter;
 use self::table::Table;
+use crate::config::Rotation;
 use crate::lock::{self, Lock};
 use crate::paths::Paths;
 

@@ -18,21 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-/// How large a log file may grow and how many files (the current one included) are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rotation {
-    pub max_bytes: u64,
-    pub keep: usize,
-}
-
-impl Default for Rotation {
-    fn default() -> Self {
-        Rotation {
-            max_bytes: 10 * 1024 * 1024,
-            keep: 3,
-        }
-    }
-}
+use crate::config::Rotation;
 
 /// What has been written so far: `generation` counts rotations, `len` is the current file's size.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
