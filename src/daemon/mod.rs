@@ -47,7 +47,8 @@ pub struct Daemon {
     pub started: Instant,
     /// Something the next client should be told, once (a state file that had to be set aside).
     pub notice: std::sync::Mutex<Option<String>>,
-    pub proxy_ports: crate::forward::ProxyPorts,
+    /// The proxy port each database target was last found on, a head start for its next tunnel.
+    pub proxy_ports: supervise::tunnel::ProxyPorts,
 }
 
 impl Daemon {

@@ -1,7 +1,5 @@
 //! One client connection: who may talk, the handshake, and one function per request.
 
-use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,18 +7,15 @@ use interprocess::local_socket::tokio::Stream;
 use interprocess::local_socket::traits::StreamCommon;
 
 use super::Daemon;
-use super::logs::ProcessLog;
-use super::logs::read::LogCursor;
-use super::process::{Process, Spec};
-use super::supervise;
 
+mod control;
 mod forward;
+mod kill;
+mod logs;
+mod spawn;
 
 use crate::connection::{Connection, RecvError};
-use crate::protocol::{
-    DaemonStatus, ErrorReply, Hello, KillReport, KillRequest, LogsRequest, Request, Response,
-    SpawnRequest, Status,
-};
+use crate::protocol::{ErrorReply, Hello, Request, Response};
 pub(super) use forward::start_tunnel;
 
 /// A client must greet within this time, so idle connections cannot pile up.
@@ -104,173 +99,16 @@ async fn dispatch(
             daemon.stop.cancel();
             Response::Stopping
         }
-        Request::Status => Response::Status(status(daemon)),
+        Request::Status => Response::Status(control::status(daemon)),
         Request::Ps { all } => {
             Response::Ps(daemon.table.list(all).iter().map(|p| p.info()).collect())
         }
-        Request::Spawn(request) => spawn(daemon, request).await,
-        Request::Logs(request) => return logs(daemon, conn, request).await,
-        Request::Kill(request) => kill(daemon, request).await,
+        Request::Spawn(request) => spawn::spawn(daemon, request).await,
+        Request::Logs(request) => return logs::logs(daemon, conn, request).await,
+        Request::Kill(request) => kill::kill(daemon, request).await,
         Request::Forward(request) => {
             return forward::open(daemon, conn, *request).await;
         }
     };
     conn.send(&response).await
-}
-
-fn status(daemon: &Daemon) -> DaemonStatus {
-    let (running, finished) = daemon.table.counts();
-    DaemonStatus {
-        pid: std::process::id(),
-        version: crate::protocol::VERSION.to_string(),
-        uptime_secs: daemon.started.elapsed().as_secs(),
-        socket: daemon.paths.socket.display().to_string(),
-        home: daemon.paths.home.display().to_string(),
-        running,
-        finished,
-    }
-}
-
-async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Response {
-    if daemon.stop.is_cancelled() {
-        return Response::Error(
-            ErrorReply::new("the daemon is stopping and starts nothing new")
-                .with_hint("run the command again in a moment"),
-        );
-    }
-    if let Err(reply) = validate_name(&request.name) {
-        return Response::Error(reply);
-    }
-    if request.argv.is_empty() {
-        return Response::Error(ErrorReply::new("no command was given to run"));
-    }
-    let argv = request.argv.into_iter().map(OsString::from_vec).collect();
-    let spec = Spec::from_client(argv, request.context, request.restart);
-    let name = request.name;
-    let (process, orders) = daemon.table.insert(|id| {
-        let log = Arc::new(ProcessLog::new(
-            &daemon.paths.logs,
-            id,
-            &name,
-            daemon.rotation,
-        ));
-        Process::new(
-            id,
-            name.clone(),
-            request.kind,
-            spec,
-            log,
-            None,
-            daemon.store.changed.clone(),
-        )
-    });
-    match supervise::launch(daemon, &process).await {
-        Ok(run) => {
-            tracing::info!(
-                "started {} id={} pid={:?}",
-                process.name,
-                process.id,
-                process.pid()
-            );
-            daemon.supervisors.spawn(supervise::supervise(
-                daemon.clone(),
-                process.clone(),
-                Ok(run),
-                orders,
-            ));
-            daemon.persist().await;
-            Response::Spawned(process.info())
-        }
-        Err(reason) => {
-            process.update(|s| s.status = Status::Failed(reason.clone()));
-            daemon.retire(&process).await;
-            Response::Error(
-                ErrorReply::new(format!(
-                    "could not start {name} (id {}): {reason}",
-                    process.id
-                ))
-                .with_hint("check the command name and that it is on your PATH"),
-            )
-        }
-    }
-}
-
-/// Names appear in `ps`, in log lines and in file names, and are typed back by users.
-fn validate_name(name: &str) -> Result<(), ErrorReply> {
-    if name.is_empty() || name.len() > 100 {
-        return Err(ErrorReply::new(
-            "a process name must be 1 to 100 characters long",
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(ErrorReply::new(format!(
-            "the process name {name:?} contains control characters"
-        )));
-    }
-    if name.parse::<u32>().is_ok() {
-        return Err(ErrorReply::new(format!(
-            "the process name `{name}` is a number, which `logs` and `kill` would read as an id or pid"
-        ))
-        .with_hint("choose a name with a letter in it"));
-    }
-    Ok(())
-}
-
-/// Streams a log: the requested tail, then (with `follow`) new lines until the process is final.
-/// Returns when done or when the client leaves.
-async fn logs(daemon: &Daemon, conn: &mut Connection, request: LogsRequest) -> std::io::Result<()> {
-    let process = match daemon.table.resolve(&request.target) {
-        Ok(process) => process,
-        Err(reply) => return conn.send(&Response::Error(reply)).await,
-    };
-    let mut cursor = LogCursor::open(process.log.clone(), request.lines).await?;
-    let mut progress = process.log.subscribe();
-    let mut state = process.watch();
-    loop {
-        progress.borrow_and_update();
-        // Read after noting the state: the final status is set only once the last line is written.
-        let done = !request.follow || state.borrow_and_update().status.is_final();
-        while let Some(chunk) = cursor.next_chunk().await? {
-            conn.send(&Response::LogChunk(chunk)).await?;
-        }
-        if done {
-            break;
-        }
-        tokio::select! {
-            _ = progress.changed() => {}
-            _ = state.changed() => {}
-            // The client went away (Ctrl-C) or spoke out of turn: stop following.
-            _ = conn.recv::<Request>() => return Ok(()),
-        }
-    }
-    conn.send(&Response::LogEnd).await
-}
-
-async fn kill(daemon: &Daemon, request: KillRequest) -> Response {
-    let targets: Vec<Arc<Process>> = if request.all {
-        daemon.table.list(false)
-    } else {
-        let mut found: Vec<Arc<Process>> = Vec::new();
-        for target in &request.targets {
-            match daemon.table.resolve(target) {
-                Ok(process) if found.iter().any(|p| p.id == process.id) => {}
-                Ok(process) => found.push(process),
-                Err(reply) => return Response::Error(reply),
-            }
-        }
-        found
-    };
-    let grace = Duration::from_millis(request.timeout_ms);
-    let kills = targets.iter().map(|process| async move {
-        let pid = process.pid();
-        let outcome = process.kill(grace).await;
-        tracing::info!("kill {} id={}: {:?}", process.name, process.id, outcome);
-        KillReport {
-            id: process.id,
-            name: process.name.clone(),
-            pid,
-            outcome,
-        }
-    });
-    Response::Killed(futures_util::future::join_all(kills).await)
 }

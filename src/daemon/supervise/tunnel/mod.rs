@@ -9,6 +9,8 @@
 mod proxy;
 mod watch;
 
+pub use self::proxy::ProxyPorts;
+
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,7 +1,9 @@
 //! Steps 2 and 3 of a database tunnel: start the Cloud SQL proxy in the pod with `kubectl exec`,
 //! and learn which port it listens on from exec's output or the pod's log.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
@@ -175,5 +177,22 @@ async fn read_pod_log(ctx: &Ctx, argv: &[OsString]) -> Result<String, String> {
             "kubectl logs exited with code {code}: {}",
             stderr.trim()
         )),
+    }
+}
+
+/// The proxy port each database target was last found on. A guess, never trusted: it lets
+/// kubectl port-forward start while exec confirms the port.
+#[derive(Debug, Default)]
+pub struct ProxyPorts(Mutex<HashMap<String, u16>>);
+
+impl ProxyPorts {
+    pub fn get(&self, target: &str) -> Option<u16> {
+        self.0.lock().ok()?.get(target).copied()
+    }
+
+    pub fn learn(&self, target: &str, port: u16) {
+        if let Ok(mut ports) = self.0.lock() {
+            ports.insert(target.to_string(), port);
+        }
     }
 }

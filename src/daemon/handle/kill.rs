@@ -1,0 +1,37 @@
+//! `rhizome kill`: stop processes for good and report how each ended.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::daemon::Daemon;
+use crate::daemon::process::Process;
+use crate::protocol::{KillReport, KillRequest, Response};
+
+pub(super) async fn kill(daemon: &Daemon, request: KillRequest) -> Response {
+    let targets: Vec<Arc<Process>> = if request.all {
+        daemon.table.list(false)
+    } else {
+        let mut found: Vec<Arc<Process>> = Vec::new();
+        for target in &request.targets {
+            match daemon.table.resolve(target) {
+                Ok(process) if found.iter().any(|p| p.id == process.id) => {}
+                Ok(process) => found.push(process),
+                Err(reply) => return Response::Error(reply),
+            }
+        }
+        found
+    };
+    let grace = Duration::from_millis(request.timeout_ms);
+    let kills = targets.iter().map(|process| async move {
+        let pid = process.pid();
+        let outcome = process.kill(grace).await;
+        tracing::info!("kill {} id={}: {:?}", process.name, process.id, outcome);
+        KillReport {
+            id: process.id,
+            name: process.name.clone(),
+            pid,
+            outcome,
+        }
+    });
+    Response::Killed(futures_util::future::join_all(kills).await)
+}

@@ -1,0 +1,96 @@
+//! `rhizome run` and `rhizome sleeper`: start a managed process and its supervisor.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::sync::Arc;
+
+use crate::daemon::Daemon;
+use crate::daemon::logs::ProcessLog;
+use crate::daemon::process::{Process, Spec};
+use crate::daemon::supervise;
+use crate::protocol::{ErrorReply, Response, SpawnRequest, Status};
+
+pub(super) async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Response {
+    if daemon.stop.is_cancelled() {
+        return Response::Error(
+            ErrorReply::new("the daemon is stopping and starts nothing new")
+                .with_hint("run the command again in a moment"),
+        );
+    }
+    if let Err(reply) = validate_name(&request.name) {
+        return Response::Error(reply);
+    }
+    if request.argv.is_empty() {
+        return Response::Error(ErrorReply::new("no command was given to run"));
+    }
+    let argv = request.argv.into_iter().map(OsString::from_vec).collect();
+    let spec = Spec::from_client(argv, request.context, request.restart);
+    let name = request.name;
+    let (process, orders) = daemon.table.insert(|id| {
+        let log = Arc::new(ProcessLog::new(
+            &daemon.paths.logs,
+            id,
+            &name,
+            daemon.rotation,
+        ));
+        Process::new(
+            id,
+            name.clone(),
+            request.kind,
+            spec,
+            log,
+            None,
+            daemon.store.changed.clone(),
+        )
+    });
+    match supervise::launch(daemon, &process).await {
+        Ok(run) => {
+            tracing::info!(
+                "started {} id={} pid={:?}",
+                process.name,
+                process.id,
+                process.pid()
+            );
+            daemon.supervisors.spawn(supervise::supervise(
+                daemon.clone(),
+                process.clone(),
+                Ok(run),
+                orders,
+            ));
+            daemon.persist().await;
+            Response::Spawned(process.info())
+        }
+        Err(reason) => {
+            process.update(|s| s.status = Status::Failed(reason.clone()));
+            daemon.retire(&process).await;
+            Response::Error(
+                ErrorReply::new(format!(
+                    "could not start {name} (id {}): {reason}",
+                    process.id
+                ))
+                .with_hint("check the command name and that it is on your PATH"),
+            )
+        }
+    }
+}
+
+/// Names appear in `ps`, in log lines and in file names, and are typed back by users.
+pub(super) fn validate_name(name: &str) -> Result<(), ErrorReply> {
+    if name.is_empty() || name.len() > 100 {
+        return Err(ErrorReply::new(
+            "a process name must be 1 to 100 characters long",
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ErrorReply::new(format!(
+            "the process name {name:?} contains control characters"
+        )));
+    }
+    if name.parse::<u32>().is_ok() {
+        return Err(ErrorReply::new(format!(
+            "the process name `{name}` is a number, which `logs` and `kill` would read as an id or pid"
+        ))
+        .with_hint("choose a name with a letter in it"));
+    }
+    Ok(())
+}
