@@ -68,8 +68,8 @@ pub async fn restore(daemon: &Arc<Daemon>) {
                     process.update(|s| s.status = Status::Failed(reply.message));
                 }
             } else if process.spec.restart != RestartPolicy::Never {
-                let first = supervise::launch(&daemon, &process).await;
-                daemon.supervisors.spawn(supervise::supervise(
+                let first = supervise::command::launch(&daemon, &process).await;
+                daemon.supervisors.spawn(supervise::command::supervise(
                     daemon.clone(),
                     process,
                     first,

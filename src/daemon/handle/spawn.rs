@@ -43,7 +43,7 @@ pub(super) async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Respon
             daemon.store.changed.clone(),
         )
     });
-    match supervise::launch(daemon, &process).await {
+    match supervise::command::launch(daemon, &process).await {
         Ok(run) => {
             tracing::info!(
                 "started {} id={} pid={:?}",
@@ -51,7 +51,7 @@ pub(super) async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Respon
                 process.id,
                 process.pid()
             );
-            daemon.supervisors.spawn(supervise::supervise(
+            daemon.supervisors.spawn(supervise::command::supervise(
                 daemon.clone(),
                 process.clone(),
                 Ok(run),

@@ -6,17 +6,16 @@
 //! attempt's future, so whatever interrupts an attempt (a kill, the daemon stopping) can still end
 //! them. `proxy` holds the exec and log steps, `watch` the watching of a working path.
 
+mod forwarder;
 mod proxy;
 mod watch;
 
 pub use self::proxy::ProxyPorts;
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::daemon::Daemon;
@@ -25,8 +24,8 @@ use crate::daemon::child;
 use crate::daemon::logs::format::LineFormatter;
 use crate::daemon::process::{KillOrder, Process};
 use crate::daemon::supervise::{self, Run};
-use crate::forward::kubectl::{self, Kubectl, Tool};
-use crate::forward::target::{Route, Target};
+use crate::forward::kubectl::Tool;
+use crate::forward::target::Target;
 use crate::forward::tunnel::Tunnel;
 use crate::protocol::{KillOutcome, Signal, Status, TunnelSettings};
 
@@ -214,7 +213,7 @@ fn close(ctx: &Ctx, status: Status) {
 
 /// Builds the path and watches it; returns when it breaks.
 async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
-    let (remote, ephemeral, mut lines) = match build(ctx, attempt).await {
+    let (remote, ephemeral, mut lines) = match forwarder::build(ctx, attempt).await {
         Ok(built) => built,
         Err(broke) => return broke,
     };
@@ -237,182 +236,6 @@ async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
     ))
     .await;
     watch::watch(ctx, attempt, &mut lines, ephemeral).await
-}
-
-/// A working forwarder: the port in the pod, kubectl's local port, and kubectl's output.
-type Built = (u16, SocketAddr, mpsc::Receiver<String>);
-
-/// Steps 2 to 6: the proxy in the pod, its port, and a forwarder whose port works.
-///
-/// For a database whose proxy port is known from before (a reconnect, or a target forwarded
-/// earlier), kubectl port-forward starts on that port at once, while exec confirms it, and the
-/// tunnel is reported running as soon as the forwarder works: one kubectl start on the way
-/// instead of two. Connections wait for the confirmation; a port that moved gets a new forwarder.
-async fn build(ctx: &Ctx, attempt: &mut Attempt) -> Result<Built, Broke> {
-    let Attempt {
-        exec,
-        forward,
-        output,
-        ..
-    } = attempt;
-    let remote = match &ctx.target.route {
-        Route::Service { remote_port, .. } => *remote_port,
-        Route::Database { .. } => {
-            let Some(guess) = ctx.daemon.proxy_ports.get(&ctx.target.name) else {
-                let remote = proxy::find_proxy_port(ctx, exec, output)
-                    .await
-                    .map_err(Broke::Failed)?;
-                ctx.daemon.proxy_ports.learn(&ctx.target.name, remote);
-                return finish_build(ctx, forward, output, remote).await;
-            };
-            let mut lines = start_forward(ctx, forward, guess).await?;
-            let run = forward.as_mut().ok_or_else(no_forwarder)?;
-            let pid = run.pid;
-            let (confirmed, ready) =
-                tokio::join!(proxy::find_proxy_port(ctx, exec, output), async {
-                    let mut early_output = LastLines::default();
-                    let ready = wait_forwarding(run, &mut lines, &mut early_output).await;
-                    if ready.is_ok() {
-                        ctx.process.update(|s| {
-                            s.status = Status::Running;
-                            s.pid = Some(pid);
-                            s.remote_port = Some(guess);
-                            s.started_at = SystemTime::now();
-                            s.detail = Some("confirming the proxy port".into());
-                        });
-                    }
-                    ready
-                });
-            let remote = confirmed.map_err(Broke::Failed)?;
-            ctx.daemon.proxy_ports.learn(&ctx.target.name, remote);
-            if remote == guess {
-                return ready.map(|ephemeral| (remote, ephemeral, lines));
-            }
-            if let Some(run) = forward.take() {
-                ctx.say(&format!(
-                    "the proxy listens on port {remote} now; forwarding there"
-                ))
-                .await;
-                supervise::end(&ctx.daemon, &ctx.process, run, END_GRACE).await;
-            }
-            remote
-        }
-    };
-    finish_build(ctx, forward, output, remote).await
-}
-
-/// The last of `build`: a forwarder to `remote`, and its port working.
-async fn finish_build(
-    ctx: &Ctx,
-    forward: &mut Option<Run>,
-    output: &mut LastLines,
-    remote: u16,
-) -> Result<Built, Broke> {
-    ctx.process.update(|s| {
-        s.remote_port = Some(remote);
-        s.detail = Some("forwarding".into());
-    });
-    let mut lines = start_forward(ctx, forward, remote).await?;
-    let run = forward.as_mut().ok_or_else(no_forwarder)?;
-    let ephemeral = wait_forwarding(run, &mut lines, output).await?;
-    Ok((remote, ephemeral, lines))
-}
-
-fn no_forwarder() -> Broke {
-    Broke::Failed("kubectl port-forward did not start".into())
-}
-
-/// Waits for kubectl to say which local port it picked, then for that port to accept a
-/// connection (the test connection through the whole path).
-async fn wait_forwarding(
-    run: &mut Run,
-    lines: &mut mpsc::Receiver<String>,
-    output: &mut LastLines,
-) -> Result<SocketAddr, Broke> {
-    let waited = tokio::time::timeout(STEP_TIMEOUT, async {
-        loop {
-            tokio::select! {
-                line = lines.recv() => match line {
-                    Some(line) => {
-                        let port = kubectl::forwarding_port(&line);
-                        output.push(line);
-                        if let Some(port) = port {
-                            return Ok(port);
-                        }
-                    }
-                    None => return Err(None),
-                },
-                status = run.child.wait() => return Err(Some(child::exit_code(status.ok()))),
-            }
-        }
-    })
-    .await;
-    let ephemeral = match waited {
-        Ok(Ok(port)) => SocketAddr::from(([127, 0, 0, 1], port)),
-        Ok(Err(code)) => {
-            drain(lines, output).await;
-            let code = code.map(|c| format!(" with code {c}")).unwrap_or_default();
-            return Err(Broke::Failed(format!(
-                "kubectl port-forward exited{code}{}",
-                output.explain()
-            )));
-        }
-        Err(_) => {
-            return Err(Broke::Failed(format!(
-                "kubectl port-forward printed no `Forwarding from` line within {} s{}",
-                STEP_TIMEOUT.as_secs(),
-                output.explain()
-            )));
-        }
-    };
-    let ready = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(ephemeral)).await;
-    if !matches!(ready, Ok(Ok(_))) {
-        return Err(Broke::Failed(format!(
-            "kubectl says it forwards on {ephemeral}, but that port does not accept connections"
-        )));
-    }
-    Ok(ephemeral)
-}
-
-/// Starts `kubectl port-forward` (or its simulated stand-in) to `remote` as the attempt's
-/// forwarder, and returns its output.
-async fn start_forward(
-    ctx: &Ctx,
-    forward: &mut Option<Run>,
-    remote: u16,
-) -> Result<mpsc::Receiver<String>, Broke> {
-    let (tap, lines) = mpsc::channel(256);
-    let argv = match &ctx.tool {
-        Tool::Kubectl(program) => Kubectl {
-            program,
-            target: &ctx.target,
-        }
-        .port_forward(remote),
-        Tool::Simulated => {
-            let iteration = ctx.process.state().restarts;
-            ctx.say(&format!(
-                "Forwarding localhost:{} -> pod:{remote} (iteration {iteration})",
-                ctx.tunnel.local.port()
-            ))
-            .await;
-            simulated_forward(remote)
-        }
-    };
-    let run = supervise::start_child(&ctx.daemon, &ctx.process, &argv, Some(tap))
-        .await
-        .map_err(Broke::Failed)?;
-    *forward = Some(run);
-    Ok(lines)
-}
-
-/// Reads what is left of a child's output once it has exited.
-async fn drain(lines: &mut mpsc::Receiver<String>, output: &mut LastLines) {
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(line) = lines.recv().await {
-            output.push(line);
-        }
-    })
-    .await;
 }
 
 /// Ends what is left of an attempt; returns how the port-forward ended if it was still running.
@@ -440,16 +263,6 @@ async fn end_attempt(ctx: &Ctx, attempt: Attempt) -> Option<(Signal, Duration)> 
         }
     }
     ended
-}
-
-/// The simulated port-forward: this binary, serving an echo "database".
-fn simulated_forward(remote: u16) -> Vec<OsString> {
-    vec![
-        crate::paths::own_executable().into_os_string(),
-        "__simulate-forward".into(),
-        "--remote".into(),
-        remote.to_string().into(),
-    ]
 }
 
 fn shown(argv: &[OsString]) -> String {

@@ -8,7 +8,8 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::{Attempt, Broke, Ctx, PROBES_TO_RESTART, REPROBE, drain};
+use super::forwarder::drain;
+use super::{Attempt, Broke, Ctx, PROBES_TO_RESTART, REPROBE};
 use crate::daemon::child;
 use crate::forward::kubectl;
 
