@@ -24,7 +24,7 @@ fn main() {
     let sink = sink_server();
     let _guard = runtime.enter();
     let tunnel_to = |addr: SocketAddr| {
-        let tunnel = Tunnel::start(Tunnel::bind(0).unwrap(), Duration::from_secs(5)).unwrap();
+        let tunnel = Tunnel::start(Tunnel::bind(None).unwrap(), Duration::from_secs(5)).unwrap();
         tunnel.set_upstream(Some(addr));
         tunnel
     };

@@ -228,6 +228,9 @@ fn fake_daemon(
     let listener = UnixListener::bind(rh.path().join("rhizome.sock")).unwrap();
     std::thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
+        // Gone before it answers, as a stopping daemon is: a client that connects again is
+        // refused, not left waiting on a backlog nobody reads.
+        drop(listener);
         let mut frame = || {
             let mut len = [0u8; 4];
             stream.read_exact(&mut len).ok()?;

@@ -18,7 +18,7 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<i32> {
     let config = load_config(paths)?;
     let mut target = target::resolve(&config, &args.target).map_err(target_failure)?;
     if let Some(port) = args.port {
-        target.local_port = port;
+        target.local_port = std::num::NonZeroU16::new(port);
     }
     let simulate =
         args.simulate || std::env::var("RHIZOME_SIMULATE").is_ok_and(|v| !v.is_empty() && v != "0");
@@ -208,7 +208,7 @@ pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<i32> {
                     "namespace": t.namespace,
                     "resource": t.resource(),
                     "sql_connection": t.sql_connection(),
-                    "local_port": t.local_port,
+                    "local_port": t.local_port.map_or(0, |p| p.get()),
                     "scheme": t.scheme,
                 }),
                 Err(err) => json!({ "name": name, "error": err.to_string() }),
@@ -229,10 +229,9 @@ pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<i32> {
                     Route::Database { .. } => "database".into(),
                     Route::Service { .. } => "service".into(),
                 },
-                if t.local_port == 0 {
-                    "any".into()
-                } else {
-                    t.local_port.to_string()
+                match t.local_port {
+                    None => "any".into(),
+                    Some(port) => port.to_string(),
                 },
                 t.context.clone(),
                 format!(

@@ -8,7 +8,7 @@ use anyhow::Context;
 use super::{Client, unexpected};
 use crate::cli::{RunArgs, SleeperArgs};
 use crate::paths::Paths;
-use crate::protocol::{Kind, Request, Response, RestartPolicy, SpawnRequest};
+use crate::protocol::{CommandKind, Request, Response, RestartPolicy, SpawnRequest};
 
 pub async fn sleeper(paths: &Paths, args: &SleeperArgs) -> anyhow::Result<i32> {
     let exe = std::env::current_exe().context("could not find the rhizome executable")?;
@@ -22,7 +22,7 @@ pub async fn sleeper(paths: &Paths, args: &SleeperArgs) -> anyhow::Result<i32> {
     ];
     let request = SpawnRequest {
         name: "sleeper".into(),
-        kind: Kind::Sleeper,
+        kind: CommandKind::Sleeper,
         argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
         restart: RestartPolicy::Never,
         context: super::context()?,
@@ -40,7 +40,7 @@ pub async fn run(paths: &Paths, args: &RunArgs) -> anyhow::Result<i32> {
     };
     let request = SpawnRequest {
         name,
-        kind: Kind::Run,
+        kind: CommandKind::Run,
         argv: args.command.iter().map(|a| a.as_bytes().to_vec()).collect(),
         restart: args.restart.into(),
         context: super::context()?,

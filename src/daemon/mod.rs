@@ -52,6 +52,44 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// A new table entry for `id` and its log: the one way an entry is built.
+    pub fn new_process(
+        &self,
+        id: u32,
+        name: String,
+        work: process::Work,
+    ) -> (
+        Arc<process::Process>,
+        tokio::sync::mpsc::Receiver<process::KillOrder>,
+    ) {
+        let log = Arc::new(logs::ProcessLog::new(
+            &self.paths.logs,
+            id,
+            &name,
+            self.rotation,
+        ));
+        process::Process::new(id, name, work, log, self.store.changed.clone())
+    }
+
+    /// Writes a line of the daemon's own into a process's log, among the process's output.
+    pub async fn say(&self, process: &process::Process, message: &str) {
+        let mut fmt = logs::format::LineFormatter::new(&process.name, None);
+        self.writer
+            .append(&process.log, fmt.lifecycle(message))
+            .await;
+    }
+
+    /// The refusal of anything new once the daemon is stopping.
+    pub fn refuse_if_stopping(&self) -> Result<(), crate::protocol::ErrorReply> {
+        if self.stop.is_cancelled() {
+            return Err(crate::protocol::ErrorReply::new(
+                "the daemon is stopping and starts nothing new",
+            )
+            .with_hint("run the command again in a moment"));
+        }
+        Ok(())
+    }
+
     /// Called once a process is final: its log is closed, and the oldest finished processes are
     /// forgotten.
     pub async fn retire(&self, process: &process::Process) {

@@ -1,48 +1,123 @@
-//! One managed process as the daemon knows it: what to run, and where it is in its life.
+//! One managed process as the daemon knows it: what it is (`Work`), and where it is in its life
+//! (`RunState`, whose `Phase` carries the data of each phase).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
 use super::logs::ProcessLog;
-use crate::forward::kubectl::Tool;
-use crate::forward::target::Target;
+use crate::forward::kubectl::Kubectl;
 use crate::forward::tunnel::Tunnel;
 use crate::protocol::{
-    ClientContext, KillOutcome, Kind, ProcessInfo, RestartPolicy, Status, TunnelInfo,
-    TunnelSettings,
+    ClientContext, CommandKind, KillOutcome, Kind, ProcessInfo, RestartPolicy, Signal, Status,
+    Target, Tool, TunnelInfo, TunnelSettings,
 };
 
-/// What to run: fixed for the life of the entry, reused by every restart.
-#[derive(Debug, Clone)]
-pub struct Spec {
-    pub argv: Vec<OsString>,
-    pub env: Vec<(OsString, OsString)>,
-    pub cwd: PathBuf,
-    pub restart: RestartPolicy,
+/// What a managed process is. The kind shown by `ps` follows from it, so a plain command can never
+/// pass for a tunnel.
+pub enum Work {
+    /// A command the daemon runs, and restarts as its policy says.
+    Command(Spec),
+    /// A tunnel: a local port the daemon holds, and the path behind it that it keeps up.
+    Tunnel(Arc<TunnelPart>),
 }
 
-impl Spec {
-    /// A spec that runs `argv` in the client's directory with the client's environment.
-    pub fn from_client(
-        argv: Vec<OsString>,
-        context: ClientContext,
-        restart: RestartPolicy,
-    ) -> Spec {
+/// The environment and working directory children run with: the client's, so that they run as if
+/// started from its shell.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub env: Vec<(OsString, OsString)>,
+    pub cwd: PathBuf,
+}
+
+impl From<ClientContext> for Context {
+    fn from(context: ClientContext) -> Context {
         use std::os::unix::ffi::OsStringExt;
-        Spec {
-            argv,
+        Context {
             env: context
                 .env
                 .into_iter()
                 .map(|(k, v)| (OsString::from_vec(k), OsString::from_vec(v)))
                 .collect(),
             cwd: PathBuf::from(OsString::from_vec(context.cwd)),
-            restart,
+        }
+    }
+}
+
+/// A command: fixed for the life of the entry, reused by every restart.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub kind: CommandKind,
+    pub argv: Vec<OsString>,
+    pub context: Context,
+    pub restart: RestartPolicy,
+}
+
+/// A tunnel's fixed part: where it leads, with what, and its bound local listener.
+pub struct TunnelPart {
+    pub target: Target,
+    pub tool: Tool,
+    /// kubectl runs with the environment of the `rhizome forward` that created the tunnel.
+    pub context: Context,
+    /// How long a connection waits for the upstream while the tunnel reconnects.
+    pub wait: Duration,
+    pub settings: TunnelSettings,
+    /// Bound before the entry exists, so every tunnel in the table has its port.
+    pub tunnel: Arc<Tunnel>,
+}
+
+/// Where a process is in its life. Each phase carries what only it has: a running process has a
+/// start instant, a finished one its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Starting,
+    /// Up since `since`; `pid` is the command's (or the tunnel's forwarder's) process.
+    Running {
+        pid: Option<u32>,
+        since: Instant,
+    },
+    /// Ended by itself and waiting out its backoff before the next start.
+    Restarting,
+    /// A tunnel whose path broke and is being rebuilt; its local port stays open.
+    Reconnecting,
+    Exited(i32),
+    Killed(Option<Signal>),
+    Failed(String),
+    Lost,
+}
+
+impl Phase {
+    /// The phase as the protocol shows it.
+    pub fn status(&self) -> Status {
+        match self {
+            Phase::Starting => Status::Starting,
+            Phase::Running { .. } => Status::Running,
+            Phase::Restarting => Status::Restarting,
+            Phase::Reconnecting => Status::Reconnecting,
+            Phase::Exited(code) => Status::Exited(*code),
+            Phase::Killed(signal) => Status::Killed(*signal),
+            Phase::Failed(reason) => Status::Failed(reason.clone()),
+            Phase::Lost => Status::Lost,
+        }
+    }
+
+    /// True once nothing about this process will change any more.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            Phase::Exited(_) | Phase::Killed(_) | Phase::Failed(_) | Phase::Lost
+        )
+    }
+
+    /// A running phase that started now.
+    pub fn running(pid: Option<u32>) -> Phase {
+        Phase::Running {
+            pid,
+            since: Instant::now(),
         }
     }
 }
@@ -51,12 +126,11 @@ impl Spec {
 /// without waiting and `logs -f` and `kill` can wait for it to change.
 #[derive(Debug, Clone)]
 pub struct RunState {
-    pub status: Status,
-    /// The OS pid of the current or last run.
-    pub pid: Option<u32>,
+    pub phase: Phase,
+    /// The pid of the last run, shown once it has ended.
+    pub last_pid: Option<u32>,
+    /// When the current (or last) run started.
     pub started_at: SystemTime,
-    /// When the current run started; `None` while nothing runs.
-    pub up_since: Option<Instant>,
     pub restarts: u32,
     /// The current step, or why the last run ended, for `ps` and for a waiting `forward`.
     pub detail: Option<String>,
@@ -65,6 +139,21 @@ pub struct RunState {
     /// The OS children alive now (each a process-group leader), recorded so that a daemon that
     /// died hard can have them found and stopped by the next one.
     pub children: Vec<ChildId>,
+}
+
+impl RunState {
+    /// The pid of the current run, else of the last one.
+    pub fn pid(&self) -> Option<u32> {
+        match self.phase {
+            Phase::Running { pid, .. } => pid.or(self.last_pid),
+            _ => self.last_pid,
+        }
+    }
+
+    /// What of this state the state file records: a change here must be saved.
+    fn saved(&self) -> (bool, u32, &[ChildId]) {
+        (self.phase.is_final(), self.restarts, &self.children)
+    }
 }
 
 /// A process as the kernel identifies it: a pid is reused, a pid with its start time is not.
@@ -87,29 +176,16 @@ pub struct KillOrder {
 pub struct Process {
     pub id: u32,
     pub name: String,
-    pub kind: Kind,
-    pub spec: Spec,
+    pub work: Work,
     pub log: Arc<ProcessLog>,
     state: watch::Sender<RunState>,
-    /// Told of every change, so the daemon's state file follows the table.
+    /// Told of every change the state file records, so that it follows the table.
     changed: Arc<Notify>,
-    /// Set for tunnels.
-    pub forward: Option<ForwardPart>,
     /// To the supervisor; closed once the supervisor has finished.
     orders: mpsc::Sender<KillOrder>,
-}
-
-/// What a tunnel has beyond a plain process.
-pub struct ForwardPart {
-    pub target: Target,
-    pub tool: Tool,
-    /// The port asked for (0: any); the bound one is `tunnel.local`.
-    pub requested_port: u16,
-    /// How long a connection waits for the upstream while the tunnel reconnects.
-    pub wait: Duration,
-    pub settings: TunnelSettings,
-    /// Set once the local port is bound.
-    pub tunnel: OnceLock<Arc<Tunnel>>,
+    /// Every new `detail`, in order: a waiting `forward` shows each step, where the watch channel
+    /// would let it see only the latest.
+    steps: broadcast::Sender<String>,
 }
 
 impl Process {
@@ -117,18 +193,15 @@ impl Process {
     pub fn new(
         id: u32,
         name: String,
-        kind: Kind,
-        spec: Spec,
+        work: Work,
         log: Arc<ProcessLog>,
-        forward: Option<ForwardPart>,
         changed: Arc<Notify>,
     ) -> (Arc<Process>, mpsc::Receiver<KillOrder>) {
         let (orders, orders_rx) = mpsc::channel(4);
         let state = watch::Sender::new(RunState {
-            status: Status::Starting,
-            pid: None,
+            phase: Phase::Starting,
+            last_pid: None,
             started_at: SystemTime::now(),
-            up_since: None,
             restarts: 0,
             detail: None,
             remote_port: None,
@@ -137,21 +210,51 @@ impl Process {
         let process = Process {
             id,
             name,
-            kind,
-            spec,
+            work,
             log,
             state,
             changed,
-            forward,
             orders,
+            steps: broadcast::Sender::new(32),
         };
         (Arc::new(process), orders_rx)
     }
 
-    /// Changes the run state: watchers see it, and the state file is rewritten.
+    /// Changes the run state: watchers see every change, and the state file is rewritten when a
+    /// field it records changed.
     pub fn update(&self, change: impl FnOnce(&mut RunState)) {
-        self.state.send_modify(change);
-        self.changed.notify_one();
+        let mut save = false;
+        let mut step = None;
+        self.state.send_modify(|state| {
+            let before = (
+                state.phase.is_final(),
+                state.restarts,
+                state.children.clone(),
+            );
+            let detail = state.detail.clone();
+            change(state);
+            let (is_final, restarts, children) = state.saved();
+            save = before != (is_final, restarts, children.to_vec());
+            if state.detail != detail {
+                step = state.detail.clone();
+            }
+        });
+        if let Some(step) = step {
+            let _ = self.steps.send(step);
+        }
+        if save {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Every step (new `detail`) from now on.
+    pub fn steps(&self) -> broadcast::Receiver<String> {
+        self.steps.subscribe()
+    }
+
+    /// Moves to `phase`.
+    pub fn set_phase(&self, phase: Phase) {
+        self.update(|state| state.phase = phase);
     }
 
     /// A receiver that sees every change of the run state.
@@ -164,12 +267,55 @@ impl Process {
         self.state.borrow().clone()
     }
 
-    pub fn status(&self) -> Status {
-        self.state.borrow().status.clone()
+    pub fn phase(&self) -> Phase {
+        self.state.borrow().phase.clone()
+    }
+
+    pub fn is_final(&self) -> bool {
+        self.state.borrow().phase.is_final()
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.state.borrow().pid
+        self.state.borrow().pid()
+    }
+
+    pub fn kind(&self) -> Kind {
+        match &self.work {
+            Work::Command(spec) => spec.kind.into(),
+            Work::Tunnel(_) => Kind::Forward,
+        }
+    }
+
+    /// The tunnel part, for tunnels.
+    pub fn tunnel(&self) -> Option<&Arc<TunnelPart>> {
+        match &self.work {
+            Work::Tunnel(part) => Some(part),
+            Work::Command(_) => None,
+        }
+    }
+
+    /// The environment and directory its children run with.
+    pub fn context(&self) -> &Context {
+        match &self.work {
+            Work::Command(spec) => &spec.context,
+            Work::Tunnel(part) => &part.context,
+        }
+    }
+
+    pub fn restart_policy(&self) -> RestartPolicy {
+        match &self.work {
+            Work::Command(spec) => spec.restart,
+            Work::Tunnel(_) => RestartPolicy::Always,
+        }
+    }
+
+    /// The command line shown by `ps` and kept in the state file: a command's own, or for a
+    /// tunnel the port-forward it runs.
+    pub fn command_line(&self) -> Vec<OsString> {
+        match &self.work {
+            Work::Command(spec) => spec.argv.clone(),
+            Work::Tunnel(part) => part.command_line(self.state.borrow().remote_port),
+        }
     }
 
     /// Asks the supervisor to stop the process and waits for what happened. A process whose
@@ -183,57 +329,65 @@ impl Process {
     }
 
     pub fn info(&self) -> ProcessInfo {
+        let command = self
+            .command_line()
+            .iter()
+            .map(|arg| super::logs::redact::redact(&arg.to_string_lossy()).into_owned())
+            .collect();
         let state = self.state.borrow();
         ProcessInfo {
             id: self.id,
             name: self.name.clone(),
-            kind: self.kind,
-            command: self
-                .spec
-                .argv
-                .iter()
-                .map(|arg| super::logs::redact::redact(&arg.to_string_lossy()).into_owned())
-                .collect(),
-            pid: state.pid,
-            status: state.status.clone(),
-            restart: self.spec.restart,
+            kind: self.kind(),
+            command,
+            pid: state.pid(),
+            status: state.phase.status(),
+            restart: self.restart_policy(),
             started_at_ms: state
                 .started_at
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0),
-            uptime_secs: state.up_since.map(|t| t.elapsed().as_secs()).unwrap_or(0),
+            uptime_secs: match state.phase {
+                Phase::Running { since, .. } => since.elapsed().as_secs(),
+                _ => 0,
+            },
             restarts: state.restarts,
             detail: state.detail.clone(),
-            tunnel: self
-                .forward
-                .as_ref()
-                .map(|forward| forward.info(state.remote_port)),
+            tunnel: self.tunnel().map(|part| part.info(state.remote_port)),
         }
     }
 }
 
-impl ForwardPart {
-    /// The local port clients use: the bound one, else the one asked for.
+impl TunnelPart {
+    /// The local port clients use.
     pub fn local_port(&self) -> u16 {
-        self.tunnel
-            .get()
-            .map(|t| t.local.port())
-            .unwrap_or(self.requested_port)
+        self.tunnel.local.port()
+    }
+
+    /// The port-forward this tunnel runs to `remote` (0 until the port in the pod is known).
+    pub fn command_line(&self, remote: Option<u16>) -> Vec<OsString> {
+        match &self.tool {
+            Tool::Kubectl(program) => Kubectl {
+                program,
+                target: &self.target,
+            }
+            .port_forward(remote.unwrap_or(0)),
+            Tool::Simulated => vec!["(simulated)".into(), self.target.resource().into()],
+        }
     }
 
     fn info(&self, remote_port: Option<u16>) -> TunnelInfo {
-        let tunnel = self.tunnel.get();
-        let stat = |read: fn(&Tunnel) -> u64| tunnel.map(|t| read(t)).unwrap_or(0);
+        let stats = &self.tunnel.stats;
         TunnelInfo {
             target: self.target.name.clone(),
             url: self.target.url(self.local_port()),
             local: format!("127.0.0.1:{}", self.local_port()),
             upstream: remote_port.map(|port| format!("pod:{port}")),
-            connections_open: stat(|t| t.stats.open.load(Ordering::Relaxed)),
-            connections_total: stat(|t| t.stats.total.load(Ordering::Relaxed)),
-            bytes_up: stat(|t| t.stats.bytes_up.load(Ordering::Relaxed)),
-            bytes_down: stat(|t| t.stats.bytes_down.load(Ordering::Relaxed)),
+            connections_open: stats.open.load(Ordering::Relaxed),
+            connections_total: stats.total.load(Ordering::Relaxed),
+            bytes_up: stats.bytes_up.load(Ordering::Relaxed),
+            bytes_down: stats.bytes_down.load(Ordering::Relaxed),
         }
     }
 }

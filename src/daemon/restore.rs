@@ -6,18 +6,21 @@
 //! their ids and local ports; one-shot processes are recorded as lost, not run again.
 
 use std::ffi::OsString;
+use std::num::NonZeroU16;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::mpsc;
 
 use super::Daemon;
 use super::child;
-use super::logs::ProcessLog;
-use super::logs::format::LineFormatter;
-use super::process::{ChildId, ForwardPart, Process, Spec};
+use super::handle;
+use super::process::{ChildId, Context, KillOrder, Phase, Process, Spec, TunnelPart, Work};
 use super::state::{Loaded, SavedProcess};
-use super::supervise;
-use crate::protocol::{RestartPolicy, Status};
+use super::supervise::command;
+use crate::forward::tunnel::Tunnel;
+use crate::protocol::{CommandKind, Kind, RestartPolicy};
 
 /// Grace between SIGTERM and SIGKILL for a previous daemon's children.
 const ORPHAN_GRACE: Duration = Duration::from_secs(3);
@@ -50,9 +53,9 @@ pub async fn restore(daemon: &Arc<Daemon>) {
     let mut restored = Vec::new();
     for saved in file.processes {
         let orphans = saved.children.clone();
-        let (process, orders) = entry(daemon, &saved);
+        let (process, orders, spec) = entry(daemon, saved);
         daemon.table.restore(process.clone(), file.next_id);
-        restored.push((process, orders, orphans, saved.forward.is_some()));
+        restored.push((process, orders, orphans, spec));
     }
     let daemon = daemon.clone();
     tokio::spawn(async move {
@@ -60,82 +63,96 @@ pub async fn restore(daemon: &Arc<Daemon>) {
             .iter()
             .flat_map(|(_, _, orphans, _)| orphans.iter().map(|o| end_orphan(*o)));
         futures_util::future::join_all(sweeps).await;
-        for (process, orders, _, is_tunnel) in restored {
-            say(&daemon, &process, "restored after the daemon restarted").await;
-            if is_tunnel {
-                if let Err(reply) = super::handle::start_tunnel(&daemon, &process, orders) {
-                    say(&daemon, &process, &reply.message).await;
-                    process.update(|s| s.status = Status::Failed(reply.message));
+        for (process, orders, _, spec) in restored {
+            if process.is_final() {
+                continue;
+            }
+            daemon
+                .say(&process, "restored after the daemon restarted")
+                .await;
+            match spec {
+                None => super::handle::start_tunnel(&daemon, &process, orders),
+                Some(spec) => {
+                    let first = command::launch(&daemon, &process, &spec).await;
+                    daemon.supervisors.spawn(command::supervise(
+                        daemon.clone(),
+                        process,
+                        spec,
+                        first,
+                        orders,
+                    ));
                 }
-            } else if process.spec.restart != RestartPolicy::Never {
-                let first = supervise::command::launch(&daemon, &process).await;
-                daemon.supervisors.spawn(supervise::command::supervise(
-                    daemon.clone(),
-                    process,
-                    first,
-                    orders,
-                ));
             }
         }
         daemon.store.changed.notify_one();
     });
 }
 
-/// The table entry for a saved process, under its old id. One-shots are final (`lost`) at once.
+/// The table entry for a saved process, under its old id, and the spec to run again for a
+/// command. A tunnel gets its old local port back; one that cannot is failed, and one-shots are
+/// `lost`: both are final at once.
 fn entry(
     daemon: &Daemon,
-    saved: &SavedProcess,
-) -> (
-    Arc<Process>,
-    tokio::sync::mpsc::Receiver<super::process::KillOrder>,
-) {
-    let spec = Spec {
-        argv: saved.argv.iter().map(OsString::from).collect(),
+    saved: SavedProcess,
+) -> (Arc<Process>, mpsc::Receiver<KillOrder>, Option<Spec>) {
+    let context = Context {
         env: saved
             .env
             .iter()
             .map(|(k, v)| (OsString::from(k), OsString::from(v)))
             .collect(),
         cwd: PathBuf::from(&saved.cwd),
-        restart: saved.restart,
     };
-    let forward = saved.forward.as_ref().map(|f| {
-        let mut target = f.target.clone();
-        // Back on the port it had, even if it was given any free one.
-        target.local_port = f.local_port;
-        ForwardPart {
-            requested_port: f.local_port,
-            target,
-            tool: f.tool.clone(),
-            wait: Duration::from_millis(f.wait_ms),
-            settings: f.settings,
-            tunnel: OnceLock::new(),
+    let (work, spec, failed) = match saved.forward {
+        Some(forward) => {
+            let mut target = forward.target;
+            // Back on the port it had, even if it was given any free one.
+            target.local_port = NonZeroU16::new(forward.local_port);
+            let wait = Duration::from_millis(forward.wait_ms);
+            let (tunnel, failed) = match handle::bind(target.local_port, wait) {
+                Ok(tunnel) => (tunnel, None),
+                Err(refused) => (
+                    Tunnel::unbound(forward.local_port),
+                    Some(refused.describe()),
+                ),
+            };
+            let part = TunnelPart {
+                target,
+                tool: forward.tool,
+                context,
+                wait,
+                settings: forward.settings,
+                tunnel,
+            };
+            (Work::Tunnel(Arc::new(part)), None, failed)
         }
-    });
-    let log = Arc::new(ProcessLog::new(
-        &daemon.paths.logs,
-        saved.id,
-        &saved.name,
-        daemon.rotation,
-    ));
-    let (process, orders) = Process::new(
-        saved.id,
-        saved.name.clone(),
-        saved.kind,
-        spec,
-        log,
-        forward,
-        daemon.store.changed.clone(),
-    );
-    let one_shot = saved.forward.is_none() && saved.restart == RestartPolicy::Never;
+        None => {
+            let spec = Spec {
+                kind: match saved.kind {
+                    Kind::Sleeper => CommandKind::Sleeper,
+                    Kind::Run | Kind::Forward => CommandKind::Run,
+                },
+                argv: saved.argv.iter().map(OsString::from).collect(),
+                context,
+                restart: saved.restart,
+            };
+            (Work::Command(spec.clone()), Some(spec), None)
+        }
+    };
+    let one_shot = spec
+        .as_ref()
+        .is_some_and(|s| s.restart == RestartPolicy::Never);
+    let (process, orders) = daemon.new_process(saved.id, saved.name, work);
     process.update(|s| {
         s.restarts = saved.restarts;
-        s.pid = saved.children.first().map(|c| c.pid);
-        if one_shot {
-            s.status = Status::Lost;
+        s.last_pid = saved.children.first().map(|c| c.pid);
+        if let Some(reason) = failed {
+            s.phase = Phase::Failed(reason);
+        } else if one_shot {
+            s.phase = Phase::Lost;
         }
     });
-    (process, orders)
+    (process, orders, spec)
 }
 
 /// Stops a previous daemon's child, if it is still that same process.
@@ -151,12 +168,4 @@ async fn end_orphan(orphan: ChildId) {
         orphan.pid
     );
     child::end_group(orphan.pid, ORPHAN_GRACE).await;
-}
-
-async fn say(daemon: &Daemon, process: &Process, message: &str) {
-    let mut fmt = LineFormatter::new(&process.name, None);
-    daemon
-        .writer
-        .append(&process.log, fmt.lifecycle(message))
-        .await;
 }

@@ -17,9 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::process::{ChildId, Process};
-use crate::forward::kubectl::Tool;
-use crate::forward::target::Target;
-use crate::protocol::{Kind, RestartPolicy, TunnelSettings};
+use crate::protocol::{Kind, RestartPolicy, Target, Tool, TunnelSettings};
 
 /// Bumped when the file's shape changes; a daemon refuses (and sets aside) a newer file.
 const FORMAT: u32 = 1;
@@ -61,27 +59,27 @@ impl SavedProcess {
     pub fn of(process: &Process) -> SavedProcess {
         let state = process.state();
         let text = |s: &OsString| s.to_string_lossy().into_owned();
+        let context = process.context();
         SavedProcess {
             id: process.id,
             name: process.name.clone(),
-            kind: process.kind,
-            argv: process.spec.argv.iter().map(text).collect(),
-            env: process
-                .spec
+            kind: process.kind(),
+            argv: process.command_line().iter().map(text).collect(),
+            env: context
                 .env
                 .iter()
                 .map(|(k, v)| (text(k), text(v)))
                 .collect(),
-            cwd: process.spec.cwd.to_string_lossy().into_owned(),
-            restart: process.spec.restart,
+            cwd: context.cwd.to_string_lossy().into_owned(),
+            restart: process.restart_policy(),
             restarts: state.restarts,
             children: state.children,
-            forward: process.forward.as_ref().map(|f| SavedForward {
-                target: f.target.clone(),
-                tool: f.tool.clone(),
-                local_port: f.local_port(),
-                wait_ms: f.wait.as_millis() as u64,
-                settings: f.settings,
+            forward: process.tunnel().map(|part| SavedForward {
+                target: part.target.clone(),
+                tool: part.tool.clone(),
+                local_port: part.local_port(),
+                wait_ms: part.wait.as_millis() as u64,
+                settings: part.settings,
             }),
         }
     }
@@ -179,7 +177,7 @@ pub fn snapshot(next_id: u32, processes: &[Arc<Process>]) -> StateFile {
         next_id,
         processes: processes
             .iter()
-            .filter(|p| !p.status().is_final())
+            .filter(|p| !p.is_final())
             .map(|p| SavedProcess::of(p))
             .collect(),
     }

@@ -3,13 +3,14 @@
 //! The lock is a plain mutex held only for lookups and inserts, never across an await.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU16;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
 use super::process::{KillOrder, Process};
-use crate::forward::target::Target;
 use crate::protocol::ErrorReply;
+use crate::protocol::Target;
 
 /// How many finished processes are remembered for `ps --all` and `logs`.
 pub const KEEP_FINISHED: usize = 100;
@@ -42,37 +43,40 @@ impl Table {
         (process, extra)
     }
 
-    /// Finds the live tunnel for `target` on `port` (0: any port), or, when there is none, adds
-    /// the one `make` builds, in one step, so that concurrent requests for the same tunnel all get
-    /// the same one. A live tunnel of another target on that port is an error.
-    pub fn claim_tunnel(
+    /// Finds the live tunnel for `target` on `port` (`None`: any port), or, when there is none,
+    /// adds the one `make` builds, in one step, so that concurrent requests for the same tunnel
+    /// all get the same one. A live tunnel of another target on that port is an error, and so is
+    /// whatever `make` fails with (then no id is used up).
+    pub fn claim_tunnel<E: From<ErrorReply>>(
         &self,
         target: &Target,
-        port: u16,
-        make: impl FnOnce(u32) -> (Arc<Process>, mpsc::Receiver<KillOrder>),
-    ) -> Result<Claim, ErrorReply> {
+        port: Option<NonZeroU16>,
+        make: impl FnOnce(u32) -> Result<(Arc<Process>, mpsc::Receiver<KillOrder>), E>,
+    ) -> Result<Claim, E> {
         let mut inner = self.lock();
-        for process in inner.processes.values().filter(|p| !p.status().is_final()) {
-            let Some(forward) = &process.forward else {
+        for process in inner.processes.values().filter(|p| !p.is_final()) {
+            let Some(tunnel) = process.tunnel() else {
                 continue;
             };
-            let same_port = port != 0 && forward.local_port() == port;
-            if forward.target.name == target.name && (port == 0 || same_port) {
+            let same_port = port.is_some_and(|port| tunnel.local_port() == port.get());
+            if tunnel.target.name == target.name && (port.is_none() || same_port) {
                 return Ok(Claim::Existing(process.clone()));
             }
             if same_port {
+                let port = tunnel.local_port();
                 return Err(ErrorReply::new(format!(
                     "local port {port} is already used by the tunnel {} (id {})",
-                    forward.target.name, process.id
+                    tunnel.target.name, process.id
                 ))
                 .with_hint(format!(
                     "stop it with `rhizome kill {}`, or choose another port with --port",
                     process.id
-                )));
+                ))
+                .into());
             }
         }
+        let (process, orders) = make(inner.next_id + 1)?;
         inner.next_id += 1;
-        let (process, orders) = make(inner.next_id);
         inner.processes.insert(process.id, process.clone());
         Ok(Claim::New(process, orders))
     }
@@ -82,7 +86,7 @@ impl Table {
         self.lock()
             .processes
             .values()
-            .filter(|p| all || !p.status().is_final())
+            .filter(|p| all || !p.is_final())
             .cloned()
             .collect()
     }
@@ -115,7 +119,7 @@ impl Table {
         let finished: Vec<u32> = inner
             .processes
             .values()
-            .filter(|p| p.status().is_final())
+            .filter(|p| p.is_final())
             .map(|p| p.id)
             .collect();
         let excess = finished.len().saturating_sub(KEEP_FINISHED);
@@ -144,11 +148,7 @@ impl Table {
 
     pub fn counts(&self) -> (u32, u32) {
         let inner = self.lock();
-        let running = inner
-            .processes
-            .values()
-            .filter(|p| !p.status().is_final())
-            .count();
+        let running = inner.processes.values().filter(|p| !p.is_final()).count();
         (running as u32, (inner.processes.len() - running) as u32)
     }
 }

@@ -2,6 +2,7 @@
 //! validating every value that will reach kubectl's command line.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU16;
 
 use crate::config::{Config, Database, Environment, Service};
 pub use crate::protocol::{Route, Target};
@@ -124,7 +125,7 @@ fn database_target(name: &str, env: &Environment, db: &Database) -> Result<Targe
             "kubeconfig",
             db.kubeconfig.as_ref().or(env.kubeconfig.as_ref()),
         )?,
-        local_port: db.local_port.unwrap_or(0),
+        local_port: db.local_port.and_then(NonZeroU16::new),
         scheme: check.scheme(db.scheme.as_deref().unwrap_or("mysql"))?,
         route: Route::Database {
             deployment: check.k8s_name("deployment", deployment)?,
@@ -166,7 +167,7 @@ fn service_target(name: &str, env: &Environment, svc: &Service) -> Result<Target
             "kubeconfig",
             svc.kubeconfig.as_ref().or(env.kubeconfig.as_ref()),
         )?,
-        local_port: svc.local_port.unwrap_or(0),
+        local_port: svc.local_port.and_then(NonZeroU16::new),
         scheme: check.scheme(svc.scheme.as_deref().unwrap_or("http"))?,
         route: Route::Service {
             resource,
@@ -358,7 +359,7 @@ mod tests {
     #[test]
     fn the_built_in_target_resolves() {
         let target = resolve(&built_in(), "na-prod/billing-bookkeeper").unwrap();
-        assert_eq!(target.local_port, 3306);
+        assert_eq!(target.local_port, NonZeroU16::new(3306));
         assert_eq!(target.url(3306), "mysql://127.0.0.1:3306");
         assert_eq!(target.resource(), "deploy/gke-cloudsql-access");
         let Route::Database {

@@ -6,6 +6,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroU16;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -50,9 +51,9 @@ pub struct Tunnel {
 }
 
 impl Tunnel {
-    /// Binds `127.0.0.1:port` (0 for any free port). Synchronous, so "in use" is known at once.
-    pub fn bind(port: u16) -> io::Result<std::net::TcpListener> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+    /// Binds `127.0.0.1:port` (`None`: any free port). Synchronous, so "in use" is known at once.
+    pub fn bind(port: Option<NonZeroU16>) -> io::Result<std::net::TcpListener> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port.map_or(0, NonZeroU16::get)))?;
         listener.set_nonblocking(true)?;
         Ok(listener)
     }
@@ -70,6 +71,21 @@ impl Tunnel {
         });
         tokio::spawn(accept(listener, tunnel.clone()));
         Ok(tunnel)
+    }
+
+    /// A tunnel that could not listen on `port`: closed from the start, so that a tunnel whose
+    /// port was taken while its daemon was away can still be shown as failed.
+    pub fn unbound(port: u16) -> Arc<Tunnel> {
+        let closed = CancellationToken::new();
+        closed.cancel();
+        Arc::new(Tunnel {
+            local: SocketAddr::from(([127, 0, 0, 1], port)),
+            upstream: watch::Sender::new(Upstream::default()),
+            stats: Stats::default(),
+            splice_failed: Notify::new(),
+            wait: Duration::ZERO,
+            closed,
+        })
     }
 
     /// Points new connections at `addr`, or makes them wait with `None`.

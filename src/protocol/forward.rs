@@ -1,6 +1,7 @@
 //! Tunnels on the wire: the resolved target the client sends, how the daemon reaches it, and
 //! what it answers. The encoding of each type here is part of `PROTOCOL`.
 
+use std::num::NonZeroU16;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,9 @@ pub struct Target {
     pub context: String,
     pub namespace: String,
     pub kubeconfig: Option<String>,
-    pub local_port: u16,
+    /// The local port to listen on; `None`: any free port.
+    #[serde(with = "port_or_any")]
+    pub local_port: Option<NonZeroU16>,
     pub scheme: String,
     pub route: Route,
 }
@@ -113,4 +116,22 @@ pub struct TunnelInfo {
     pub connections_total: u64,
     pub bytes_up: u64,
     pub bytes_down: u64,
+}
+
+/// A port that may be "any", encoded as the number with 0 for any: the encoding the protocol and
+/// the state file have always used.
+mod port_or_any {
+    use std::num::NonZeroU16;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(port: &Option<NonZeroU16>, out: S) -> Result<S::Ok, S::Error> {
+        out.serialize_u16(port.map_or(0, NonZeroU16::get))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        input: D,
+    ) -> Result<Option<NonZeroU16>, D::Error> {
+        Ok(NonZeroU16::new(u16::deserialize(input)?))
+    }
 }

@@ -117,7 +117,7 @@ pub struct ClientContext {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SpawnRequest {
     pub name: String,
-    pub kind: Kind,
+    pub kind: CommandKind,
     /// Program and arguments; never passed through a shell.
     pub argv: Vec<Vec<u8>>,
     pub restart: RestartPolicy,
@@ -192,6 +192,22 @@ impl fmt::Display for Kind {
             Kind::Run => "run",
             Kind::Forward => "forward",
         })
+    }
+}
+
+/// What a plain command is: a tunnel is never started by `Spawn`. The same positions as in `Kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandKind {
+    Sleeper,
+    Run,
+}
+
+impl From<CommandKind> for Kind {
+    fn from(kind: CommandKind) -> Kind {
+        match kind {
+            CommandKind::Sleeper => Kind::Sleeper,
+            CommandKind::Run => Kind::Run,
+        }
     }
 }
 

@@ -22,7 +22,7 @@ pub(super) async fn logs(
     loop {
         progress.borrow_and_update();
         // Read after noting the state: the final status is set only once the last line is written.
-        let done = !request.follow || state.borrow_and_update().status.is_final();
+        let done = !request.follow || state.borrow_and_update().phase.is_final();
         while let Some(chunk) = cursor.next_chunk().await? {
             conn.send(&Response::LogChunk(chunk)).await?;
         }

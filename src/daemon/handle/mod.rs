@@ -16,7 +16,7 @@ mod spawn;
 
 use crate::connection::{Connection, RecvError};
 use crate::protocol::{ErrorReply, Hello, Request, Response};
-pub(super) use forward::start_tunnel;
+pub(super) use forward::{bind, start_tunnel};
 
 /// A client must greet within this time, so idle connections cannot pile up.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);

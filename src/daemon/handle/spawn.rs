@@ -5,17 +5,13 @@ use std::os::unix::ffi::OsStringExt;
 use std::sync::Arc;
 
 use crate::daemon::Daemon;
-use crate::daemon::logs::ProcessLog;
-use crate::daemon::process::{Process, Spec};
+use crate::daemon::process::{Phase, Spec, Work};
 use crate::daemon::supervise;
-use crate::protocol::{ErrorReply, Response, SpawnRequest, Status};
+use crate::protocol::{ErrorReply, Response, SpawnRequest};
 
 pub(super) async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Response {
-    if daemon.stop.is_cancelled() {
-        return Response::Error(
-            ErrorReply::new("the daemon is stopping and starts nothing new")
-                .with_hint("run the command again in a moment"),
-        );
+    if let Err(reply) = daemon.refuse_if_stopping() {
+        return Response::Error(reply);
     }
     if let Err(reply) = validate_name(&request.name) {
         return Response::Error(reply);
@@ -24,36 +20,23 @@ pub(super) async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Respon
         return Response::Error(ErrorReply::new("no command was given to run"));
     }
     let argv = request.argv.into_iter().map(OsString::from_vec).collect();
-    let spec = Spec::from_client(argv, request.context, request.restart);
+    let spec = Spec {
+        kind: request.kind,
+        argv,
+        context: request.context.into(),
+        restart: request.restart,
+    };
     let name = request.name;
-    let (process, orders) = daemon.table.insert(|id| {
-        let log = Arc::new(ProcessLog::new(
-            &daemon.paths.logs,
-            id,
-            &name,
-            daemon.rotation,
-        ));
-        Process::new(
-            id,
-            name.clone(),
-            request.kind,
-            spec,
-            log,
-            None,
-            daemon.store.changed.clone(),
-        )
-    });
-    match supervise::command::launch(daemon, &process).await {
+    let (process, orders) = daemon
+        .table
+        .insert(|id| daemon.new_process(id, name.clone(), Work::Command(spec.clone())));
+    match supervise::command::launch(daemon, &process, &spec).await {
         Ok(run) => {
-            tracing::info!(
-                "started {} id={} pid={:?}",
-                process.name,
-                process.id,
-                process.pid()
-            );
+            tracing::info!("started {} id={} pid={}", process.name, process.id, run.pid);
             daemon.supervisors.spawn(supervise::command::supervise(
                 daemon.clone(),
                 process.clone(),
+                spec,
                 Ok(run),
                 orders,
             ));
@@ -61,7 +44,7 @@ pub(super) async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Respon
             Response::Spawned(process.info())
         }
         Err(reason) => {
-            process.update(|s| s.status = Status::Failed(reason.clone()));
+            process.set_phase(Phase::Failed(reason.clone()));
             daemon.retire(&process).await;
             Response::Error(
                 ErrorReply::new(format!(

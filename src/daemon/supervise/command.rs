@@ -2,25 +2,24 @@
 //! it again as its restart policy says, until it is killed or the daemon stops.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
-use super::{Run, SHUTDOWN_GRACE, finish, start_child};
+use super::{Run, SHUTDOWN_GRACE, Waited, finish, start_child, wait_out};
 use crate::daemon::Daemon;
 use crate::daemon::backoff::Backoff;
 use crate::daemon::child;
-use crate::daemon::process::{KillOrder, Process};
-use crate::protocol::{KillOutcome, RestartPolicy, Signal, Status};
+use crate::daemon::process::{KillOrder, Phase, Process, Spec};
+use crate::protocol::{KillOutcome, RestartPolicy, Signal};
 
-/// Starts one run of a plain managed process and marks it running.
-pub async fn launch(daemon: &Daemon, process: &Arc<Process>) -> Result<Run, String> {
-    let run = start_child(daemon, process, &process.spec.argv, None).await?;
+/// Starts one run of a command and marks it running.
+pub async fn launch(daemon: &Daemon, process: &Process, spec: &Spec) -> Result<Run, String> {
+    let run = start_child(daemon, process, &spec.argv, None).await?;
     process.update(|state| {
-        state.status = Status::Running;
-        state.pid = Some(run.pid);
+        state.phase = Phase::running(Some(run.pid));
+        state.last_pid = Some(run.pid);
         state.started_at = SystemTime::now();
-        state.up_since = Some(Instant::now());
     });
     Ok(run)
 }
@@ -38,10 +37,11 @@ enum Ended {
     },
 }
 
-/// Supervises `process` from its first run until it is final.
+/// Supervises `process`, which runs `spec`, from its first run until it is final.
 pub async fn supervise(
     daemon: Arc<Daemon>,
     process: Arc<Process>,
+    spec: Spec,
     first: Result<Run, String>,
     mut orders: mpsc::Receiver<KillOrder>,
 ) {
@@ -71,7 +71,7 @@ pub async fn supervise(
                         order,
                     } => {
                         finish(&daemon, &process, run, code).await;
-                        process.update(|s| s.status = Status::Killed(Some(signal)));
+                        process.set_phase(Phase::Killed(Some(signal)));
                         if let Some(order) = order {
                             let elapsed_ms = took.as_millis() as u64;
                             let _ = order.reply.send(KillOutcome::Ended { signal, elapsed_ms });
@@ -81,26 +81,18 @@ pub async fn supervise(
                 }
             }
         };
-        if !restarts(process.spec.restart, code) {
-            process.update(|s| s.status = Status::Exited(code));
+        if !restarts(spec.restart, code) {
+            process.set_phase(Phase::Exited(code));
             break;
         }
         let delay = backoff.after_run(ran_for);
-        process.update(|s| s.status = Status::Restarting);
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            Some(order) = orders.recv() => {
-                process.update(|s| s.status = Status::Killed(None));
-                let _ = order.reply.send(KillOutcome::NotRunning);
-                break;
-            }
-            _ = daemon.shutdown.cancelled() => {
-                process.update(|s| s.status = Status::Killed(None));
-                break;
-            }
+        process.set_phase(Phase::Restarting);
+        if let Waited::Stopped = wait_out(delay, &mut orders, &daemon.shutdown).await {
+            process.set_phase(Phase::Killed(None));
+            break;
         }
         process.update(|s| s.restarts += 1);
-        next = launch(&daemon, &process).await;
+        next = launch(&daemon, &process, &spec).await;
     }
     daemon.retire(&process).await;
 }

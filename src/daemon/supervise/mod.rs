@@ -10,17 +10,19 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use tokio::io::AsyncRead;
 use tokio::process::Child;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::Daemon;
 use super::child;
 use super::logs::capture::{Tap, capture};
 use super::logs::format::LineFormatter;
-use super::process::{ChildId, Process};
+use super::process::{ChildId, KillOrder, Process};
 
 pub mod command;
 pub mod tunnel;
-use crate::protocol::Signal;
+use crate::protocol::{KillOutcome, Signal};
 
 /// Time between SIGTERM and SIGKILL when the daemon itself stops its children.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -47,14 +49,14 @@ pub async fn start_child(
     argv: &[OsString],
     tap: Option<Tap>,
 ) -> Result<Run, String> {
-    let spec = &process.spec;
-    let mut child = match child::spawn(argv, &spec.env, &spec.cwd) {
+    let context = process.context();
+    let mut child = match child::spawn(argv, &context.env, &context.cwd) {
         Ok(child) => child,
         Err(err) => {
-            let reason = child::describe_spawn_error(argv, &spec.cwd, &err);
-            let mut fmt = LineFormatter::new(&process.name, None);
-            let line = fmt.lifecycle(&format!("failed to start: {reason}"));
-            daemon.writer.append(&process.log, line).await;
+            let reason = child::describe_spawn_error(argv, &context.cwd, &err);
+            daemon
+                .say(process, &format!("failed to start: {reason}"))
+                .await;
             return Err(reason);
         }
     };
@@ -130,7 +132,32 @@ pub async fn finish(daemon: &Daemon, process: &Process, mut run: Run, code: i32)
     daemon.writer.append(&process.log, line).await;
     daemon.writer.flush().await;
     process.update(|s| {
-        s.up_since = None;
         s.children.retain(|c| c.pid != run.pid);
     });
+}
+
+/// How the wait between two runs ended.
+pub enum Waited {
+    /// The delay is over: start again.
+    Elapsed,
+    /// A kill (answered: it was not running) or the daemon's shutdown ended the wait: the
+    /// process is over.
+    Stopped,
+}
+
+/// Waits out `delay` before the next run, unless a kill order or the daemon's shutdown comes
+/// first. The one wait both supervisors make between runs.
+pub async fn wait_out(
+    delay: Duration,
+    orders: &mut mpsc::Receiver<KillOrder>,
+    shutdown: &CancellationToken,
+) -> Waited {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => Waited::Elapsed,
+        Some(order) = orders.recv() => {
+            let _ = order.reply.send(KillOutcome::NotRunning);
+            Waited::Stopped
+        }
+        _ = shutdown.cancelled() => Waited::Stopped,
+    }
 }

@@ -10,9 +10,10 @@ use tokio::sync::mpsc;
 
 use super::{Attempt, Broke, Ctx, END_GRACE, LastLines, STEP_TIMEOUT, proxy};
 use crate::daemon::child;
+use crate::daemon::process::Phase;
 use crate::daemon::supervise::{self, Run};
 use crate::forward::kubectl::{self, Kubectl, Tool};
-use crate::protocol::{Route, Status};
+use crate::protocol::Route;
 
 /// A working forwarder: the port in the pod, kubectl's local port, and kubectl's output.
 pub(super) type Built = (u16, SocketAddr, mpsc::Receiver<String>);
@@ -30,14 +31,14 @@ pub(super) async fn build(ctx: &Ctx, attempt: &mut Attempt) -> Result<Built, Bro
         output,
         ..
     } = attempt;
-    let remote = match &ctx.target.route {
+    let remote = match &ctx.part.target.route {
         Route::Service { remote_port, .. } => *remote_port,
         Route::Database { .. } => {
-            let Some(guess) = ctx.daemon.proxy_ports.get(&ctx.target.name) else {
+            let Some(guess) = ctx.daemon.proxy_ports.get(&ctx.part.target.name) else {
                 let remote = proxy::find_proxy_port(ctx, exec, output)
                     .await
                     .map_err(Broke::Failed)?;
-                ctx.daemon.proxy_ports.learn(&ctx.target.name, remote);
+                ctx.daemon.proxy_ports.learn(&ctx.part.target.name, remote);
                 return finish_build(ctx, forward, output, remote).await;
             };
             let mut lines = start_forward(ctx, forward, guess).await?;
@@ -49,8 +50,8 @@ pub(super) async fn build(ctx: &Ctx, attempt: &mut Attempt) -> Result<Built, Bro
                     let ready = wait_forwarding(run, &mut lines, &mut early_output).await;
                     if ready.is_ok() {
                         ctx.process.update(|s| {
-                            s.status = Status::Running;
-                            s.pid = Some(pid);
+                            s.phase = Phase::running(Some(pid));
+                            s.last_pid = Some(pid);
                             s.remote_port = Some(guess);
                             s.started_at = SystemTime::now();
                             s.detail = Some("confirming the proxy port".into());
@@ -59,7 +60,7 @@ pub(super) async fn build(ctx: &Ctx, attempt: &mut Attempt) -> Result<Built, Bro
                     ready
                 });
             let remote = confirmed.map_err(Broke::Failed)?;
-            ctx.daemon.proxy_ports.learn(&ctx.target.name, remote);
+            ctx.daemon.proxy_ports.learn(&ctx.part.target.name, remote);
             if remote == guess {
                 return ready.map(|ephemeral| (remote, ephemeral, lines));
             }
@@ -157,17 +158,17 @@ pub(super) async fn start_forward(
     remote: u16,
 ) -> Result<mpsc::Receiver<String>, Broke> {
     let (tap, lines) = mpsc::channel(256);
-    let argv = match &ctx.tool {
+    let argv = match &ctx.part.tool {
         Tool::Kubectl(program) => Kubectl {
             program,
-            target: &ctx.target,
+            target: &ctx.part.target,
         }
         .port_forward(remote),
         Tool::Simulated => {
             let iteration = ctx.process.state().restarts;
             ctx.say(&format!(
                 "Forwarding localhost:{} -> pod:{remote} (iteration {iteration})",
-                ctx.tunnel.local.port()
+                ctx.part.local_port()
             ))
             .await;
             simulated_forward(remote)

@@ -21,13 +21,9 @@ use tokio::sync::mpsc;
 use crate::daemon::Daemon;
 use crate::daemon::backoff::Backoff;
 use crate::daemon::child;
-use crate::daemon::logs::format::LineFormatter;
-use crate::daemon::process::{KillOrder, Process};
-use crate::daemon::supervise::{self, Run};
-use crate::forward::kubectl::Tool;
-use crate::forward::target::Target;
-use crate::forward::tunnel::Tunnel;
-use crate::protocol::{KillOutcome, Signal, Status, TunnelSettings};
+use crate::daemon::process::{KillOrder, Phase, Process, TunnelPart};
+use crate::daemon::supervise::{self, Run, Waited, wait_out};
+use crate::protocol::{KillOutcome, Signal};
 
 /// How long kubectl may take to start the proxy, or to print its `Forwarding from` line.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -48,10 +44,8 @@ const LAST_LINES: usize = 8;
 struct Ctx {
     daemon: Arc<Daemon>,
     process: Arc<Process>,
-    target: Target,
-    tool: Tool,
-    settings: TunnelSettings,
-    tunnel: Arc<Tunnel>,
+    /// The tunnel's fixed part: its target, tool, settings and listener.
+    part: Arc<TunnelPart>,
 }
 
 /// The children and output of one attempt at the path.
@@ -106,25 +100,15 @@ enum Broke {
 pub async fn supervise(
     daemon: Arc<Daemon>,
     process: Arc<Process>,
+    part: Arc<TunnelPart>,
     mut orders: mpsc::Receiver<KillOrder>,
 ) {
-    let Some((forward, tunnel)) = process
-        .forward
-        .as_ref()
-        .and_then(|f| f.tunnel.get().map(|tunnel| (f, tunnel.clone())))
-    else {
-        tracing::error!("{} has no bound tunnel to supervise", process.name);
-        return;
-    };
     let ctx = Ctx {
-        target: forward.target.clone(),
-        tool: forward.tool.clone(),
-        settings: forward.settings,
         daemon: daemon.clone(),
         process: process.clone(),
-        tunnel,
+        part,
     };
-    let mut backoff = Backoff::with_max(Duration::from_millis(ctx.settings.backoff_max_ms));
+    let mut backoff = Backoff::with_max(Duration::from_millis(ctx.part.settings.backoff_max_ms));
     let mut quick_failures = 0;
     let mut ever_up = false;
     loop {
@@ -134,14 +118,14 @@ pub async fn supervise(
             Some(order) = orders.recv() => Err(Some(order)),
             _ = daemon.shutdown.cancelled() => Err(None),
         };
-        ctx.tunnel.set_upstream(None);
+        ctx.part.tunnel.set_upstream(None);
         let ran_for = attempt.up_since.map(|t| t.elapsed()).unwrap_or_default();
         ever_up |= attempt.up_since.is_some();
         let ended = end_attempt(&ctx, attempt).await;
         let broke = match interrupt {
             Ok(broke) => broke,
             Err(order) => {
-                close(&ctx, Status::Killed(ended.map(|(signal, _)| signal)));
+                close(&ctx, Phase::Killed(ended.map(|(signal, _)| signal)));
                 if let Some(order) = order {
                     let outcome = match ended {
                         Some((signal, took)) => KillOutcome::Ended {
@@ -163,7 +147,7 @@ pub async fn supervise(
                         "giving up after {quick_failures} failed attempts: {reason}"
                     ))
                     .await;
-                    close(&ctx, Status::Failed(reason));
+                    close(&ctx, Phase::Failed(reason));
                     break;
                 }
                 reason
@@ -177,38 +161,26 @@ pub async fn supervise(
         ))
         .await;
         process.update(|s| {
-            s.status = if ever_up {
-                Status::Reconnecting
+            s.phase = if ever_up {
+                Phase::Reconnecting
             } else {
-                Status::Starting
+                Phase::Starting
             };
             s.detail = Some(reason);
-            s.up_since = None;
         });
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            Some(order) = orders.recv() => {
-                close(&ctx, Status::Killed(None));
-                let _ = order.reply.send(KillOutcome::NotRunning);
-                break;
-            }
-            _ = daemon.shutdown.cancelled() => {
-                close(&ctx, Status::Killed(None));
-                break;
-            }
+        if let Waited::Stopped = wait_out(delay, &mut orders, &daemon.shutdown).await {
+            close(&ctx, Phase::Killed(None));
+            break;
         }
         process.update(|s| s.restarts += 1);
     }
     daemon.retire(&process).await;
 }
 
-/// The tunnel is over: its port closes and its status is final.
-fn close(ctx: &Ctx, status: Status) {
-    ctx.tunnel.close();
-    ctx.process.update(|s| {
-        s.status = status;
-        s.up_since = None;
-    });
+/// The tunnel is over: its port closes and its phase is final.
+fn close(ctx: &Ctx, phase: Phase) {
+    ctx.part.tunnel.close();
+    ctx.process.set_phase(phase);
 }
 
 /// Builds the path and watches it; returns when it breaks.
@@ -217,22 +189,25 @@ async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
         Ok(built) => built,
         Err(broke) => return broke,
     };
-    ctx.tunnel.set_upstream(Some(ephemeral));
+    ctx.part.tunnel.set_upstream(Some(ephemeral));
     attempt.up_since = Some(Instant::now());
     let pid = attempt.forward.as_ref().map(|run| run.pid);
     ctx.process.update(|s| {
-        if s.status != Status::Running {
-            s.started_at = SystemTime::now();
-        }
-        s.status = Status::Running;
-        s.pid = pid;
+        s.phase = match s.phase {
+            // Up already on a guessed port, now confirmed.
+            Phase::Running { since, .. } => Phase::Running { pid, since },
+            _ => {
+                s.started_at = SystemTime::now();
+                Phase::running(pid)
+            }
+        };
+        s.last_pid = pid;
         s.remote_port = Some(remote);
-        s.up_since = Some(Instant::now());
         s.detail = None;
     });
     ctx.say(&format!(
         "tunnel up: 127.0.0.1:{} -> pod:{remote} via {ephemeral}",
-        ctx.tunnel.local.port()
+        ctx.part.local_port()
     ))
     .await;
     watch::watch(ctx, attempt, &mut lines, ephemeral).await
@@ -275,10 +250,6 @@ fn shown(argv: &[OsString]) -> String {
 impl Ctx {
     /// A line of the tunnel's own in its log, among kubectl's.
     async fn say(&self, message: &str) {
-        let mut fmt = LineFormatter::new(&self.process.name, None);
-        self.daemon
-            .writer
-            .append(&self.process.log, fmt.lifecycle(message))
-            .await;
+        self.daemon.say(&self.process, message).await;
     }
 }

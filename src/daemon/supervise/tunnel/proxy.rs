@@ -23,22 +23,23 @@ pub(super) async fn find_proxy_port(
     exec: &mut Option<Run>,
     output: &mut LastLines,
 ) -> Result<u16, String> {
-    let Route::Database { port_pattern, .. } = &ctx.target.route else {
+    let Route::Database { port_pattern, .. } = &ctx.part.target.route else {
         return Err("not a database target".into());
     };
     let pattern =
         regex::Regex::new(port_pattern).map_err(|err| format!("port_pattern is invalid: {err}"))?;
     ctx.process
         .update(|s| s.detail = Some("starting proxy in pod".into()));
-    let program = match &ctx.tool {
+    let program = match &ctx.part.tool {
         Tool::Kubectl(program) => program,
         Tool::Simulated => {
             let kubectl = Kubectl {
                 program: "kubectl".as_ref(),
-                target: &ctx.target,
+                target: &ctx.part.target,
             };
-            ctx.say(&format!("Context: {}", ctx.target.context)).await;
-            ctx.say(&format!("Namespace: {}", ctx.target.namespace))
+            ctx.say(&format!("Context: {}", ctx.part.target.context))
+                .await;
+            ctx.say(&format!("Namespace: {}", ctx.part.target.namespace))
                 .await;
             ctx.say(&format!(
                 "would run: {}",
@@ -55,7 +56,7 @@ pub(super) async fn find_proxy_port(
     };
     let kubectl = Kubectl {
         program,
-        target: &ctx.target,
+        target: &ctx.part.target,
     };
     let argv = kubectl.exec().unwrap_or_default();
     let (tap, mut lines) = mpsc::channel(256);
@@ -142,9 +143,9 @@ pub(super) async fn find_proxy_port(
 /// Runs `kubectl logs` and returns its stdout. The pod's log is read, not copied into the
 /// tunnel's log; kubectl's complaints are.
 async fn read_pod_log(ctx: &Ctx, argv: &[OsString]) -> Result<String, String> {
-    let spec = &ctx.process.spec;
-    let mut child = child::spawn(argv, &spec.env, &spec.cwd)
-        .map_err(|err| child::describe_spawn_error(argv, &spec.cwd, &err))?;
+    let context = &ctx.part.context;
+    let mut child = child::spawn(argv, &context.env, &context.cwd)
+        .map_err(|err| child::describe_spawn_error(argv, &context.cwd, &err))?;
     let pid = child.id().unwrap_or(0);
     let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
     let read = async {

@@ -22,7 +22,7 @@ pub(super) async fn watch(
     lines: &mut mpsc::Receiver<String>,
     ephemeral: SocketAddr,
 ) -> Broke {
-    let interval = match ctx.settings.probe_interval_ms {
+    let interval = match ctx.part.settings.probe_interval_ms {
         0 => None,
         ms => Some(Duration::from_millis(ms)),
     };
@@ -41,7 +41,7 @@ pub(super) async fn watch(
                 return Broke::Lost(format!("kubectl port-forward exited with code {code}{}", attempt.output.explain()));
             }
             _ = sleep_until(next_probe) => {}
-            _ = ctx.tunnel.splice_failed.notified() => {}
+            _ = ctx.part.tunnel.splice_failed.notified() => {}
             line = lines.recv(), if output_open => match line {
                 Some(line) => {
                     let bad = kubectl::is_connection_error(&line);
