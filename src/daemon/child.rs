@@ -77,16 +77,42 @@ pub async fn terminate(
 /// Waits for the leader to exit and then for the rest of its group to be gone.
 async fn wait_group(child: &mut Child, pgid: u32) -> Option<ExitStatus> {
     let status = child.wait().await.ok();
-    while group_alive(pgid) {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    group_gone(pgid).await;
     status
 }
+
+/// Polls until nothing of the group runs: `killpg(pgid, 0)` at a growing interval (a group
+/// usually goes within milliseconds of its leader). Once that has taken a while, members that have
+/// exited but wait to be reaped (zombies, reparented to an init that may be slow to reap them)
+/// count as gone: that check scans `/proc`, so it runs off the runtime and only then.
+async fn group_gone(pgid: u32) {
+    let mut interval = Duration::from_millis(2);
+    loop {
+        if !group_signalable(pgid) {
+            return;
+        }
+        if interval >= ZOMBIE_CHECK_AFTER {
+            let live = tokio::task::spawn_blocking(move || has_live_member(pgid))
+                .await
+                .unwrap_or(true);
+            if !live {
+                return;
+            }
+        }
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(MAX_POLL);
+    }
+}
+
+/// The longest wait between two looks at a group that is going.
+const MAX_POLL: Duration = Duration::from_millis(100);
+/// Polls at this interval or longer also look for zombies.
+const ZOMBIE_CHECK_AFTER: Duration = Duration::from_millis(32);
 
 /// After the leader ended by itself, whatever it left behind in its group is stopped too: the
 /// daemon promises no orphans. Runs in the background.
 pub fn reap_leftovers(pgid: u32, grace: Duration) {
-    if group_alive(pgid) {
+    if group_signalable(pgid) {
         tokio::spawn(end_group(pgid, grace));
     }
 }
@@ -95,32 +121,17 @@ pub fn reap_leftovers(pgid: u32, grace: Duration) {
 /// is left after `grace`.
 pub async fn end_group(pgid: u32, grace: Duration) {
     signal_group(pgid, OsSignal::SIGTERM);
-    let deadline = Instant::now() + grace;
-    while group_alive(pgid) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    if group_alive(pgid) {
+    if tokio::time::timeout(grace, group_gone(pgid)).await.is_err() {
         signal_group(pgid, OsSignal::SIGKILL);
     }
 }
 
-/// Whether anything of the group still runs. Members that have exited but wait to be reaped
-/// (zombies, reparented to an init that may be slow to reap them) count as gone.
-pub fn group_alive(pgid: u32) -> bool {
-    if matches!(killpg(Pid::from_raw(pgid as i32), None), Err(Errno::ESRCH)) {
-        return false;
-    }
-    #[cfg(target_os = "linux")]
-    {
-        has_live_member(pgid)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        true
-    }
+/// Whether the group has a member the kernel still knows (a zombie counts).
+fn group_signalable(pgid: u32) -> bool {
+    !matches!(killpg(Pid::from_raw(pgid as i32), None), Err(Errno::ESRCH))
 }
 
-/// Scans /proc for a member of `pgid` that is not a zombie.
+/// Scans /proc for a member of `pgid` that is not a zombie. Blocks.
 #[cfg(target_os = "linux")]
 fn has_live_member(pgid: u32) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -147,6 +158,12 @@ fn has_live_member(pgid: u32) -> bool {
             let group = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
             group == Some(pgid) && state != Some("Z")
         })
+}
+
+/// Without /proc, a member the kernel knows is taken to be alive.
+#[cfg(not(target_os = "linux"))]
+fn has_live_member(_pgid: u32) -> bool {
+    true
 }
 
 fn signal_group(pgid: u32, signal: OsSignal) {

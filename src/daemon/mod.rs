@@ -44,6 +44,9 @@ pub struct Daemon {
     pub shutdown: CancellationToken,
     /// Supervisors, which must all finish (their children stopped) before the daemon exits.
     pub supervisors: TaskTracker,
+    /// Client connections, waited for (briefly) after the supervisors, so that every client is
+    /// told how its request ended.
+    pub connections: TaskTracker,
     pub started: Instant,
     /// Something the next client should be told, once (a state file that had to be set aside).
     pub notice: std::sync::Mutex<Option<String>>,
@@ -297,6 +300,7 @@ fn serve(paths: Paths, mut lock: Lock, ready: Option<io::PipeWriter>) -> i32 {
         stop: CancellationToken::new(),
         shutdown: CancellationToken::new(),
         supervisors: TaskTracker::new(),
+        connections: TaskTracker::new(),
         started: Instant::now(),
         notice: std::sync::Mutex::new(None),
         proxy_ports: Default::default(),

@@ -28,7 +28,9 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(3);
 /// Reads the state file and puts its processes back in the table at once (so the first `ps`
 /// shows them); ending orphans and starting again happens in the background.
 pub async fn restore(daemon: &Arc<Daemon>) {
-    let file = match daemon.store.load() {
+    let loading = daemon.clone();
+    let loaded = tokio::task::spawn_blocking(move || loading.store.load()).await;
+    let file = match loaded.unwrap_or(Loaded::Nothing) {
         Loaded::Nothing => return,
         Loaded::State(file) => file,
         Loaded::Rejected { moved_to, why } => {

@@ -8,15 +8,23 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use interprocess::local_socket::tokio::Listener;
+use interprocess::local_socket::tokio::Stream;
 use interprocess::local_socket::tokio::prelude::*;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing_appender::non_blocking::WorkerGuard;
 
 use super::Daemon;
 use super::{handle, restore};
 use crate::paths::Paths;
+
+/// Clients served at once; each costs a socket and a task. More wait in the backlog.
+const MAX_CONNECTIONS: usize = 1024;
+
+/// How long clients still connected at the end get to read their last answer.
+const CONNECTIONS_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The daemon's own log: `logs/daemon.YYYY-MM-DD.log`, daily, seven kept. The writer never drops
 /// lines (`lossy(false)`): a burst waits rather than vanishes. In the foreground it also goes to
@@ -102,11 +110,17 @@ pub async fn run(daemon: Arc<Daemon>, listener: Listener) -> anyhow::Result<()> 
     );
     restore::restore(&daemon).await;
     tokio::spawn(daemon.clone().keep_state_saved());
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(stream) => {
-                    tokio::spawn(handle::connection(daemon.clone(), stream));
+            // A client past the limit waits in the socket's backlog until one leaves.
+            accepted = accept(&listener, &limit) => match accepted {
+                Ok((stream, permit)) => {
+                    let daemon = daemon.clone();
+                    daemon.connections.clone().spawn(async move {
+                        handle::connection(daemon, stream).await;
+                        drop(permit);
+                    });
                 }
                 Err(err) => {
                     tracing::warn!("could not accept a client: {err}");
@@ -125,15 +139,38 @@ pub async fn run(daemon: Arc<Daemon>, listener: Listener) -> anyhow::Result<()> 
     );
     daemon.stop.cancel();
     // Saved before the children end, so what should run is what runs now.
-    if let Err(err) = daemon.store.freeze(|| daemon.snapshot()) {
-        tracing::error!("could not save the state file: {err}");
+    let saving = daemon.clone();
+    match tokio::task::spawn_blocking(move || saving.store.freeze(|| saving.snapshot())).await {
+        Ok(Err(err)) => tracing::error!("could not save the state file: {err}"),
+        Err(err) => tracing::error!("could not save the state file: {err}"),
+        Ok(Ok(())) => {}
     }
     daemon.shutdown.cancel();
     drop(listener);
     let _ = fs::remove_file(&daemon.paths.socket);
     daemon.supervisors.close();
     daemon.supervisors.wait().await;
+    daemon.connections.close();
+    if tokio::time::timeout(CONNECTIONS_GRACE, daemon.connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some clients were still connected when the daemon stopped");
+    }
     daemon.writer.flush().await;
     tracing::info!("daemon stopped");
     Ok(())
+}
+
+/// Waits for a free connection slot, then for a client.
+async fn accept(
+    listener: &Listener,
+    limit: &Arc<Semaphore>,
+) -> io::Result<(Stream, OwnedSemaphorePermit)> {
+    let permit = limit
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(io::Error::other)?;
+    Ok((listener.accept().await?, permit))
 }

@@ -51,7 +51,12 @@ pub async fn connection(daemon: Arc<Daemon>, stream: Stream) {
         return;
     }
     loop {
-        let request = match conn.recv::<Request>().await {
+        // Between requests a client waits on nothing the daemon owes it: it goes with the daemon.
+        let received = tokio::select! {
+            received = conn.recv::<Request>() => received,
+            _ = daemon.shutdown.cancelled() => return,
+        };
+        let request = match received {
             Ok(Some(request)) => request,
             Ok(None) | Err(RecvError::Io(_)) => return,
             Err(RecvError::Decode(err)) => {
