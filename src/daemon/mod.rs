@@ -55,6 +55,24 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// A daemon with an empty table, whose logs go through `writer`.
+    pub fn new(paths: Paths, writer: LogWriter, rotation: Rotation) -> Arc<Daemon> {
+        Arc::new(Daemon {
+            store: state::Store::new(&paths.state),
+            paths,
+            table: Table::default(),
+            writer,
+            rotation,
+            stop: CancellationToken::new(),
+            shutdown: CancellationToken::new(),
+            supervisors: TaskTracker::new(),
+            connections: TaskTracker::new(),
+            started: Instant::now(),
+            notice: std::sync::Mutex::new(None),
+            proxy_ports: Default::default(),
+        })
+    }
+
     /// A new table entry for `id` and its log: the one way an entry is built.
     pub fn new_process(
         &self,
@@ -291,20 +309,7 @@ fn serve(paths: Paths, mut lock: Lock, ready: Option<io::PipeWriter>) -> i32 {
     if let Some(mut pipe) = ready {
         let _ = write!(pipe, "ready {}", std::process::id());
     }
-    let daemon = Arc::new(Daemon {
-        store: state::Store::new(&paths.state),
-        paths,
-        table: Table::default(),
-        writer,
-        rotation,
-        stop: CancellationToken::new(),
-        shutdown: CancellationToken::new(),
-        supervisors: TaskTracker::new(),
-        connections: TaskTracker::new(),
-        started: Instant::now(),
-        notice: std::sync::Mutex::new(None),
-        proxy_ports: Default::default(),
-    });
+    let daemon = Daemon::new(paths, writer, rotation);
     let result = runtime.block_on(server::run(daemon, listener));
     // Every log handle is gone with the runtime's tasks; the writer thread then drains and ends.
     drop(runtime);

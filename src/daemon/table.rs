@@ -160,3 +160,129 @@ pub enum Claim {
     /// A new entry: bind its port and start its supervisor.
     New(Arc<Process>, mpsc::Receiver<KillOrder>),
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::daemon::logs::ProcessLog;
+    use crate::daemon::process::{Context, TunnelPart, Work};
+    use crate::forward::tunnel::Tunnel;
+    use crate::protocol::{Route, Tool, TunnelSettings};
+
+    fn target(name: &str, port: Option<NonZeroU16>) -> Target {
+        Target {
+            name: name.into(),
+            context: "c".into(),
+            namespace: "n".into(),
+            kubeconfig: None,
+            local_port: port,
+            scheme: "http".into(),
+            route: Route::Service {
+                resource: "svc/web".into(),
+                remote_port: 80,
+            },
+        }
+    }
+
+    /// What the forward handler's `make` does: bind the port, build the entry.
+    fn tunnel_entry(
+        id: u32,
+        target: &Target,
+        made: &std::sync::atomic::AtomicU32,
+    ) -> Result<(Arc<Process>, mpsc::Receiver<KillOrder>), ErrorReply> {
+        made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let listener = Tunnel::bind(target.local_port)
+            .map_err(|err| ErrorReply::new(format!("bind: {err}")))?;
+        let part = TunnelPart {
+            target: target.clone(),
+            tool: Tool::Simulated,
+            context: Context {
+                env: Vec::new(),
+                cwd: "/".into(),
+            },
+            wait: Duration::from_secs(1),
+            settings: TunnelSettings {
+                backoff_max_ms: 1000,
+                probe_interval_ms: 0,
+            },
+            tunnel: Tunnel::start(listener, Duration::from_secs(1)).unwrap(),
+        };
+        let log = Arc::new(ProcessLog::new(
+            std::path::Path::new("/nonexistent"),
+            id,
+            &target.name,
+            Default::default(),
+        ));
+        Ok(Process::new(
+            id,
+            target.name.clone(),
+            Work::Tunnel(Arc::new(part)),
+            log,
+            Arc::new(Notify::new()),
+        ))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_claims_of_one_tunnel_all_get_the_same_entry() {
+        let table = Arc::new(Table::default());
+        let made = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = NonZeroU16::new(free.local_addr().unwrap().port());
+        drop(free);
+        let claims: Vec<_> = (0..32)
+            .map(|_| {
+                let (table, made) = (table.clone(), made.clone());
+                tokio::spawn(async move {
+                    let target = target("staging/web", port);
+                    match table.claim_tunnel(&target, port, |id| tunnel_entry(id, &target, &made)) {
+                        Ok(Claim::New(process, _)) => (process.id, true),
+                        Ok(Claim::Existing(process)) => (process.id, false),
+                        Err(reply) => panic!("{}", reply.message),
+                    }
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for claim in claims {
+            outcomes.push(claim.await.unwrap());
+        }
+        assert_eq!(
+            made.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one bind"
+        );
+        assert_eq!(
+            outcomes.iter().filter(|(_, new)| *new).count(),
+            1,
+            "one new"
+        );
+        assert!(outcomes.iter().all(|(id, _)| *id == 1), "{outcomes:?}");
+
+        // Any port finds it too; another target on its port is refused with the holder's id; a
+        // failed bind uses up no id.
+        let any = target("staging/web", None);
+        let found = table.claim_tunnel(&any, None, |id| tunnel_entry(id, &any, &made));
+        assert!(matches!(found, Ok(Claim::Existing(p)) if p.id == 1));
+        let other = target("staging/api", port);
+        let refused = table.claim_tunnel(&other, port, |id| tunnel_entry(id, &other, &made));
+        match refused {
+            Err(reply) => assert!(reply.message.contains("(id 1)"), "{}", reply.message),
+            Ok(_) => panic!("a second tunnel on one port"),
+        }
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let busy = NonZeroU16::new(taken.local_addr().unwrap().port());
+        let blocked = target("staging/db", busy);
+        let failed = table.claim_tunnel(&blocked, busy, |id| tunnel_entry(id, &blocked, &made));
+        assert!(failed.is_err(), "the port is taken outside rhizome");
+        let api = target("staging/api", None);
+        let next = table.claim_tunnel(&api, None, |id| tunnel_entry(id, &api, &made));
+        assert!(
+            matches!(next, Ok(Claim::New(p, _)) if p.id == 2),
+            "ids stay dense"
+        );
+    }
+}

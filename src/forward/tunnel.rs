@@ -170,3 +170,63 @@ async fn connect_upstream(tunnel: &Tunnel) -> Option<TcpStream> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// An upstream that greets every connection with `greeting`, as a database does.
+    async fn upstream(greeting: &'static [u8]) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let _ = conn.write_all(greeting).await;
+            }
+        });
+        addr
+    }
+
+    /// An address where nothing listens.
+    fn refusing() -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    }
+
+    async fn greeting(client: &mut TcpStream) -> Vec<u8> {
+        let mut got = vec![0u8; 5];
+        client.read_exact(&mut got).await.unwrap();
+        got
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_connection_follows_the_next_upstream() {
+        let tunnel = Tunnel::start(Tunnel::bind(None).unwrap(), Duration::from_secs(60)).unwrap();
+        let mut client = TcpStream::connect(tunnel.local).await.unwrap();
+        // No upstream for most of the wait: the connection is held, not refused.
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        assert_eq!(tunnel.stats.open.load(Ordering::Relaxed), 1);
+        // An upstream that refuses is skipped; the connection waits for the one after it.
+        tunnel.set_upstream(Some(refusing()));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(tunnel.stats.open.load(Ordering::Relaxed), 1);
+        tunnel.set_upstream(Some(upstream(b"first").await));
+        assert_eq!(greeting(&mut client).await, b"first");
+        // New connections go to whatever is current now.
+        tunnel.set_upstream(Some(upstream(b"again").await));
+        let mut next = TcpStream::connect(tunnel.local).await.unwrap();
+        assert_eq!(greeting(&mut next).await, b"again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_without_an_upstream_is_closed_when_the_wait_runs_out() {
+        let tunnel = Tunnel::start(Tunnel::bind(None).unwrap(), Duration::from_secs(60)).unwrap();
+        let mut client = TcpStream::connect(tunnel.local).await.unwrap();
+        let began = Instant::now();
+        let mut byte = [0u8; 1];
+        assert_eq!(client.read(&mut byte).await.unwrap(), 0, "closed, no bytes");
+        assert_eq!(began.elapsed(), Duration::from_secs(60));
+    }
+}

@@ -115,3 +115,115 @@ fn restarts(policy: RestartPolicy, code: i32) -> bool {
         RestartPolicy::Always => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::config::Rotation;
+    use crate::daemon::logs::writer::LogWriter;
+    use crate::daemon::process::{Context, Work};
+    use crate::paths::Paths;
+    use crate::protocol::CommandKind;
+
+    /// A daemon of its own in a temporary home, for one test.
+    fn daemon(home: &tempfile::TempDir) -> Arc<Daemon> {
+        let paths = Paths::under(home.path());
+        paths.ensure_dirs().unwrap();
+        let (writer, _thread) = LogWriter::start().unwrap();
+        Daemon::new(paths, writer, Rotation::default())
+    }
+
+    /// A command that can never start, restarted always: its runs take no time at all, so the
+    /// only time that passes is the supervisor's own waiting.
+    fn never_starts() -> Spec {
+        Spec {
+            kind: CommandKind::Run,
+            argv: vec!["/nonexistent/rhizome-test-program".into()],
+            context: Context {
+                env: Vec::new(),
+                cwd: "/".into(),
+            },
+            restart: RestartPolicy::Always,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn restarts_wait_doubling_delays_up_to_thirty_seconds_and_a_kill_ends_the_wait() {
+        let home = tempfile::tempdir().unwrap();
+        let daemon = daemon(&home);
+        let spec = never_starts();
+        let (process, orders) = daemon
+            .table
+            .insert(|id| daemon.new_process(id, "never".into(), Work::Command(spec.clone())));
+        let first = launch(&daemon, &process, &spec).await;
+        assert!(first.is_err(), "the program does not exist");
+        let begun = Instant::now();
+        let supervisor = tokio::spawn(supervise(
+            daemon.clone(),
+            process.clone(),
+            spec,
+            first,
+            orders,
+        ));
+        let mut state = process.watch();
+        let mut starts = Vec::new();
+        while starts.len() < 12 {
+            state.changed().await.unwrap();
+            let restarts = state.borrow_and_update().restarts as usize;
+            if restarts > starts.len() {
+                starts.push(begun.elapsed());
+            }
+        }
+        let waits: Vec<u128> = std::iter::once(starts[0])
+            .chain(starts.windows(2).map(|w| w[1] - w[0]))
+            .map(|d| d.as_millis())
+            .collect();
+        assert_eq!(
+            waits,
+            [
+                100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000, 30000
+            ],
+            "each wait doubles, capped at 30 s"
+        );
+        // Killed while it waits: nothing was running, and it is over at once.
+        let killed_at = Instant::now();
+        assert_eq!(
+            process.kill(Duration::from_secs(5)).await,
+            KillOutcome::NotRunning
+        );
+        supervisor.await.unwrap();
+        assert_eq!(killed_at.elapsed(), Duration::ZERO);
+        assert_eq!(process.phase(), Phase::Killed(None));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_daemon_stopping_ends_the_wait_between_runs() {
+        let home = tempfile::tempdir().unwrap();
+        let daemon = daemon(&home);
+        let spec = never_starts();
+        let (process, orders) = daemon
+            .table
+            .insert(|id| daemon.new_process(id, "never".into(), Work::Command(spec.clone())));
+        let first = launch(&daemon, &process, &spec).await;
+        let supervisor = tokio::spawn(supervise(
+            daemon.clone(),
+            process.clone(),
+            spec,
+            first,
+            orders,
+        ));
+        let mut state = process.watch();
+        state
+            .wait_for(|s| s.phase == Phase::Restarting)
+            .await
+            .unwrap();
+        daemon.shutdown.cancel();
+        supervisor.await.unwrap();
+        assert_eq!(process.phase(), Phase::Killed(None));
+        assert_eq!(process.state().restarts, 0, "no run after the shutdown");
+    }
+}
