@@ -3,6 +3,7 @@
 //! local listener and the splice; `port` finds who holds a port; `simulate` stands in for a
 //! cluster. Nothing here knows the daemon: supervising a tunnel is `daemon::supervise::tunnel`.
 
+mod check;
 pub mod kubectl;
 pub mod port;
 pub mod simulate;

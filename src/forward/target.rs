@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroU16;
 
+use super::check::Check;
 use crate::config::{Config, Database, Environment, Service};
 pub use crate::protocol::{Route, Target};
 
@@ -174,141 +175,6 @@ fn service_target(name: &str, env: &Environment, svc: &Service) -> Result<Target
             remote_port: svc.remote_port,
         },
     })
-}
-
-/// Validation of one target's fields, naming the target and the field in every error.
-struct Check<'a> {
-    target: &'a str,
-}
-
-impl Check<'_> {
-    fn invalid(&self, field: &'static str, value: &str, why: &'static str) -> TargetError {
-        TargetError::Invalid {
-            target: self.target.to_string(),
-            field,
-            value: value.to_string(),
-            why,
-        }
-    }
-
-    fn required(&self, field: &'static str, value: Option<&String>) -> Result<String, TargetError> {
-        value.cloned().ok_or(TargetError::Missing {
-            target: self.target.to_string(),
-            field,
-        })
-    }
-
-    /// A Kubernetes object name (RFC 1123): lowercase letters, digits, `-` and `.`.
-    fn k8s_name(&self, field: &'static str, value: Option<&String>) -> Result<String, TargetError> {
-        let value = self.required(field, value)?;
-        let ok = !value.is_empty()
-            && value.len() <= 253
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-            && value.as_bytes()[0].is_ascii_alphanumeric()
-            && value.as_bytes()[value.len() - 1].is_ascii_alphanumeric()
-            && !value.contains("..");
-        if ok {
-            Ok(value)
-        } else {
-            Err(self.invalid(
-                field,
-                &value,
-                "Kubernetes names are lowercase letters, digits, '-' and '.'",
-            ))
-        }
-    }
-
-    /// A kubeconfig context: names are free-form there, but nothing that could be mistaken for
-    /// an option, a path or shell syntax reaches kubectl.
-    fn context(&self, value: Option<&String>) -> Result<String, TargetError> {
-        let value = self.required("context", value)?;
-        let ok = !value.is_empty()
-            && value.len() <= 253
-            && !value.starts_with('-')
-            && !value.contains("..")
-            && value.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@' | b'/')
-            });
-        if ok {
-            Ok(value)
-        } else {
-            Err(self.invalid(
-                "context",
-                &value,
-                "use letters, digits and - _ . : @ / only",
-            ))
-        }
-    }
-
-    /// `project:region:instance`.
-    fn sql_connection(&self, value: &str) -> Result<String, TargetError> {
-        let parts: Vec<&str> = value.split(':').collect();
-        let ok = parts.len() == 3
-            && parts.iter().all(|part| {
-                !part.is_empty()
-                    && part.bytes().all(|b| {
-                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
-                    })
-            })
-            && !value.contains("..");
-        if ok {
-            Ok(value.to_string())
-        } else {
-            Err(self.invalid(
-                "sql_connection",
-                value,
-                "it must be project:region:instance",
-            ))
-        }
-    }
-
-    fn scheme(&self, value: &str) -> Result<String, TargetError> {
-        let ok = value
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphabetic())
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-        if ok {
-            Ok(value.to_string())
-        } else {
-            Err(self.invalid(
-                "scheme",
-                value,
-                "a URL scheme is letters, digits, + - and .",
-            ))
-        }
-    }
-
-    fn path(
-        &self,
-        field: &'static str,
-        value: Option<&String>,
-    ) -> Result<Option<String>, TargetError> {
-        match value {
-            None => Ok(None),
-            Some(path)
-                if path.is_empty()
-                    || path.starts_with('-')
-                    || path.contains(['\n', '\r', '\0']) =>
-            {
-                Err(self.invalid(field, path, "it must be a file path"))
-            }
-            Some(path) => Ok(Some(path.clone())),
-        }
-    }
-
-    /// An argument of the connect command: no line breaks or NULs (it is an argument, never shell
-    /// text, but a newline would still corrupt logs and the pod's view of it).
-    fn plain(&self, field: &'static str, value: &str) -> Result<(), TargetError> {
-        if value.contains(['\n', '\r', '\0']) {
-            return Err(self.invalid(field, value, "arguments cannot contain line breaks"));
-        }
-        Ok(())
-    }
 }
 
 /// Up to three names close to `wanted`, nearest first.
