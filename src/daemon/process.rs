@@ -188,12 +188,9 @@ impl Process {
             id: self.id,
             name: self.name.clone(),
             kind: self.kind,
-            command: self
-                .spec
-                .argv
-                .iter()
-                .map(|arg| super::logs::redact::redact(&arg.to_string_lossy()).into_owned())
-                .collect(),
+            command: super::logs::redact::redact_argv(
+                self.spec.argv.iter().map(|arg| arg.to_string_lossy()),
+            ),
             pid: state.pid,
             status: state.status.clone(),
             restart: self.spec.restart,
