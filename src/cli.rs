@@ -131,7 +131,7 @@ pub struct SleeperArgs {
     #[arg(long, default_value_t = 5)]
     pub count: u64,
     /// Seconds between lines; the SLEEP_OVERRIDE environment variable takes precedence
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = parse_interval)]
     pub interval: f64,
 }
 
@@ -249,6 +249,11 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .ok()
         .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
         .ok_or_else(|| format!("`{text}` is not a number of seconds of 0 or more"))
+}
+
+/// `sleeper --interval SECS`: as `--timeout`, so never NaN, infinite or negative.
+fn parse_interval(text: &str) -> Result<f64, String> {
+    parse_seconds(text).map(|interval| interval.as_secs_f64())
 }
 
 /// `run --restart`: when a command that ended by itself starts again.
@@ -372,6 +377,30 @@ mod tests {
         );
         for bad in ["", "10", "m", "10x", "1h30", "25:00", "ten minutes"] {
             assert!(bad.parse::<Since>().is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn sleeper_intervals_are_numbers_of_seconds() {
+        let interval = |text: &str| {
+            Cli::try_parse_from(["rhizome", "sleeper", &format!("--interval={text}")]).map(|cli| {
+                match cli.command {
+                    Some(Command::Sleeper(args)) => args.interval,
+                    other => panic!("{other:?}"),
+                }
+            })
+        };
+        for (text, seconds) in [("0", 0.0), ("0.25", 0.25), ("2", 2.0), (" 1.5 ", 1.5)] {
+            assert_eq!(interval(text).unwrap(), seconds, "{text}");
+        }
+        for text in [
+            "nan", "NaN", "inf", "-inf", "infinity", "-1", "1e300", "", "soon",
+        ] {
+            let err = interval(text).unwrap_err().to_string();
+            assert!(
+                err.contains("is not a number of seconds of 0 or more"),
+                "{text}: {err}"
+            );
         }
     }
 

@@ -16,6 +16,7 @@ pub mod connection;
 pub mod daemon;
 pub mod forward;
 pub mod lock;
+pub mod names;
 pub mod paths;
 pub mod protocol;
 pub mod sleeper;

@@ -7,13 +7,14 @@ use std::time::Duration;
 use crate::cli::SleeperArgs;
 
 /// Prints 0..count, each line followed by a pause of one interval. `SLEEP_OVERRIDE` (seconds, as in the original
-/// design) replaces the interval.
+/// design) replaces the interval; one that is not a number of seconds (`nan`, `-1`) is ignored.
 pub fn run(args: &SleeperArgs) -> i32 {
-    let seconds = std::env::var("SLEEP_OVERRIDE")
+    let seconds = |text: &str| Duration::try_from_secs_f64(text.trim().parse().ok()?).ok();
+    let interval = std::env::var("SLEEP_OVERRIDE")
         .ok()
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .unwrap_or(args.interval);
-    let interval = Duration::try_from_secs_f64(seconds).unwrap_or(Duration::from_secs(1));
+        .and_then(|value| seconds(&value))
+        .or_else(|| Duration::try_from_secs_f64(args.interval).ok())
+        .unwrap_or(Duration::from_secs(1));
     let mut stdout = std::io::stdout().lock();
     for i in 0..args.count {
         if writeln!(stdout, "{i}")

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::{Client, unexpected};
+use super::{Client, Failure, unexpected};
 use crate::cli::{RunArgs, SleeperArgs};
+use crate::names;
 use crate::paths::Paths;
 use crate::protocol::{CommandKind, Request, Response, RestartPolicy, SpawnRequest};
 
@@ -31,13 +32,7 @@ pub async fn sleeper(paths: &Paths, args: &SleeperArgs) -> anyhow::Result<i32> {
 }
 
 pub async fn run(paths: &Paths, args: &RunArgs) -> anyhow::Result<i32> {
-    let name = match &args.name {
-        Some(name) => name.clone(),
-        None => Path::new(&args.command[0])
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| args.command[0].to_string_lossy().into_owned()),
-    };
+    let name = name(args)?;
     let request = SpawnRequest {
         name,
         kind: CommandKind::Run,
@@ -46,6 +41,25 @@ pub async fn run(paths: &Paths, args: &RunArgs) -> anyhow::Result<i32> {
         context: super::context()?,
     };
     start(paths, request).await
+}
+
+/// `--name`, else the program's file name; checked here, before anything is sent, so that a name
+/// taken from the command is refused with the advice to pass `--name`.
+fn name(args: &RunArgs) -> Result<String, Failure> {
+    match &args.name {
+        Some(name) => names::check(name)
+            .map(|()| name.clone())
+            .map_err(|err| Failure::new(err.to_string()).hint(err.rule.hint())),
+        None => {
+            let name = Path::new(&args.command[0])
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| args.command[0].to_string_lossy().into_owned());
+            names::check(&name).map(|()| name).map_err(|err| {
+                Failure::new(err.from_command()).hint("pass --name NAME to choose the name")
+            })
+        }
+    }
 }
 
 async fn start(paths: &Paths, request: SpawnRequest) -> anyhow::Result<i32> {

@@ -329,11 +329,9 @@ impl Process {
     }
 
     pub fn info(&self) -> ProcessInfo {
-        let command = self
-            .command_line()
-            .iter()
-            .map(|arg| super::logs::redact::redact(&arg.to_string_lossy()).into_owned())
-            .collect();
+        let command = super::logs::redact::redact_argv(
+            self.command_line().iter().map(|a| a.to_string_lossy()),
+        );
         let state = self.state.borrow();
         ProcessInfo {
             id: self.id,

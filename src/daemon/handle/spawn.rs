@@ -7,14 +7,15 @@ use std::sync::Arc;
 use crate::daemon::Daemon;
 use crate::daemon::process::{Phase, Spec, Work};
 use crate::daemon::supervise;
+use crate::names;
 use crate::protocol::{ErrorReply, Response, SpawnRequest};
 
 pub(super) async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Response {
     if let Err(reply) = daemon.refuse_if_stopping() {
         return Response::Error(reply);
     }
-    if let Err(reply) = validate_name(&request.name) {
-        return Response::Error(reply);
+    if let Err(err) = names::check(&request.name) {
+        return Response::Error(ErrorReply::new(err.to_string()).with_hint(err.rule.hint()));
     }
     if request.argv.is_empty() {
         return Response::Error(ErrorReply::new("no command was given to run"));
@@ -55,25 +56,4 @@ pub(super) async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Respon
             )
         }
     }
-}
-
-/// Names appear in `ps`, in log lines and in file names, and are typed back by users.
-pub(super) fn validate_name(name: &str) -> Result<(), ErrorReply> {
-    if name.is_empty() || name.len() > 100 {
-        return Err(ErrorReply::new(
-            "a process name must be 1 to 100 characters long",
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(ErrorReply::new(format!(
-            "the process name {name:?} contains control characters"
-        )));
-    }
-    if name.parse::<u32>().is_ok() {
-        return Err(ErrorReply::new(format!(
-            "the process name `{name}` is a number, which `logs` and `kill` would read as an id or pid"
-        ))
-        .with_hint("choose a name with a letter in it"));
-    }
-    Ok(())
 }
