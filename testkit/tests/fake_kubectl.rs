@@ -8,13 +8,13 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Barrier, mpsc};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-mod harness;
-
-use harness::{Collector, Proc, echo_server, poll};
+use rhizome_testkit::harness::{
+    Collector, Out, Proc, echo_round_trip, echo_server, free_port, poll, random_bytes,
+};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 const INSTANCE: &str = "proj:europe-west1:db";
@@ -26,12 +26,6 @@ const LOST: &str = "error: lost connection to pod";
 struct Fake {
     dir: tempfile::TempDir,
     env: Vec<(&'static str, String)>,
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 /// A running fake kubectl with its output collected.
@@ -54,8 +48,8 @@ impl Fake {
         self
     }
 
-    fn backend(self, addr: &str) -> Fake {
-        self.env("FAKE_KUBECTL_BACKEND", addr)
+    fn backend(self, addr: impl std::fmt::Display) -> Fake {
+        self.env("FAKE_KUBECTL_BACKEND", &addr.to_string())
     }
 
     fn plan(self, text: &str) -> Fake {
@@ -90,7 +84,7 @@ impl Fake {
 
     /// Runs to completion (within the deadline).
     fn run(&self, args: &[&str]) -> Out {
-        finish(Proc::spawn(&mut self.command(args), "fake-kubectl"))
+        Proc::spawn(&mut self.command(args), "fake-kubectl").finish(DEADLINE)
     }
 
     fn start(&self, args: &[&str]) -> Running {
@@ -116,31 +110,6 @@ impl Fake {
                 )
             })
             .collect()
-    }
-}
-
-/// Waits for the exit and both pipes' full text, all within the deadline.
-fn finish(mut proc: Proc) -> Out {
-    let read_all = |pipe: Option<Box<dyn Read + Send>>| {
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_string(&mut text);
-            }
-            let _ = tx.send(text);
-        });
-        rx
-    };
-    let stdout = read_all(proc.child.stdout.take().map(|p| Box::new(p) as _));
-    let stderr = read_all(proc.child.stderr.take().map(|p| Box::new(p) as _));
-    let code = proc
-        .wait_timeout(DEADLINE)
-        .expect("fake-kubectl did not exit in time");
-    Out {
-        code,
-        stdout: stdout.recv_timeout(DEADLINE).unwrap(),
-        stderr: stderr.recv_timeout(DEADLINE).unwrap(),
     }
 }
 
@@ -174,10 +143,12 @@ impl Running {
         wait_text(&self.err, text, "stderr");
     }
 
-    fn exit_code(&mut self) -> i32 {
+    /// The exit code (`None` for a signal), once it exits within the deadline.
+    fn exit_code(&mut self) -> Option<i32> {
         self.proc
             .wait_timeout(DEADLINE)
             .expect("fake-kubectl did not exit in time")
+            .code()
     }
 
     fn alive(&mut self) -> bool {
@@ -199,18 +170,10 @@ fn wait_text(c: &Collector, text: &str, what: &str) {
         .unwrap_or_else(|| panic!("{what} never showed {text:?}: {:?}", c.text()));
 }
 
-/// Sends `size` bytes and reads them back, writing and reading at once.
+/// Sends `size` random bytes through `addr` and checks that all of them come back.
 fn echo_roundtrip(addr: SocketAddr, size: usize) {
-    let mut conn = TcpStream::connect_timeout(&addr, DEADLINE).unwrap();
-    conn.set_read_timeout(Some(DEADLINE)).unwrap();
-    let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-    let mut writer = conn.try_clone().unwrap();
-    let sent = data.clone();
-    let writing = thread::spawn(move || writer.write_all(&sent));
-    let mut got = vec![0u8; size];
-    conn.read_exact(&mut got).unwrap();
-    writing.join().unwrap().unwrap();
-    assert!(got == data, "echoed bytes differ");
+    let data = random_bytes(size);
+    assert!(echo_round_trip(addr, &data) == data, "echoed bytes differ");
 }
 
 /// True once the peer has closed (EOF or reset), within the deadline.
@@ -231,10 +194,9 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// An address where nothing listens (bound, then closed).
+/// An address where nothing listens.
 fn refusing_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
+    format!("127.0.0.1:{}", free_port())
 }
 
 const PF: &[&str] = &[
@@ -251,7 +213,7 @@ const PF: &[&str] = &[
 fn contexts_unknown_commands_and_missing_dir() {
     let fake = Fake::new().env("FAKE_KUBECTL_CONTEXTS", "a,b");
     let out = fake.run(&["--context", "x", "port-forward", "deploy/db", "0:3307"]);
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, Some(1));
     assert_eq!(
         out.stderr,
         "Error in configuration: context was not found for specified context: x\n"
@@ -259,10 +221,10 @@ fn contexts_unknown_commands_and_missing_dir() {
     assert_eq!(out.stdout, "");
 
     let out = fake.run(&["logs", "deploy/db", "--context=b"]);
-    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""));
 
     let out = fake.run(&["get", "pods"]);
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, Some(1));
     assert_eq!(
         out.stderr,
         "error: unknown command \"get\" for \"kubectl\"\n"
@@ -275,8 +237,8 @@ fn contexts_unknown_commands_and_missing_dir() {
 
     let mut cmd = fake.command(&["logs", "deploy/db"]);
     cmd.env_remove("FAKE_KUBECTL_DIR");
-    let out = finish(Proc::spawn(&mut cmd, "fake-kubectl"));
-    assert_eq!(out.code, 1);
+    let out = Proc::spawn(&mut cmd, "fake-kubectl").finish(DEADLINE);
+    assert_eq!(out.code, Some(1));
     assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
     assert!(out.stderr.contains("FAKE_KUBECTL_DIR"), "{}", out.stderr);
 }
@@ -285,11 +247,11 @@ fn contexts_unknown_commands_and_missing_dir() {
 fn exec_fills_pod_log_and_logs_tails_it() {
     let fake = Fake::new().env("FAKE_KUBECTL_REMOTE_PORT", "5433");
     let out = fake.run(&["logs", "deploy/db"]);
-    assert_eq!((out.code, out.stdout.as_str()), (0, ""));
+    assert_eq!((out.code, out.stdout.as_str()), (Some(0), ""));
 
     let proxy = format!("cloud-sql-proxy --port 5433 {INSTANCE}");
     let out = fake.run(&["-n", "data", "exec", "deploy/db", "--", "sh", "-c", &proxy]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     let lines: Vec<&str> = out.stdout.lines().collect();
     let ends = [
         "Authorizing with Application Default Credentials".to_string(),
@@ -317,7 +279,7 @@ fn exec_fills_pod_log_and_logs_tails_it() {
     assert_eq!(out.stdout, fake.read("pod.log"));
 
     let out = fake.run(&["exec", "deploy/db", "--", "psql", "-c", "select 1"]);
-    assert_eq!(out.code, 127);
+    assert_eq!(out.code, Some(127));
     assert_eq!(
         out.stderr,
         "sh: 1: psql: not found\ncommand terminated with exit code 127\n"
@@ -326,7 +288,7 @@ fn exec_fills_pod_log_and_logs_tails_it() {
 
 #[test]
 fn port_forward_splices_both_ways() {
-    let fake = Fake::new().backend(&echo_server());
+    let fake = Fake::new().backend(echo_server());
     let mut pf = fake.start(PF);
     let port = pf.forwarding(3307);
     assert_ne!(port, 0);
@@ -349,13 +311,13 @@ fn port_forward_splices_both_ways() {
 
     // SIGINT: real kubectl's trap, exit 0 quietly.
     pf.signal("INT");
-    assert_eq!(pf.exit_code(), 0);
+    assert_eq!(pf.exit_code(), Some(0));
     assert_eq!(pf.err.text(), "");
 }
 
 #[test]
 fn localhost_default_forwards_on_both_loopbacks() {
-    let fake = Fake::new().backend(&echo_server());
+    let fake = Fake::new().backend(echo_server());
     let pf = fake.start(&["--context", "c", "port-forward", "svc/db", ":3307"]);
     let port = pf.forwarding(3307);
     let ipv6 = TcpListener::bind("[::1]:0").is_ok();
@@ -373,10 +335,10 @@ fn localhost_default_forwards_on_both_loopbacks() {
 #[test]
 fn plan_fail_then_a_normal_start() {
     let fake = Fake::new()
-        .backend(&echo_server())
+        .backend(echo_server())
         .plan("# pod Pending once\nport-forward 1 fail\n");
     let out = fake.run(PF);
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, Some(1));
     assert_eq!(
         out.stderr,
         "error: unable to forward port because pod is not running. Current status=Pending\n"
@@ -392,7 +354,7 @@ fn plan_fail_then_a_normal_start() {
 #[test]
 fn plan_die_after_ms_ends_the_session() {
     let fake = Fake::new()
-        .backend(&echo_server())
+        .backend(echo_server())
         .plan("port-forward * die-after-ms 300\n");
     let started = Instant::now();
     let mut pf = fake.start(PF);
@@ -404,7 +366,7 @@ fn plan_die_after_ms_ends_the_session() {
     conn.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"ping");
 
-    assert_eq!(pf.exit_code(), 1);
+    assert_eq!(pf.exit_code(), Some(1));
     assert!(started.elapsed() >= Duration::from_millis(300));
     pf.wait_stderr(LOST);
     assert!(
@@ -416,7 +378,7 @@ fn plan_die_after_ms_ends_the_session() {
 #[test]
 fn plan_hang_accepts_and_drops_connections_but_keeps_running() {
     let fake = Fake::new()
-        .backend(&echo_server())
+        .backend(echo_server())
         .plan("port-forward 1 hang\n");
     let mut pf = fake.start(PF);
     let port = pf.forwarding(3307);
@@ -451,7 +413,7 @@ fn plan_hang_accepts_and_drops_connections_but_keeps_running() {
 #[test]
 fn plan_slow_ms_delays_forwarding() {
     let fake = Fake::new()
-        .backend(&echo_server())
+        .backend(echo_server())
         .plan("port-forward 1 slow-ms 400\n");
     let started = Instant::now();
     let pf = fake.start(PF);
@@ -464,7 +426,7 @@ fn plan_exec_fail_exec_hang_and_logs_empty() {
     let fake = Fake::new().plan("exec 1 fail\nexec 2 hang\nlogs 1 empty\n");
     let exec = ["exec", "deploy/db", "--", "cloud-sql-proxy", INSTANCE];
     let out = fake.run(&exec);
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, Some(1));
     assert_eq!(
         out.stderr,
         "error: unable to upgrade connection: container not found (\"cloudsql-proxy\")\n"
@@ -475,7 +437,7 @@ fn plan_exec_fail_exec_hang_and_logs_empty() {
     assert!(hung.alive(), "exec hang must keep running");
 
     let out = fake.run(&["logs", "deploy/db"]);
-    assert_eq!((out.code, out.stdout.as_str()), (0, ""));
+    assert_eq!((out.code, out.stdout.as_str()), (Some(0), ""));
     let out = fake.run(&["logs", "deploy/db"]);
     assert!(
         out.stdout
@@ -488,10 +450,10 @@ fn plan_exec_fail_exec_hang_and_logs_empty() {
 fn taken_port_gives_kubectls_messages() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let p = taken.local_addr().unwrap().port();
-    let fake = Fake::new().backend(&echo_server());
+    let fake = Fake::new().backend(echo_server());
     let ports = format!("{p}:3307");
     let out = fake.run(&["port-forward", "deploy/db", &ports, "--address=127.0.0.1"]);
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, Some(1));
     assert_eq!(out.stdout, "");
     assert_eq!(
         out.stderr,
@@ -505,12 +467,12 @@ fn taken_port_gives_kubectls_messages() {
 
 #[test]
 fn refused_backend_ends_the_session() {
-    let fake = Fake::new().backend(&refusing_addr());
+    let fake = Fake::new().backend(refusing_addr());
     let mut pf = fake.start(PF);
     let port = pf.forwarding(3307);
     let mut conn = TcpStream::connect(local(port)).unwrap();
     assert!(closed_by_peer(&mut conn));
-    assert_eq!(pf.exit_code(), 1);
+    assert_eq!(pf.exit_code(), Some(1));
     pf.wait_stderr(LOST);
     let err = pf.err.text();
     assert!(err.contains("connect: connection refused"), "{err}");
@@ -535,9 +497,9 @@ fn parallel_starts_get_distinct_numbers() {
             })
         })
         .collect();
-    let codes: Vec<i32> = runs.into_iter().map(|t| t.join().unwrap()).collect();
-    assert_eq!(codes.iter().filter(|&&c| c == 1).count(), 8);
-    assert_eq!(codes.iter().filter(|&&c| c == 0).count(), 8);
+    let codes: Vec<Option<i32>> = runs.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(codes.iter().filter(|&&c| c == Some(1)).count(), 8);
+    assert_eq!(codes.iter().filter(|&&c| c == Some(0)).count(), 8);
 
     let calls = fake.calls();
     assert_eq!(calls.len(), 16);
@@ -584,7 +546,7 @@ fn bad_arguments_never_panic() {
     ];
     for args in bad {
         let out = fake.run(args);
-        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert_eq!(out.code, Some(1), "{args:?}: {}", out.stderr);
         assert!(
             out.stderr.starts_with("error: "),
             "{args:?}: {}",
@@ -594,7 +556,7 @@ fn bad_arguments_never_panic() {
     }
     let bad_plan = Fake::new().plan("port-forward 1 explode\n");
     let out = bad_plan.run(PF);
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, Some(1));
     assert!(
         out.stderr.contains("unknown action `explode`"),
         "{}",

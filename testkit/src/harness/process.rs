@@ -1,24 +1,18 @@
-//! Helpers for tests that run real processes against `fake-apiserver`:
-//! child processes killed by pid on drop, background pipe collectors,
-//! deadline-bounded polling, a TCP echo "database", the fake API server
-//! itself, and raw HTTP requests to its control API.
+//! Child processes in tests: killed (by pid) and reaped when dropped, however the test ends;
+//! their pipes read in the background; and what Linux's /proc says about process trees.
 
-#![allow(dead_code)]
-
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Output};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-// ---------------------------------------------------------------- processes
-
 /// A child process that is killed (by its pid) and reaped when dropped.
 pub struct Proc {
     pub child: Child,
+    /// What it is, for the messages of a test that fails waiting on it.
+    what: String,
 }
 
 impl Proc {
@@ -26,18 +20,57 @@ impl Proc {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        Proc { child }
+        Proc {
+            child,
+            what: what.to_string(),
+        }
     }
 
-    /// Waits for the exit code until `timeout`; `None` if it is still running.
-    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<i32> {
+    /// Waits until `timeout` for the process to end; `None` if it is still running.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             match self.child.try_wait() {
-                Ok(Some(status)) => return Some(status.code().unwrap_or(-1)),
+                Ok(Some(status)) => return Some(status),
                 Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
                 _ => return None,
             }
+        }
+    }
+
+    /// Waits for the exit and reads both pipes (those that were piped) to their end, all within
+    /// `timeout`, failing the test otherwise.
+    pub fn finish(mut self, timeout: Duration) -> Out {
+        let read_all = |pipe: Option<Box<dyn Read + Send>>| {
+            let (tx, rx) = mpsc::channel();
+            thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut bytes);
+                }
+                let _ = tx.send(String::from_utf8_lossy(&bytes).into_owned());
+            });
+            rx
+        };
+        let stdout = read_all(self.child.stdout.take().map(|p| Box::new(p) as _));
+        let stderr = read_all(self.child.stderr.take().map(|p| Box::new(p) as _));
+        let started = Instant::now();
+        let status = self
+            .wait_timeout(timeout)
+            .unwrap_or_else(|| panic!("{} did not finish within {timeout:?}", self.what));
+        let left = timeout.saturating_sub(started.elapsed());
+        let text = |rx: mpsc::Receiver<String>, pipe: &str| {
+            rx.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "{} exited, but its {pipe} stayed open past {timeout:?}",
+                    self.what
+                )
+            })
+        };
+        Out {
+            code: status.code(),
+            stdout: text(stdout, "stdout"),
+            stderr: text(stderr, "stderr"),
         }
     }
 }
@@ -51,9 +84,30 @@ impl Drop for Proc {
     }
 }
 
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Out {
+    /// The exit code; `None` if a signal ended it.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Out {
+    fn from(output: Output) -> Out {
+        Out {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
 /// Collects a pipe's text in the background; lines are also sent on a channel.
 pub struct Collector {
+    /// Everything read so far.
     pub text: Arc<Mutex<String>>,
+    /// Each line as it comes, for `wait_line`.
     lines: mpsc::Receiver<String>,
 }
 
@@ -99,113 +153,69 @@ impl Collector {
     }
 }
 
-/// Polls `f` every 10 ms until it gives a value or `timeout` passes.
-pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(10));
+/// Whether a process exists (and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok(),
     }
 }
 
-// ---------------------------------------------------------------- echo "database"
-
-/// A TCP echo server on a free port, served by a background thread.
-pub fn echo_server() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            thread::spawn(move || {
-                let mut buf = [0u8; 64 * 1024];
-                loop {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if conn.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    });
-    addr
+/// Live processes whose process group is `pgid` (Linux: read from /proc).
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    procs()
+        .filter(|(_, _, group)| *group == pgid)
+        .map(|(pid, _, _)| pid)
+        .collect()
 }
 
-// ---------------------------------------------------------------- fake API server
-
-pub struct FakeApi {
-    pub addr: String,
-    pub kubeconfig: PathBuf,
-    // Dropping stdin (EOF) also stops the server; the Proc kills it anyway.
-    pub stdin: ChildStdin,
-    pub proc: Proc,
+/// Live processes whose parent is `ppid`.
+pub fn children_of(ppid: u32) -> Vec<u32> {
+    procs()
+        .filter(|(_, parent, _)| *parent == ppid)
+        .map(|(pid, _, _)| pid)
+        .collect()
 }
 
-impl FakeApi {
-    pub fn start(dir: &Path, db: &str, extra: &[&str]) -> FakeApi {
-        let kubeconfig = dir.join("kubeconfig");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fake-apiserver"));
-        cmd.arg("--db")
-            .arg(db)
-            .arg("--kubeconfig-out")
-            .arg(&kubeconfig)
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut proc = Proc::spawn(&mut cmd, "fake-apiserver");
-        let stdin = proc.child.stdin.take().unwrap();
-        let out = Collector::new(proc.child.stdout.take().unwrap());
-        let addr = out
-            .wait_line(Duration::from_secs(10), |l| {
-                l.strip_prefix("listening on ").map(str::to_string)
-            })
-            .expect("fake-apiserver did not print `listening on ADDR`");
-        assert!(kubeconfig.exists(), "kubeconfig not written");
-        FakeApi {
-            addr,
-            kubeconfig,
-            stdin,
-            proc,
+/// (pid, ppid, pgid) of every live, non-zombie process.
+fn procs() -> impl Iterator<Item = (u32, u32, u32)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (_, rest) = stat.rsplit_once(')')?;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            if fields.first() == Some(&"Z") {
+                return None;
+            }
+            Some((
+                pid,
+                fields.get(1)?.parse().ok()?,
+                fields.get(2)?.parse().ok()?,
+            ))
+        })
+}
+
+/// SIGKILL to every process of the group `pgid`.
+pub fn kill_group(pgid: u32) {
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pgid as i32),
+        nix::sys::signal::SIGKILL,
+    );
+}
+
+/// Ends process groups when dropped: for children a test orphans on purpose.
+pub struct GroupGuard(pub Vec<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        for pgid in &self.0 {
+            kill_group(*pgid);
         }
     }
-
-    pub fn control(&self, path: &str) -> serde_json::Value {
-        let (code, body) = http(&self.addr, "POST", path);
-        assert_eq!(code, 200, "{path}: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
-    }
-
-    pub fn state(&self) -> serde_json::Value {
-        self.control("/_control/state")
-    }
-}
-
-/// One raw HTTP/1.1 request with `Connection: close`; (status, body).
-pub fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, body.to_string())
 }
