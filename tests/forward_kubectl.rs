@@ -103,7 +103,7 @@ fn a_database_tunnel_goes_through_exec_and_port_forward() {
 
     let payload = random_bytes(1 << 20);
     assert!(
-        echo_round_trip(&cluster.addr(), &payload) == payload,
+        echo_round_trip(cluster.addr(), &payload) == payload,
         "1 MiB each way, intact"
     );
 
@@ -264,7 +264,8 @@ fn a_wedged_kubectl_is_detected_and_replaced() {
     assert!(log.contains("runs but does not forward"), "{log}");
 }
 
-/// A round trip that may fail (the connection may be cut); returns what came back.
+/// A round trip that may fail (the connection may be cut); returns what came back, nothing if it
+/// failed.
 fn echo_round_trip_lossy_with(addr: &str, payload: &[u8]) -> Vec<u8> {
     match std::net::TcpStream::connect(addr) {
         Ok(stream) => exchange(stream, payload),
@@ -272,18 +273,9 @@ fn echo_round_trip_lossy_with(addr: &str, payload: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Sends `payload` on `stream`, closes its sending side, and returns what came back.
-fn exchange(mut stream: std::net::TcpStream, payload: &[u8]) -> Vec<u8> {
-    use std::io::{Read, Write};
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    if stream.write_all(payload).is_err() || stream.shutdown(std::net::Shutdown::Write).is_err() {
-        return Vec::new();
-    }
-    let mut back = Vec::new();
-    let _ = stream.read_to_end(&mut back);
-    back
+/// An echo on `stream` that may fail: what came back, nothing if it failed.
+fn exchange(stream: std::net::TcpStream, payload: &[u8]) -> Vec<u8> {
+    echo_on(stream, payload).unwrap_or_default()
 }
 
 fn echo_round_trip_lossy(addr: &str) -> Vec<u8> {
@@ -365,7 +357,7 @@ fn a_proxy_that_keeps_exec_running_is_fine_and_stopped_with_the_tunnel() {
     let out = cluster.forward(&rh, "fake/orders");
     assert_eq!(out.code, Some(0), "{out:?}");
     let payload = random_bytes(4096);
-    assert!(echo_round_trip(&cluster.addr(), &payload) == payload);
+    assert!(echo_round_trip(cluster.addr(), &payload) == payload);
     let exec_pids: Vec<u32> = std::fs::read_to_string(cluster.dir.path().join("calls.log"))
         .unwrap()
         .lines()
@@ -397,7 +389,7 @@ fn kubectl_losing_the_pod_is_restarted_and_logged() {
         cluster.forwarder().filter(|&p| p != first)
     });
     let payload = random_bytes(1000);
-    assert!(echo_round_trip(&cluster.addr(), &payload) == payload);
+    assert!(echo_round_trip(cluster.addr(), &payload) == payload);
     let log = rh.logs("fake/orders");
     assert!(log.contains("error: lost connection to pod"), "{log}");
     assert!(log.contains("subprocess finished (exit 1)"), "{log}");

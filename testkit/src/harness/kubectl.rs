@@ -21,3 +21,27 @@ pub fn find_kubectl(name: &str) -> Option<PathBuf> {
     }
     skip(&format!("{}, beside the kubectl on PATH", bin.display()))
 }
+
+/// The oldest and the newest of the versioned kubectl binaries (just one if there is one; the
+/// `kubectl` itself if there are none), or [`skip`].
+pub fn kubectl_versions() -> Option<Vec<PathBuf>> {
+    let dir = kubectl_dir()?;
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let minor = name.strip_prefix("kubectl.1.")?.parse().ok()?;
+            Some((minor, e.path()))
+        })
+        .collect();
+    versions.sort();
+    Some(match (versions.first(), versions.last()) {
+        (Some(oldest), Some(newest)) if oldest.0 != newest.0 => {
+            vec![oldest.1.clone(), newest.1.clone()]
+        }
+        (Some(only), _) => vec![only.1.clone()],
+        _ => vec![dir.join("kubectl")],
+    })
+}

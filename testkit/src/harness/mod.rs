@@ -8,13 +8,15 @@
 
 mod apiserver;
 mod kubectl;
+mod mariadb;
 mod net;
 mod process;
 mod skip;
 mod wait;
 
 pub use apiserver::FakeApi;
-pub use kubectl::find_kubectl;
+pub use kubectl::{find_kubectl, kubectl_versions};
+pub use mariadb::{MariaDb, query, query_port};
 pub use net::{echo_on, echo_round_trip, echo_server, free_port, http, random_bytes};
 pub use process::{
     Collector, GroupGuard, Out, Proc, alive, children_of, group_members, kill_group,

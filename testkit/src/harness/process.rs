@@ -16,14 +16,17 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Starts `cmd`, failing the test if it cannot.
     pub fn spawn(cmd: &mut Command, what: &str) -> Proc {
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        Proc {
-            child,
+        Proc::try_spawn(cmd, what).unwrap_or_else(|e| panic!("cannot start {what}: {e}"))
+    }
+
+    /// Starts `cmd`, for callers that must not panic (a `Drop`).
+    pub fn try_spawn(cmd: &mut Command, what: &str) -> std::io::Result<Proc> {
+        Ok(Proc {
+            child: cmd.spawn()?,
             what: what.to_string(),
-        }
+        })
     }
 
     /// Waits until `timeout` for the process to end; `None` if it is still running.
