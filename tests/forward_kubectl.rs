@@ -60,28 +60,12 @@ impl Cluster {
 
     /// The pid of the port-forward that last printed its Forwarding line.
     fn forwarder(&self) -> Option<u32> {
-        std::fs::read_to_string(self.dir.path().join("port-forward.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        port_forward_pid(self.dir.path())
     }
 
-    /// Every kubectl command line the fake saw, as argument lists.
-    fn calls(&self) -> Vec<Vec<String>> {
-        std::fs::read_to_string(self.dir.path().join("calls.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v["argv"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|a| a.as_str().unwrap().to_string())
-                    .collect()
-            })
-            .collect()
+    /// Every kubectl call the fake saw.
+    fn calls(&self) -> Vec<KubectlCall> {
+        kubectl_calls(self.dir.path())
     }
 
     fn addr(&self) -> String {
@@ -108,12 +92,9 @@ fn a_database_tunnel_goes_through_exec_and_port_forward() {
     );
 
     let calls = cluster.calls();
-    let exec = calls
-        .iter()
-        .find(|c| c.contains(&"exec".to_string()))
-        .expect("an exec");
+    let exec = calls.iter().find(|c| c.has("exec")).expect("an exec");
     assert_eq!(
-        exec[..],
+        exec.argv[..],
         [
             "--context",
             "fake-ctx",
@@ -128,10 +109,10 @@ fn a_database_tunnel_goes_through_exec_and_port_forward() {
     );
     let forward = calls
         .iter()
-        .find(|c| c.contains(&"port-forward".to_string()))
+        .find(|c| c.has("port-forward"))
         .expect("a port-forward");
     assert_eq!(
-        forward[..],
+        forward.argv[..],
         [
             "--context",
             "fake-ctx",
@@ -169,11 +150,8 @@ fn a_service_tunnel_skips_the_proxy() {
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stdout.starts_with("http://127.0.0.1:"));
     let calls = cluster.calls();
-    assert!(
-        !calls.iter().any(|c| c.contains(&"exec".to_string())),
-        "{calls:?}"
-    );
-    assert!(calls.iter().any(|c| c.ends_with(&[
+    assert!(!calls.iter().any(|c| c.has("exec")), "{calls:?}");
+    assert!(calls.iter().any(|c| c.argv.ends_with(&[
         "svc/web".into(),
         "0:8080".into(),
         "--address".into(),
@@ -307,7 +285,7 @@ fn early_failures_are_retried_then_reported() {
     let ports = cluster
         .calls()
         .iter()
-        .filter(|c| c.contains(&"port-forward".to_string()))
+        .filter(|c| c.has("port-forward"))
         .count();
     assert_eq!(ports, 3, "three attempts, not an endless loop");
     assert!(
@@ -358,15 +336,11 @@ fn a_proxy_that_keeps_exec_running_is_fine_and_stopped_with_the_tunnel() {
     assert_eq!(out.code, Some(0), "{out:?}");
     let payload = random_bytes(4096);
     assert!(echo_round_trip(cluster.addr(), &payload) == payload);
-    let exec_pids: Vec<u32> = std::fs::read_to_string(cluster.dir.path().join("calls.log"))
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains("\"exec\""))
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["pid"]
-                .as_u64()
-                .unwrap() as u32
-        })
+    let exec_pids: Vec<u32> = cluster
+        .calls()
+        .iter()
+        .filter(|c| c.has("exec"))
+        .map(|c| c.pid)
         .collect();
     assert!(
         exec_pids.iter().any(|&p| alive(p)),
@@ -414,7 +388,7 @@ fn kill_stops_kubectl_for_good() {
     let starts = cluster
         .calls()
         .iter()
-        .filter(|c| c.contains(&"port-forward".to_string()))
+        .filter(|c| c.has("port-forward"))
         .count();
     assert_eq!(starts, 1, "no restart after kill");
 }

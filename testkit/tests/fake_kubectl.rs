@@ -13,7 +13,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rhizome_testkit::harness::{
-    Collector, Out, Proc, echo_round_trip, echo_server, free_port, poll, random_bytes,
+    Collector, KubectlCall, Out, Proc, echo_round_trip, echo_server, free_port, kubectl_calls,
+    poll, port_forward_pid, random_bytes,
 };
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -94,22 +95,9 @@ impl Fake {
         Running { proc, out, err }
     }
 
-    /// (pid, argv, start) per line of calls.log.
-    fn calls(&self) -> Vec<(u64, Vec<String>, u64)> {
-        self.read("calls.log")
-            .lines()
-            .map(|line| {
-                let v: serde_json::Value = serde_json::from_str(line).unwrap();
-                let argv = v["argv"].as_array().unwrap();
-                (
-                    v["pid"].as_u64().unwrap(),
-                    argv.iter()
-                        .map(|a| a.as_str().unwrap().to_string())
-                        .collect(),
-                    v["start"].as_u64().unwrap(),
-                )
-            })
-            .collect()
+    /// Every call in calls.log.
+    fn calls(&self) -> Vec<KubectlCall> {
+        kubectl_calls(self.dir.path())
     }
 }
 
@@ -231,7 +219,7 @@ fn contexts_unknown_commands_and_missing_dir() {
     );
 
     // Rejected invocations are logged with start 0 and do not count.
-    let starts: Vec<u64> = fake.calls().iter().map(|c| c.2).collect();
+    let starts: Vec<u64> = fake.calls().iter().map(|c| c.start).collect();
     assert_eq!(starts, [0, 1, 0]);
     assert!(!fake.path("port-forward.count").exists());
 
@@ -292,9 +280,7 @@ fn port_forward_splices_both_ways() {
     let mut pf = fake.start(PF);
     let port = pf.forwarding(3307);
     assert_ne!(port, 0);
-    let pid = poll(DEADLINE, || {
-        fake.read("port-forward.pid").trim().parse().ok()
-    });
+    let pid = poll(DEADLINE, || port_forward_pid(fake.dir.path()));
     assert_eq!(pid, Some(pf.proc.child.id()));
 
     echo_roundtrip(local(port), 256 * 1024);
@@ -503,20 +489,20 @@ fn parallel_starts_get_distinct_numbers() {
 
     let calls = fake.calls();
     assert_eq!(calls.len(), 16);
-    let pids: HashSet<u64> = calls.iter().map(|c| c.0).collect();
+    let pids: HashSet<u32> = calls.iter().map(|c| c.pid).collect();
     assert_eq!(pids.len(), 16);
     for sub in ["port-forward", "logs"] {
         let mut starts: Vec<u64> = calls
             .iter()
-            .filter(|c| c.1[0] == sub)
-            .map(|c| c.2)
+            .filter(|c| c.argv[0] == sub)
+            .map(|c| c.start)
             .collect();
         starts.sort();
         assert_eq!(starts, (1..=8).collect::<Vec<_>>(), "{sub}");
         assert_eq!(fake.read(&format!("{sub}.count")).trim(), "8");
     }
     let pf_argv: Vec<String> = PF.iter().map(|s| s.to_string()).collect();
-    assert!(calls.iter().any(|c| c.1 == pf_argv));
+    assert!(calls.iter().any(|c| c.argv == pf_argv));
 }
 
 #[test]
