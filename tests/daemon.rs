@@ -294,15 +294,10 @@ fn a_newer_daemon_is_left_alone_and_named() {
 
 const NOBODY: u32 = 65534;
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 /// The socket lives in a 0700 directory: another user cannot even reach it.
 #[test]
 fn another_user_cannot_reach_the_socket() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root to act as another user");
+    if !require_root_or_skip("to act as another user") {
         return;
     }
     let rh = Rhizome::new();
@@ -318,8 +313,7 @@ fn another_user_cannot_reach_the_socket() {
 /// uid check, and what it asked for is not done.
 #[test]
 fn the_daemon_refuses_a_peer_of_another_uid() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root to run a daemon as another user");
+    if !require_root_or_skip("to run a daemon as another user") {
         return;
     }
     let rh = Rhizome::new();

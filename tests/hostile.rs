@@ -243,8 +243,7 @@ fn secrets_never_reach_a_log() {
 
 #[test]
 fn a_home_that_links_into_another_users_directory_is_refused() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED: needs root to create another user's directory");
+    if !require_root_or_skip("to create another user's directory") {
         return;
     }
     let rh = Rhizome::new();

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use super::skip::{require_tool, skip};
 
 /// The directory of the real kubectl: the `kubectl` on PATH, links resolved; or [`skip`].
+#[track_caller]
 fn kubectl_dir() -> Option<PathBuf> {
     let kubectl = require_tool("kubectl")?;
     let real = std::fs::canonicalize(&kubectl).unwrap_or(kubectl);
@@ -14,6 +15,7 @@ fn kubectl_dir() -> Option<PathBuf> {
 
 /// The kubectl binary `name` (`kubectl`, `kubectl.1.27`, ...) in the real kubectl's directory,
 /// or [`skip`].
+#[track_caller]
 pub fn find_kubectl(name: &str) -> Option<PathBuf> {
     let bin = kubectl_dir()?.join(name);
     if bin.is_file() {
@@ -24,6 +26,7 @@ pub fn find_kubectl(name: &str) -> Option<PathBuf> {
 
 /// The oldest and the newest of the versioned kubectl binaries (just one if there is one; the
 /// `kubectl` itself if there are none), or [`skip`].
+#[track_caller]
 pub fn kubectl_versions() -> Option<Vec<PathBuf>> {
     let dir = kubectl_dir()?;
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(&dir)

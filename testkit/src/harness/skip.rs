@@ -12,6 +12,7 @@ pub fn on_ci() -> bool {
 
 /// The calling test cannot run here for want of `needs`: on a laptop, a `skipped:` line and
 /// `None` (for the caller to return on); with `CI=true`, a failure that says what is missing.
+#[track_caller]
 pub fn skip<T>(needs: &str) -> Option<T> {
     let test = match std::thread::current().name() {
         Some(name) if name != "main" => name.to_string(),
@@ -19,7 +20,7 @@ pub fn skip<T>(needs: &str) -> Option<T> {
     };
     assert!(
         !on_ci(),
-        "{test} needs {needs}, and with CI=true no test may skip: install it (.ci/run lists what CI installs)"
+        "{test} needs {needs}; with CI=true no test may skip (CI runs as root, with the packages .ci/run installs)"
     );
     // Past the test runner's capture of `eprintln!`, so that a skip shows in `cargo test`'s own
     // output rather than passing unseen.
@@ -29,17 +30,22 @@ pub fn skip<T>(needs: &str) -> Option<T> {
 }
 
 /// An external tool on PATH, or [`skip`].
+#[track_caller]
 pub fn require_tool(name: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
             .map(|dir| dir.join(name))
             .find(|candidate| candidate.is_file())
     });
-    found.or_else(|| skip(&format!("`{name}` on PATH")))
+    match found {
+        Some(path) => Some(path),
+        None => skip(&format!("`{name}` on PATH")),
+    }
 }
 
 /// A file that is not a program on PATH (bash-completion's script, say), from the Debian package
 /// `package`, or [`skip`].
+#[track_caller]
 pub fn require_file(path: &str, package: &str) -> Option<PathBuf> {
     let path = PathBuf::from(path);
     if path.is_file() {
@@ -53,12 +59,14 @@ pub fn require_file(path: &str, package: &str) -> Option<PathBuf> {
 
 /// Whether the test runs as root; if not, [`skip`] (and `false`). `reason` says what root is
 /// needed for: "to act as another user".
+#[track_caller]
 pub fn require_root_or_skip(reason: &str) -> bool {
     nix::unistd::geteuid().is_root() || skip::<()>(&format!("root {reason}")).is_some()
 }
 
 /// A binary of the test kit (`fake-kubectl`, `fake-apiserver`), which `cargo test --workspace`
 /// builds next to the running test's own binary, or [`skip`].
+#[track_caller]
 pub fn testkit_bin(name: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().expect("the test's own path");
     // target/PROFILE/deps/TEST: the test kit's binaries are in target/PROFILE.
