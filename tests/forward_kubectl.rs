@@ -3,75 +3,10 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::cluster::Cluster;
 use common::*;
-
-/// A fake cluster: the fake kubectl's state directory, its backend and its plan.
-struct Cluster {
-    kubectl: PathBuf,
-    dir: tempfile::TempDir,
-    backend: std::net::SocketAddr,
-    local_port: u16,
-}
-
-impl Cluster {
-    /// The cluster and a home whose config has `fake/orders` (a database) and `fake/web` (a
-    /// service), with a short backoff cap so that tests of many restarts stay short.
-    fn new(plan: &str) -> Option<(Cluster, Rhizome)> {
-        let kubectl = testkit_bin("fake-kubectl")?;
-        let cluster = Cluster {
-            kubectl,
-            dir: tempfile::tempdir().unwrap(),
-            backend: echo_server(),
-            local_port: free_port(),
-        };
-        std::fs::write(cluster.dir.path().join("plan"), plan).unwrap();
-        let rh = Rhizome::new();
-        write_config(
-            &rh,
-            &format!(
-                "[forward]\nbackoff_max_secs = 1\n\n[environments.fake]\ncontext = \"fake-ctx\"\nnamespace = \"db\"\ndeployment = \"cloudsql\"\n\n[environments.fake.databases.orders]\nsql_connection = \"proj:region:orders\"\nlocal_port = {}\n\n[environments.fake.services.web]\nresource = \"svc/web\"\nremote_port = 8080\nlocal_port = {}\nscheme = \"http\"\n",
-                cluster.local_port,
-                free_port()
-            ),
-        );
-        Some((cluster, rh))
-    }
-
-    /// `rhizome forward TARGET` with kubectl replaced by the fake.
-    fn forward(&self, rh: &Rhizome, target: &str) -> Out {
-        let out = self.command(rh, &["forward", target]).output().unwrap();
-        out.into()
-    }
-
-    fn command(&self, rh: &Rhizome, args: &[&str]) -> Command {
-        let mut command = rh.command(args);
-        command
-            .env("RHIZOME_KUBECTL", &self.kubectl)
-            .env("FAKE_KUBECTL_DIR", self.dir.path())
-            .env("FAKE_KUBECTL_BACKEND", self.backend.to_string())
-            .env("FAKE_KUBECTL_PLAN", self.dir.path().join("plan"))
-            .env("FAKE_KUBECTL_CONTEXTS", "fake-ctx");
-        command
-    }
-
-    /// The pid of the port-forward that last printed its Forwarding line.
-    fn forwarder(&self) -> Option<u32> {
-        port_forward_pid(self.dir.path())
-    }
-
-    /// Every kubectl call the fake saw.
-    fn calls(&self) -> Vec<KubectlCall> {
-        kubectl_calls(self.dir.path())
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.local_port)
-    }
-}
 
 #[test]
 fn a_database_tunnel_goes_through_exec_and_port_forward() {

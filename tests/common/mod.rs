@@ -1,7 +1,10 @@
 //! What rhizome's tests add to the shared harness (`rhizome_testkit::harness`, re-exported here):
 //! an isolated rhizome (its own `RHIZOME_HOME`) driven through the real binary, with a guard that
-//! stops its daemon and children however the test ends, and readers of rhizome's own output.
+//! stops its daemon and children however the test ends, readers of rhizome's own output, and
+//! (in `cluster`) a fake cluster for `rhizome forward`.
 #![allow(dead_code)]
+
+pub mod cluster;
 
 use std::ffi::OsStr;
 use std::path::Path;
