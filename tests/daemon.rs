@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
@@ -228,31 +227,14 @@ fn fake_daemon(
     let listener = UnixListener::bind(rh.path().join("rhizome.sock")).unwrap();
     std::thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
-        let mut frame = || {
-            let mut len = [0u8; 4];
-            stream.read_exact(&mut len).ok()?;
-            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-            stream.read_exact(&mut body).ok()?;
-            Some(body)
-        };
-        frame()?;
+        read_frame(&mut stream)?;
         let answer = postcard::to_stdvec(&Response::Hello(Hello {
             protocol: 1,
             version: version.into(),
         }))
         .unwrap();
-        let next = {
-            stream
-                .write_all(&(answer.len() as u32).to_be_bytes())
-                .unwrap();
-            stream.write_all(&answer).unwrap();
-            let mut len = [0u8; 4];
-            stream.read_exact(&mut len).ok()?;
-            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-            stream.read_exact(&mut body).ok()?;
-            body
-        };
-        postcard::from_bytes(&next).ok()
+        send_frame(&mut stream, &answer);
+        postcard::from_bytes(&read_frame(&mut stream)?).ok()
     })
 }
 

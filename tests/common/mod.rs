@@ -7,6 +7,7 @@
 pub mod cluster;
 
 use std::ffi::OsStr;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -203,6 +204,23 @@ pub fn messages(log: &str) -> Vec<String> {
     log.lines()
         .map(|l| l.get(9..).unwrap_or("").to_string())
         .collect()
+}
+
+/// Writes one frame of rhizome's protocol: the body's length (4 bytes, big-endian), then the body.
+pub fn send_frame(stream: &mut impl Write, body: &[u8]) {
+    stream
+        .write_all(&(body.len() as u32).to_be_bytes())
+        .unwrap();
+    stream.write_all(body).unwrap();
+}
+
+/// Reads one frame of rhizome's protocol, undecoded; `None` once the other end hung up.
+pub fn read_frame(stream: &mut impl Read) -> Option<Vec<u8>> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).ok()?;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).ok()?;
+    Some(body)
 }
 
 /// Writes this home's `rhizome.toml`.
