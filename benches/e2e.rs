@@ -14,7 +14,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::e2e::*;
 use common::*;
 
 fn main() {
@@ -44,7 +43,8 @@ fn main() {
     )
     .unwrap();
     let home = tempfile::tempdir().unwrap();
-    let api = ApiServer::start(home.path(), &db.addr()).unwrap();
+    let apiserver = testkit_bin("fake-apiserver").expect("built above");
+    let api = FakeApi::start(apiserver, home.path(), &db.addr(), &[]);
     let port = free_port();
     let rh = Rhizome::new();
     write_config(
@@ -132,15 +132,8 @@ fn forward(rh: &Rhizome, env: impl Fn(&mut Command)) -> Duration {
 
 /// A bare kubectl port-forward, killed when dropped.
 struct Bare {
-    child: std::process::Child,
+    _kubectl: Proc,
     port: u16,
-}
-
-impl Drop for Bare {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts bare kubectl port-forward and times its first Forwarding line.
@@ -161,13 +154,19 @@ fn bare_forward(kubectl: &Path, remote: u16, env: impl Fn(&mut Command)) -> (Dur
         .stderr(Stdio::null());
     env(&mut command);
     let start = Instant::now();
-    let mut child = command.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut kubectl = Proc::spawn(&mut command, "kubectl port-forward");
+    let mut lines = BufReader::new(kubectl.child.stdout.take().unwrap()).lines();
     let line = lines.next().unwrap().unwrap();
     let took = start.elapsed();
     let port = rhizome::forward::kubectl::forwarding_port(&line).expect("a Forwarding line");
     std::thread::spawn(move || for _ in lines {});
-    (took, Bare { child, port })
+    (
+        took,
+        Bare {
+            _kubectl: kubectl,
+            port,
+        },
+    )
 }
 
 /// Reads the whole bulk table through `port`.

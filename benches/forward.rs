@@ -132,7 +132,7 @@ fn recovery() {
             wait_for("the forwarder to die", Duration::from_secs(5), || {
                 (!alive(pid as u32)).then_some(())
             });
-            let back = echo_round_trip(&format!("127.0.0.1:{port}"), b"ping");
+            let back = echo_round_trip(format!("127.0.0.1:{port}"), b"ping");
             assert_eq!(back, b"ping");
             start.elapsed()
         })

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
@@ -63,18 +62,12 @@ fn thirty_two_concurrent_first_commands_share_one_daemon() {
     assert_eq!(rh.ps()["count"], 32);
     let daemon = rh.daemon_pid().unwrap();
     // Every sleeper is a child of that one daemon.
+    let children = children_of(daemon);
     for pid in outs.iter().map(|o| parse_started(&o.stdout).1) {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let ppid: u32 = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(ppid, daemon);
+        assert!(
+            children.contains(&pid),
+            "{pid} is not a child of the daemon {daemon}: {children:?}"
+        );
     }
 }
 
@@ -231,31 +224,14 @@ fn fake_daemon(
         // Gone before it answers, as a stopping daemon is: a client that connects again is
         // refused, not left waiting on a backlog nobody reads.
         drop(listener);
-        let mut frame = || {
-            let mut len = [0u8; 4];
-            stream.read_exact(&mut len).ok()?;
-            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-            stream.read_exact(&mut body).ok()?;
-            Some(body)
-        };
-        frame()?;
+        read_frame(&mut stream)?;
         let answer = postcard::to_stdvec(&Response::Hello(Hello {
             protocol: 1,
             version: version.into(),
         }))
         .unwrap();
-        let next = {
-            stream
-                .write_all(&(answer.len() as u32).to_be_bytes())
-                .unwrap();
-            stream.write_all(&answer).unwrap();
-            let mut len = [0u8; 4];
-            stream.read_exact(&mut len).ok()?;
-            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-            stream.read_exact(&mut body).ok()?;
-            body
-        };
-        postcard::from_bytes(&next).ok()
+        send_frame(&mut stream, &answer);
+        postcard::from_bytes(&read_frame(&mut stream)?).ok()
     })
 }
 
@@ -297,15 +273,10 @@ fn a_newer_daemon_is_left_alone_and_named() {
 
 const NOBODY: u32 = 65534;
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 /// The socket lives in a 0700 directory: another user cannot even reach it.
 #[test]
 fn another_user_cannot_reach_the_socket() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root to act as another user");
+    if !require_root_or_skip("to act as another user") {
         return;
     }
     let rh = Rhizome::new();
@@ -321,8 +292,7 @@ fn another_user_cannot_reach_the_socket() {
 /// uid check, and what it asked for is not done.
 #[test]
 fn the_daemon_refuses_a_peer_of_another_uid() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root to run a daemon as another user");
+    if !require_root_or_skip("to run a daemon as another user") {
         return;
     }
     let rh = Rhizome::new();

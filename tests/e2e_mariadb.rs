@@ -7,11 +7,10 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::e2e::*;
 use common::*;
 
 /// A home whose config has the target `e2e/db` through `api`.
-fn home_for(api: &ApiServer, local_port: u16) -> Rhizome {
+fn home_for(api: &FakeApi, local_port: u16) -> Rhizome {
     let rh = Rhizome::new();
     write_config(
         &rh,
@@ -43,9 +42,10 @@ fn restarts(rh: &Rhizome) -> u64 {
 fn the_main_job_with(kubectl: &Path) {
     let Some(db) = MariaDb::start() else { return };
     let home = tempfile::tempdir().unwrap();
-    let Some(api) = ApiServer::start(home.path(), &db.addr()) else {
+    let Some(apiserver) = testkit_bin("fake-apiserver") else {
         return;
     };
+    let api = FakeApi::start(apiserver, home.path(), &db.addr(), &[]);
     let port = free_port();
     let rh = home_for(&api, port);
     let name = kubectl.file_name().unwrap().to_string_lossy().into_owned();
@@ -58,7 +58,7 @@ fn the_main_job_with(kubectl: &Path) {
 
     // Three dropped streams while queries keep coming.
     for drop in 1..=3u64 {
-        api.control("drop-streams");
+        api.control("/_control/drop-streams");
         wait_for(
             &format!("{name}: restart {drop}"),
             Duration::from_secs(30),
@@ -88,7 +88,7 @@ fn the_main_job_with(kubectl: &Path) {
 
     // A new pod, with a new proxy port: the tunnel follows with no user action.
     let before = rh.ps()["running"][0]["tunnel"]["upstream"].clone();
-    api.control("replace-pod");
+    api.control("/_control/replace-pod");
     let started = Instant::now();
     wait_for(
         &format!("{name}: the tunnel through the new pod"),
@@ -122,12 +122,18 @@ fn the_real_kubectls_failures_reach_the_user() {
     };
     let home = tempfile::tempdir().unwrap();
     // A database address nobody listens on: these failures come before any query.
-    let Some(api) = ApiServer::start(home.path(), &format!("127.0.0.1:{}", free_port())) else {
+    let Some(apiserver) = testkit_bin("fake-apiserver") else {
         return;
     };
+    let api = FakeApi::start(
+        apiserver,
+        home.path(),
+        &format!("127.0.0.1:{}", free_port()),
+        &[],
+    );
 
     // A pod that is not Running.
-    api.control("pod-phase?phase=Pending");
+    api.control("/_control/pod-phase?phase=Pending");
     let rh = home_for(&api, free_port());
     let out = forward(&rh, &kubectl);
     assert_eq!(out.code, Some(1), "{out:?}");
@@ -136,7 +142,7 @@ fn the_real_kubectls_failures_reach_the_user() {
         "{}",
         out.stderr
     );
-    api.control("pod-phase?phase=Running");
+    api.control("/_control/pod-phase?phase=Running");
 
     // An API server that is down.
     let dead = rh.path().join("dead-kubeconfig");

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -136,8 +137,7 @@ fn a_removed_log_directory_is_recreated_and_supervision_goes_on() {
 
 #[test]
 fn a_full_disk_is_survived_and_logging_resumes() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED: needs root to mount a small file system");
+    if !require_root_or_skip("to mount a small file system") {
         return;
     }
     let rh = Rhizome::new();
@@ -148,11 +148,9 @@ fn a_full_disk_is_survived_and_logging_resumes() {
         .arg(&logs)
         .status();
     if !matches!(mounted, Ok(s) if s.success()) {
-        assert!(
-            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
-            "mounting a tmpfs failed on CI"
-        );
-        eprintln!("SKIPPED: cannot mount a tmpfs here");
+        skip::<()>(&format!(
+            "permission to mount a tmpfs (CAP_SYS_ADMIN); mount gave {mounted:?}"
+        ));
         return;
     }
     struct Unmount(std::path::PathBuf);
@@ -167,7 +165,9 @@ fn a_full_disk_is_survived_and_logging_resumes() {
     let _unmount = Unmount(logs.clone());
     write_config(&rh, "[logs]\nmax_file_bytes = 100000000\n");
     let filler = logs.join("filler");
+    // As much as fits: the write itself ends with ENOSPC once the 1 MiB are taken.
     let _ = std::fs::write(&filler, vec![0u8; 1 << 20]);
+    assert_full(&logs);
     let (_, pid) = rh.start(["sleeper", "--count", "100000", "--interval", "0.02"]);
     assert!(alive(pid));
     assert_eq!(
@@ -175,10 +175,35 @@ fn a_full_disk_is_survived_and_logging_resumes() {
         1,
         "the daemon supervises with a full disk"
     );
+    // Still full while it did: nothing the daemon does frees room by itself.
+    assert_full(&logs);
     std::fs::remove_file(&filler).unwrap();
     wait_for("logging to resume", Duration::from_secs(10), || {
         rh.logs("sleeper").lines().count().ge(&3).then_some(())
     });
+}
+
+/// The file system holding `dir` really is full: no block is free, and a write of one byte fails
+/// with ENOSPC.
+fn assert_full(dir: &Path) {
+    let stat = nix::sys::statvfs::statvfs(dir).unwrap();
+    assert_eq!(
+        stat.blocks_available(),
+        0,
+        "{} has {} blocks of {} bytes free: the disk is not full",
+        dir.display(),
+        stat.blocks_available(),
+        stat.fragment_size()
+    );
+    let probe = dir.join("probe");
+    let written = std::fs::write(&probe, b"x");
+    let _ = std::fs::remove_file(&probe);
+    let err = written.expect_err("a byte could still be written: the disk is not full");
+    assert_eq!(
+        err.raw_os_error(),
+        Some(nix::errno::Errno::ENOSPC as i32),
+        "a byte's write failed, but not for want of space: {err}"
+    );
 }
 
 #[test]

@@ -3,91 +3,10 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::cluster::Cluster;
 use common::*;
-
-/// A fake cluster: the fake kubectl's state directory, its backend and its plan.
-struct Cluster {
-    kubectl: PathBuf,
-    dir: tempfile::TempDir,
-    backend: std::net::SocketAddr,
-    local_port: u16,
-}
-
-impl Cluster {
-    /// The cluster and a home whose config has `fake/orders` (a database) and `fake/web` (a
-    /// service), with a short backoff cap so that tests of many restarts stay short.
-    fn new(plan: &str) -> Option<(Cluster, Rhizome)> {
-        let kubectl = testkit_bin("fake-kubectl")?;
-        let cluster = Cluster {
-            kubectl,
-            dir: tempfile::tempdir().unwrap(),
-            backend: echo_server(),
-            local_port: free_port(),
-        };
-        std::fs::write(cluster.dir.path().join("plan"), plan).unwrap();
-        let rh = Rhizome::new();
-        write_config(
-            &rh,
-            &format!(
-                "[forward]\nbackoff_max_secs = 1\n\n[environments.fake]\ncontext = \"fake-ctx\"\nnamespace = \"db\"\ndeployment = \"cloudsql\"\n\n[environments.fake.databases.orders]\nsql_connection = \"proj:region:orders\"\nlocal_port = {}\n\n[environments.fake.services.web]\nresource = \"svc/web\"\nremote_port = 8080\nlocal_port = {}\nscheme = \"http\"\n",
-                cluster.local_port,
-                free_port()
-            ),
-        );
-        Some((cluster, rh))
-    }
-
-    /// `rhizome forward TARGET` with kubectl replaced by the fake.
-    fn forward(&self, rh: &Rhizome, target: &str) -> Out {
-        let out = self.command(rh, &["forward", target]).output().unwrap();
-        out.into()
-    }
-
-    fn command(&self, rh: &Rhizome, args: &[&str]) -> Command {
-        let mut command = rh.command(args);
-        command
-            .env("RHIZOME_KUBECTL", &self.kubectl)
-            .env("FAKE_KUBECTL_DIR", self.dir.path())
-            .env("FAKE_KUBECTL_BACKEND", self.backend.to_string())
-            .env("FAKE_KUBECTL_PLAN", self.dir.path().join("plan"))
-            .env("FAKE_KUBECTL_CONTEXTS", "fake-ctx");
-        command
-    }
-
-    /// The pid of the port-forward that last printed its Forwarding line.
-    fn forwarder(&self) -> Option<u32> {
-        std::fs::read_to_string(self.dir.path().join("port-forward.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-
-    /// Every kubectl command line the fake saw, as argument lists.
-    fn calls(&self) -> Vec<Vec<String>> {
-        std::fs::read_to_string(self.dir.path().join("calls.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v["argv"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|a| a.as_str().unwrap().to_string())
-                    .collect()
-            })
-            .collect()
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.local_port)
-    }
-}
 
 #[test]
 fn a_database_tunnel_goes_through_exec_and_port_forward() {
@@ -103,17 +22,14 @@ fn a_database_tunnel_goes_through_exec_and_port_forward() {
 
     let payload = random_bytes(1 << 20);
     assert!(
-        echo_round_trip(&cluster.addr(), &payload) == payload,
+        echo_round_trip(cluster.addr(), &payload) == payload,
         "1 MiB each way, intact"
     );
 
     let calls = cluster.calls();
-    let exec = calls
-        .iter()
-        .find(|c| c.contains(&"exec".to_string()))
-        .expect("an exec");
+    let exec = calls.iter().find(|c| c.has("exec")).expect("an exec");
     assert_eq!(
-        exec[..],
+        exec.argv[..],
         [
             "--context",
             "fake-ctx",
@@ -128,10 +44,10 @@ fn a_database_tunnel_goes_through_exec_and_port_forward() {
     );
     let forward = calls
         .iter()
-        .find(|c| c.contains(&"port-forward".to_string()))
+        .find(|c| c.has("port-forward"))
         .expect("a port-forward");
     assert_eq!(
-        forward[..],
+        forward.argv[..],
         [
             "--context",
             "fake-ctx",
@@ -169,11 +85,8 @@ fn a_service_tunnel_skips_the_proxy() {
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stdout.starts_with("http://127.0.0.1:"));
     let calls = cluster.calls();
-    assert!(
-        !calls.iter().any(|c| c.contains(&"exec".to_string())),
-        "{calls:?}"
-    );
-    assert!(calls.iter().any(|c| c.ends_with(&[
+    assert!(!calls.iter().any(|c| c.has("exec")), "{calls:?}");
+    assert!(calls.iter().any(|c| c.argv.ends_with(&[
         "svc/web".into(),
         "0:8080".into(),
         "--address".into(),
@@ -264,7 +177,8 @@ fn a_wedged_kubectl_is_detected_and_replaced() {
     assert!(log.contains("runs but does not forward"), "{log}");
 }
 
-/// A round trip that may fail (the connection may be cut); returns what came back.
+/// A round trip that may fail (the connection may be cut); returns what came back, nothing if it
+/// failed.
 fn echo_round_trip_lossy_with(addr: &str, payload: &[u8]) -> Vec<u8> {
     match std::net::TcpStream::connect(addr) {
         Ok(stream) => exchange(stream, payload),
@@ -272,18 +186,9 @@ fn echo_round_trip_lossy_with(addr: &str, payload: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Sends `payload` on `stream`, closes its sending side, and returns what came back.
-fn exchange(mut stream: std::net::TcpStream, payload: &[u8]) -> Vec<u8> {
-    use std::io::{Read, Write};
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    if stream.write_all(payload).is_err() || stream.shutdown(std::net::Shutdown::Write).is_err() {
-        return Vec::new();
-    }
-    let mut back = Vec::new();
-    let _ = stream.read_to_end(&mut back);
-    back
+/// An echo on `stream` that may fail: what came back, nothing if it failed.
+fn exchange(stream: std::net::TcpStream, payload: &[u8]) -> Vec<u8> {
+    echo_on(stream, payload).unwrap_or_default()
 }
 
 fn echo_round_trip_lossy(addr: &str) -> Vec<u8> {
@@ -315,7 +220,7 @@ fn early_failures_are_retried_then_reported() {
     let ports = cluster
         .calls()
         .iter()
-        .filter(|c| c.contains(&"port-forward".to_string()))
+        .filter(|c| c.has("port-forward"))
         .count();
     assert_eq!(ports, 3, "three attempts, not an endless loop");
     assert!(
@@ -365,16 +270,12 @@ fn a_proxy_that_keeps_exec_running_is_fine_and_stopped_with_the_tunnel() {
     let out = cluster.forward(&rh, "fake/orders");
     assert_eq!(out.code, Some(0), "{out:?}");
     let payload = random_bytes(4096);
-    assert!(echo_round_trip(&cluster.addr(), &payload) == payload);
-    let exec_pids: Vec<u32> = std::fs::read_to_string(cluster.dir.path().join("calls.log"))
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains("\"exec\""))
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["pid"]
-                .as_u64()
-                .unwrap() as u32
-        })
+    assert!(echo_round_trip(cluster.addr(), &payload) == payload);
+    let exec_pids: Vec<u32> = cluster
+        .calls()
+        .iter()
+        .filter(|c| c.has("exec"))
+        .map(|c| c.pid)
         .collect();
     assert!(
         exec_pids.iter().any(|&p| alive(p)),
@@ -397,7 +298,7 @@ fn kubectl_losing_the_pod_is_restarted_and_logged() {
         cluster.forwarder().filter(|&p| p != first)
     });
     let payload = random_bytes(1000);
-    assert!(echo_round_trip(&cluster.addr(), &payload) == payload);
+    assert!(echo_round_trip(cluster.addr(), &payload) == payload);
     let log = rh.logs("fake/orders");
     assert!(log.contains("error: lost connection to pod"), "{log}");
     assert!(log.contains("subprocess finished (exit 1)"), "{log}");
@@ -422,7 +323,7 @@ fn kill_stops_kubectl_for_good() {
     let starts = cluster
         .calls()
         .iter()
-        .filter(|c| c.contains(&"port-forward".to_string()))
+        .filter(|c| c.has("port-forward"))
         .count();
     assert_eq!(starts, 1, "no restart after kill");
 }

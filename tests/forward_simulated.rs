@@ -57,7 +57,7 @@ fn the_built_in_target_works_without_a_cluster() {
 
     let payload = random_bytes(1 << 20);
     assert!(
-        echo_round_trip(&format!("127.0.0.1:{port}"), &payload) == payload,
+        echo_round_trip(format!("127.0.0.1:{port}"), &payload) == payload,
         "1 MiB each way, intact"
     );
 
@@ -182,7 +182,7 @@ fn twenty_tunnels_at_once() {
     assert_eq!(ports.len(), 20);
     for port in ports {
         let payload = random_bytes(4096);
-        assert!(echo_round_trip(&format!("127.0.0.1:{port}"), &payload) == payload);
+        assert!(echo_round_trip(format!("127.0.0.1:{port}"), &payload) == payload);
     }
     assert_eq!(rh.ps()["count"], 20);
 }

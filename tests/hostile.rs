@@ -18,20 +18,9 @@ fn connect(rh: &Rhizome) -> UnixStream {
     stream
 }
 
-fn send_frame(stream: &mut UnixStream, body: &[u8]) {
-    stream
-        .write_all(&(body.len() as u32).to_be_bytes())
-        .unwrap();
-    stream.write_all(body).unwrap();
-}
-
 /// The next frame, decoded; `None` once the daemon hung up.
 fn read_response(stream: &mut UnixStream) -> Option<Response> {
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).ok()?;
-    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-    stream.read_exact(&mut body).ok()?;
-    postcard::from_bytes(&body).ok()
+    postcard::from_bytes(&read_frame(stream)?).ok()
 }
 
 /// The daemon ends the connection: it answers with an error or nothing, then hangs up.
@@ -243,8 +232,7 @@ fn secrets_never_reach_a_log() {
 
 #[test]
 fn a_home_that_links_into_another_users_directory_is_refused() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED: needs root to create another user's directory");
+    if !require_root_or_skip("to create another user's directory") {
         return;
     }
     let rh = Rhizome::new();

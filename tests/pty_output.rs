@@ -7,12 +7,17 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cluster::Cluster;
 use common::*;
 
-/// `rhizome ARGS` for this home, on a terminal: no NO_COLOR (the harness sets it for pipes), a
-/// terminal that has colors, and the pseudo-terminal as stdin too.
+/// `rhizome ARGS` for this home, on a terminal.
 fn on_terminal(rh: &Rhizome, args: &[&str]) -> Command {
-    let mut command = rh.command(args);
+    terminal(rh.command(args))
+}
+
+/// A prepared rhizome command, on a terminal: no NO_COLOR (the harness sets it for pipes), a
+/// terminal that has colors, and the pseudo-terminal as stdin too.
+fn terminal(mut command: Command) -> Command {
     command
         .env_remove("NO_COLOR")
         .env_remove("CLICOLOR_FORCE")
@@ -46,6 +51,30 @@ fn screen(output: &str) -> String {
 fn in_a_pipe(rh: &Rhizome, args: &[&str]) -> Out {
     let out = rh.command(args).env_remove("NO_COLOR").output().unwrap();
     out.into()
+}
+
+/// What the client's spinner says before the daemon has said anything: not a step of the daemon.
+const PLACEHOLDER: &str = "asking the daemon";
+
+/// The steps the daemon reports, in this order, while it opens a database tunnel it has not
+/// opened before: the proxy in the pod (kubectl exec), then the forwarder (kubectl port-forward).
+const DAEMON_STEPS: [&str; 2] = ["starting proxy in pod", "forwarding"];
+
+/// The messages a spinner drew after `target: `, in the order drawn, a redraw of the same one
+/// counted once.
+fn spinner_messages(shown: &str, target: &str) -> Vec<String> {
+    let prefix = format!("{target}: ");
+    let mut messages: Vec<String> = Vec::new();
+    for (at, _) in shown.match_indices(&prefix) {
+        let rest = &shown[at + prefix.len()..];
+        let end = rest.find(['\x1b', '\r', '\n']).unwrap_or(rest.len());
+        // The message is padded to the terminal's width.
+        let message = rest[..end].trim_end().to_string();
+        if messages.last() != Some(&message) {
+            messages.push(message);
+        }
+    }
+    messages
 }
 
 #[test]
@@ -149,24 +178,31 @@ fn logs_dims_time_stamps_and_names_on_a_terminal_only() {
 
 #[test]
 fn forward_spins_on_a_terminal_prints_steps_in_a_pipe_and_nothing_when_quiet() {
-    let rh = Rhizome::new();
-    let port = free_port().to_string();
-    let forward = |extra: &[&str]| {
-        let mut args = vec!["forward", "na-prod/billing-bookkeeper", "--port", &port];
-        args.extend_from_slice(extra);
-        let mut command = on_terminal(&rh, &args);
-        command.env("RHIZOME_SIMULATE", "1");
-        command
+    // The fake kubectl takes a third of a second for exec and for port-forward, as a real cluster
+    // takes its time: each of the daemon's steps lasts long enough to be reported and drawn.
+    let Some((cluster, rh)) = Cluster::new("exec * slow-ms 300\nport-forward * slow-ms 300\n")
+    else {
+        return;
     };
-    let url = format!("mysql://127.0.0.1:{port}");
+    let forward = |extra: &[&str]| {
+        let mut args = vec!["forward", "fake/orders"];
+        args.extend_from_slice(extra);
+        terminal(cluster.command(&rh, &args))
+    };
+    let url = format!("mysql://127.0.0.1:{}", cluster.local_port);
 
     let shown = terminal_output(forward(&[]));
-    // Which steps get drawn depends on timing; the spinner redraws at most 20 times a second.
-    assert!(
-        ["asking the daemon", "starting proxy in pod", "forwarding"]
-            .iter()
-            .any(|step| shown.contains(&format!("na-prod/billing-bookkeeper: {step}"))),
-        "the spinner names the step: {shown:?}"
+    // The spinner draws each step as it arrives (it may redraw 20 times a second, with a burst of
+    // 20 to spend). Its own placeholder may come first; what follows can only be the daemon's.
+    let drawn = spinner_messages(&shown, "fake/orders");
+    let from_daemon: Vec<&str> = drawn
+        .iter()
+        .map(String::as_str)
+        .skip_while(|&m| m == PLACEHOLDER)
+        .collect();
+    assert_eq!(
+        from_daemon, DAEMON_STEPS,
+        "the spinner names each step the daemon reports, not only its own {PLACEHOLDER:?}: {shown:?}"
     );
     assert!(
         ['⠁', '⠂', '⠄', '⡀', '⢀', '⠠', '⠐', '⠈']
@@ -199,6 +235,8 @@ fn forward_spins_on_a_terminal_prints_steps_in_a_pipe_and_nothing_when_quiet() {
     let quiet = terminal_output(forward(&["--quiet"]));
     assert_eq!(quiet, format!("{url}\r\n"), "--quiet: only the URL");
 
+    // A tunnel opened from nothing, with no cluster and so as fast as it gets: its steps on
+    // stderr, one `rhizome: STEP` line each, in the daemon's order.
     let rh = Rhizome::new();
     let out = rh
         .command([
@@ -211,8 +249,18 @@ fn forward_spins_on_a_terminal_prints_steps_in_a_pipe_and_nothing_when_quiet() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.lines().any(|l| l.starts_with("rhizome: ")) && stderr.contains("forwarding"),
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let steps: Vec<&str> = stderr
+        .lines()
+        .map(|l| {
+            l.strip_prefix("rhizome: ")
+                .unwrap_or_else(|| panic!("only step lines on stderr: {stderr:?}"))
+        })
+        .collect();
+    // Here a step lasts milliseconds, and every one is still reported: the daemon sends them as a
+    // stream that cannot skip one.
+    assert_eq!(
+        steps, DAEMON_STEPS,
         "a fresh tunnel's steps, one per line, in a pipe: {stderr:?}"
     );
 }

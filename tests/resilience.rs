@@ -96,7 +96,7 @@ fn assert_restored(rh: &Rhizome, work: &Workload) {
         assert_eq!(entry["tunnel"]["local"], format!("127.0.0.1:{port}"));
         let payload = random_bytes(2048);
         assert!(
-            echo_round_trip(&format!("127.0.0.1:{port}"), &payload) == payload,
+            echo_round_trip(format!("127.0.0.1:{port}"), &payload) == payload,
             "tunnel {i} works"
         );
     }

@@ -1,2 +1,3 @@
 pub mod apiserver;
 pub mod fake_kubectl;
+pub mod harness;

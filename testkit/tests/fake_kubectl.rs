@@ -8,13 +8,14 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Barrier, mpsc};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-mod harness;
-
-use harness::{Collector, Proc, echo_server, poll};
+use rhizome_testkit::harness::{
+    Collector, KubectlCall, Out, Proc, echo_round_trip, echo_server, free_port, kubectl_calls,
+    poll, port_forward_pid, random_bytes,
+};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 const INSTANCE: &str = "proj:europe-west1:db";
@@ -26,12 +27,6 @@ const LOST: &str = "error: lost connection to pod";
 struct Fake {
     dir: tempfile::TempDir,
     env: Vec<(&'static str, String)>,
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 /// A running fake kubectl with its output collected.
@@ -54,8 +49,8 @@ impl Fake {
         self
     }
 
-    fn backend(self, addr: &str) -> Fake {
-        self.env("FAKE_KUBECTL_BACKEND", addr)
+    fn backend(self, addr: impl std::fmt::Display) -> Fake {
+        self.env("FAKE_KUBECTL_BACKEND", &addr.to_string())
     }
 
     fn plan(self, text: &str) -> Fake {
@@ -90,7 +85,7 @@ impl Fake {
 
     /// Runs to completion (within the deadline).
     fn run(&self, args: &[&str]) -> Out {
-        finish(Proc::spawn(&mut self.command(args), "fake-kubectl"))
+        Proc::spawn(&mut self.command(args), "fake-kubectl").finish(DEADLINE)
     }
 
     fn start(&self, args: &[&str]) -> Running {
@@ -100,47 +95,9 @@ impl Fake {
         Running { proc, out, err }
     }
 
-    /// (pid, argv, start) per line of calls.log.
-    fn calls(&self) -> Vec<(u64, Vec<String>, u64)> {
-        self.read("calls.log")
-            .lines()
-            .map(|line| {
-                let v: serde_json::Value = serde_json::from_str(line).unwrap();
-                let argv = v["argv"].as_array().unwrap();
-                (
-                    v["pid"].as_u64().unwrap(),
-                    argv.iter()
-                        .map(|a| a.as_str().unwrap().to_string())
-                        .collect(),
-                    v["start"].as_u64().unwrap(),
-                )
-            })
-            .collect()
-    }
-}
-
-/// Waits for the exit and both pipes' full text, all within the deadline.
-fn finish(mut proc: Proc) -> Out {
-    let read_all = |pipe: Option<Box<dyn Read + Send>>| {
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_string(&mut text);
-            }
-            let _ = tx.send(text);
-        });
-        rx
-    };
-    let stdout = read_all(proc.child.stdout.take().map(|p| Box::new(p) as _));
-    let stderr = read_all(proc.child.stderr.take().map(|p| Box::new(p) as _));
-    let code = proc
-        .wait_timeout(DEADLINE)
-        .expect("fake-kubectl did not exit in time");
-    Out {
-        code,
-        stdout: stdout.recv_timeout(DEADLINE).unwrap(),
-        stderr: stderr.recv_timeout(DEADLINE).unwrap(),
+    /// Every call in calls.log.
+    fn calls(&self) -> Vec<KubectlCall> {
+        kubectl_calls(self.dir.path())
     }
 }
 
@@ -174,10 +131,12 @@ impl Running {
         wait_text(&self.err, text, "stderr");
     }
 
-    fn exit_code(&mut self) -> i32 {
+    /// The exit code (`None` for a signal), once it exits within the deadline.
+    fn exit_code(&mut self) -> Option<i32> {
         self.proc
             .wait_timeout(DEADLINE)
             .expect("fake-kubectl did not exit in time")
+            .code()
     }
 
     fn alive(&mut self) -> bool {
@@ -199,18 +158,10 @@ fn wait_text(c: &Collector, text: &str, what: &str) {
         .unwrap_or_else(|| panic!("{what} never showed {text:?}: {:?}", c.text()));
 }
 
-/// Sends `size` bytes and reads them back, writing and reading at once.
+/// Sends `size` random bytes through `addr` and checks that all of them come back.
 fn echo_roundtrip(addr: SocketAddr, size: usize) {
-    let mut conn = TcpStream::connect_timeout(&addr, DEADLINE).unwrap();
-    conn.set_read_timeout(Some(DEADLINE)).unwrap();
-    let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-    let mut writer = conn.try_clone().unwrap();
-    let sent = data.clone();
-    let writing = thread::spawn(move || writer.write_all(&sent));
-    let mut got = vec![0u8; size];
-    conn.read_exact(&mut got).unwrap();
-    writing.join().unwrap().unwrap();
-    assert!(got == data, "echoed bytes differ");
+    let data = random_bytes(size);
+    assert!(echo_round_trip(addr, &data) == data, "echoed bytes differ");
 }
 
 /// True once the peer has closed (EOF or reset), within the deadline.
@@ -231,10 +182,9 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// An address where nothing listens (bound, then closed).
+/// An address where nothing listens.
 fn refusing_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
+    format!("127.0.0.1:{}", free_port())
 }
 
 const PF: &[&str] = &[
@@ -251,7 +201,7 @@ const PF: &[&str] = &[
 fn contexts_unknown_commands_and_missing_dir() {
     let fake = Fake::new().env("FAKE_KUBECTL_CONTEXTS", "a,b");
     let out = fake.run(&["--context", "x", "port-forward", "deploy/db", "0:3307"]);
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, Some(1));
     assert_eq!(
         out.stderr,
         "Error in configuration: context was not found for specified context: x\n"
@@ -259,24 +209,24 @@ fn contexts_unknown_commands_and_missing_dir() {
     assert_eq!(out.stdout, "");
 
     let out = fake.run(&["logs", "deploy/db", "--context=b"]);
-    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""));
 
     let out = fake.run(&["get", "pods"]);
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, Some(1));
     assert_eq!(
         out.stderr,
         "error: unknown command \"get\" for \"kubectl\"\n"
     );
 
     // Rejected invocations are logged with start 0 and do not count.
-    let starts: Vec<u64> = fake.calls().iter().map(|c| c.2).collect();
+    let starts: Vec<u64> = fake.calls().iter().map(|c| c.start).collect();
     assert_eq!(starts, [0, 1, 0]);
     assert!(!fake.path("port-forward.count").exists());
 
     let mut cmd = fake.command(&["logs", "deploy/db"]);
     cmd.env_remove("FAKE_KUBECTL_DIR");
-    let out = finish(Proc::spawn(&mut cmd, "fake-kubectl"));
-    assert_eq!(out.code, 1);
+    let out = Proc::spawn(&mut cmd, "fake-kubectl").finish(DEADLINE);
+    assert_eq!(out.code, Some(1));
     assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
     assert!(out.stderr.contains("FAKE_KUBECTL_DIR"), "{}", out.stderr);
 }
@@ -285,11 +235,11 @@ fn contexts_unknown_commands_and_missing_dir() {
 fn exec_fills_pod_log_and_logs_tails_it() {
     let fake = Fake::new().env("FAKE_KUBECTL_REMOTE_PORT", "5433");
     let out = fake.run(&["logs", "deploy/db"]);
-    assert_eq!((out.code, out.stdout.as_str()), (0, ""));
+    assert_eq!((out.code, out.stdout.as_str()), (Some(0), ""));
 
     let proxy = format!("cloud-sql-proxy --port 5433 {INSTANCE}");
     let out = fake.run(&["-n", "data", "exec", "deploy/db", "--", "sh", "-c", &proxy]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     let lines: Vec<&str> = out.stdout.lines().collect();
     let ends = [
         "Authorizing with Application Default Credentials".to_string(),
@@ -317,7 +267,7 @@ fn exec_fills_pod_log_and_logs_tails_it() {
     assert_eq!(out.stdout, fake.read("pod.log"));
 
     let out = fake.run(&["exec", "deploy/db", "--", "psql", "-c", "select 1"]);
-    assert_eq!(out.code, 127);
+    assert_eq!(out.code, Some(127));
     assert_eq!(
         out.stderr,
         "sh: 1: psql: not found\ncommand terminated with exit code 127\n"
@@ -326,13 +276,11 @@ fn exec_fills_pod_log_and_logs_tails_it() {
 
 #[test]
 fn port_forward_splices_both_ways() {
-    let fake = Fake::new().backend(&echo_server());
+    let fake = Fake::new().backend(echo_server());
     let mut pf = fake.start(PF);
     let port = pf.forwarding(3307);
     assert_ne!(port, 0);
-    let pid = poll(DEADLINE, || {
-        fake.read("port-forward.pid").trim().parse().ok()
-    });
+    let pid = poll(DEADLINE, || port_forward_pid(fake.dir.path()));
     assert_eq!(pid, Some(pf.proc.child.id()));
 
     echo_roundtrip(local(port), 256 * 1024);
@@ -349,13 +297,13 @@ fn port_forward_splices_both_ways() {
 
     // SIGINT: real kubectl's trap, exit 0 quietly.
     pf.signal("INT");
-    assert_eq!(pf.exit_code(), 0);
+    assert_eq!(pf.exit_code(), Some(0));
     assert_eq!(pf.err.text(), "");
 }
 
 #[test]
 fn localhost_default_forwards_on_both_loopbacks() {
-    let fake = Fake::new().backend(&echo_server());
+    let fake = Fake::new().backend(echo_server());
     let pf = fake.start(&["--context", "c", "port-forward", "svc/db", ":3307"]);
     let port = pf.forwarding(3307);
     let ipv6 = TcpListener::bind("[::1]:0").is_ok();
@@ -373,10 +321,10 @@ fn localhost_default_forwards_on_both_loopbacks() {
 #[test]
 fn plan_fail_then_a_normal_start() {
     let fake = Fake::new()
-        .backend(&echo_server())
+        .backend(echo_server())
         .plan("# pod Pending once\nport-forward 1 fail\n");
     let out = fake.run(PF);
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, Some(1));
     assert_eq!(
         out.stderr,
         "error: unable to forward port because pod is not running. Current status=Pending\n"
@@ -392,7 +340,7 @@ fn plan_fail_then_a_normal_start() {
 #[test]
 fn plan_die_after_ms_ends_the_session() {
     let fake = Fake::new()
-        .backend(&echo_server())
+        .backend(echo_server())
         .plan("port-forward * die-after-ms 300\n");
     let started = Instant::now();
     let mut pf = fake.start(PF);
@@ -404,7 +352,7 @@ fn plan_die_after_ms_ends_the_session() {
     conn.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"ping");
 
-    assert_eq!(pf.exit_code(), 1);
+    assert_eq!(pf.exit_code(), Some(1));
     assert!(started.elapsed() >= Duration::from_millis(300));
     pf.wait_stderr(LOST);
     assert!(
@@ -416,7 +364,7 @@ fn plan_die_after_ms_ends_the_session() {
 #[test]
 fn plan_hang_accepts_and_drops_connections_but_keeps_running() {
     let fake = Fake::new()
-        .backend(&echo_server())
+        .backend(echo_server())
         .plan("port-forward 1 hang\n");
     let mut pf = fake.start(PF);
     let port = pf.forwarding(3307);
@@ -451,7 +399,7 @@ fn plan_hang_accepts_and_drops_connections_but_keeps_running() {
 #[test]
 fn plan_slow_ms_delays_forwarding() {
     let fake = Fake::new()
-        .backend(&echo_server())
+        .backend(echo_server())
         .plan("port-forward 1 slow-ms 400\n");
     let started = Instant::now();
     let pf = fake.start(PF);
@@ -464,7 +412,7 @@ fn plan_exec_fail_exec_hang_and_logs_empty() {
     let fake = Fake::new().plan("exec 1 fail\nexec 2 hang\nlogs 1 empty\n");
     let exec = ["exec", "deploy/db", "--", "cloud-sql-proxy", INSTANCE];
     let out = fake.run(&exec);
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, Some(1));
     assert_eq!(
         out.stderr,
         "error: unable to upgrade connection: container not found (\"cloudsql-proxy\")\n"
@@ -475,7 +423,7 @@ fn plan_exec_fail_exec_hang_and_logs_empty() {
     assert!(hung.alive(), "exec hang must keep running");
 
     let out = fake.run(&["logs", "deploy/db"]);
-    assert_eq!((out.code, out.stdout.as_str()), (0, ""));
+    assert_eq!((out.code, out.stdout.as_str()), (Some(0), ""));
     let out = fake.run(&["logs", "deploy/db"]);
     assert!(
         out.stdout
@@ -488,10 +436,10 @@ fn plan_exec_fail_exec_hang_and_logs_empty() {
 fn taken_port_gives_kubectls_messages() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let p = taken.local_addr().unwrap().port();
-    let fake = Fake::new().backend(&echo_server());
+    let fake = Fake::new().backend(echo_server());
     let ports = format!("{p}:3307");
     let out = fake.run(&["port-forward", "deploy/db", &ports, "--address=127.0.0.1"]);
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, Some(1));
     assert_eq!(out.stdout, "");
     assert_eq!(
         out.stderr,
@@ -505,12 +453,12 @@ fn taken_port_gives_kubectls_messages() {
 
 #[test]
 fn refused_backend_ends_the_session() {
-    let fake = Fake::new().backend(&refusing_addr());
+    let fake = Fake::new().backend(refusing_addr());
     let mut pf = fake.start(PF);
     let port = pf.forwarding(3307);
     let mut conn = TcpStream::connect(local(port)).unwrap();
     assert!(closed_by_peer(&mut conn));
-    assert_eq!(pf.exit_code(), 1);
+    assert_eq!(pf.exit_code(), Some(1));
     pf.wait_stderr(LOST);
     let err = pf.err.text();
     assert!(err.contains("connect: connection refused"), "{err}");
@@ -535,26 +483,26 @@ fn parallel_starts_get_distinct_numbers() {
             })
         })
         .collect();
-    let codes: Vec<i32> = runs.into_iter().map(|t| t.join().unwrap()).collect();
-    assert_eq!(codes.iter().filter(|&&c| c == 1).count(), 8);
-    assert_eq!(codes.iter().filter(|&&c| c == 0).count(), 8);
+    let codes: Vec<Option<i32>> = runs.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(codes.iter().filter(|&&c| c == Some(1)).count(), 8);
+    assert_eq!(codes.iter().filter(|&&c| c == Some(0)).count(), 8);
 
     let calls = fake.calls();
     assert_eq!(calls.len(), 16);
-    let pids: HashSet<u64> = calls.iter().map(|c| c.0).collect();
+    let pids: HashSet<u32> = calls.iter().map(|c| c.pid).collect();
     assert_eq!(pids.len(), 16);
     for sub in ["port-forward", "logs"] {
         let mut starts: Vec<u64> = calls
             .iter()
-            .filter(|c| c.1[0] == sub)
-            .map(|c| c.2)
+            .filter(|c| c.argv[0] == sub)
+            .map(|c| c.start)
             .collect();
         starts.sort();
         assert_eq!(starts, (1..=8).collect::<Vec<_>>(), "{sub}");
         assert_eq!(fake.read(&format!("{sub}.count")).trim(), "8");
     }
     let pf_argv: Vec<String> = PF.iter().map(|s| s.to_string()).collect();
-    assert!(calls.iter().any(|c| c.1 == pf_argv));
+    assert!(calls.iter().any(|c| c.argv == pf_argv));
 }
 
 #[test]
@@ -584,7 +532,7 @@ fn bad_arguments_never_panic() {
     ];
     for args in bad {
         let out = fake.run(args);
-        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert_eq!(out.code, Some(1), "{args:?}: {}", out.stderr);
         assert!(
             out.stderr.starts_with("error: "),
             "{args:?}: {}",
@@ -594,7 +542,7 @@ fn bad_arguments_never_panic() {
     }
     let bad_plan = Fake::new().plan("port-forward 1 explode\n");
     let out = bad_plan.run(PF);
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, Some(1));
     assert!(
         out.stderr.contains("unknown action `explode`"),
         "{}",

@@ -9,48 +9,21 @@
 //! unless CI=true, where they fail.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{Shutdown, TcpStream};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use rhizome_testkit::harness::{
+    Collector, FakeApi, Out, Proc, echo_round_trip, echo_server, find_kubectl, free_port, http,
+    poll, random_bytes,
+};
 
 const INSTANCE: &str = "e2e-project:us-central1:db";
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-mod harness;
-
-use harness::{Collector, FakeApi, Proc, echo_server, http, poll};
-
 // ---------------------------------------------------------------- kubectl
-
-fn kubectl_dir() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-        .and_then(|p| std::fs::canonicalize(p).ok())
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-}
-
-/// The kubectl binary `name` (in the real kubectl's directory), or `None`
-/// after printing why the test is skipped.
-fn find_kubectl(name: &str) -> Option<PathBuf> {
-    let Some(dir) = kubectl_dir() else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("kubectl is not on PATH, and CI=true: the real-kubectl tests cannot run");
-        }
-        eprintln!("SKIPPED: kubectl is not on PATH; the real-kubectl tests did not run");
-        return None;
-    };
-    let bin = dir.join(name);
-    if !bin.is_file() {
-        eprintln!("SKIPPED: {} does not exist", bin.display());
-        return None;
-    }
-    Some(bin)
-}
 
 /// Which transports a kubectl version is expected to end up on.
 #[derive(Debug, Clone, Copy)]
@@ -66,12 +39,6 @@ struct Kubectl {
     kubeconfig: PathBuf,
     home: PathBuf,
     env: Vec<(String, String)>,
-}
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 impl Kubectl {
@@ -96,23 +63,9 @@ impl Kubectl {
     }
 
     /// Runs to completion (killed after COMMAND_TIMEOUT).
-    fn run(&self, args: &[&str]) -> Output {
+    fn run(&self, args: &[&str]) -> Out {
         let what = format!("kubectl {}", args.join(" "));
-        let mut p = Proc::spawn(&mut self.command(args), &what);
-        let out = Collector::new(p.child.stdout.take().unwrap());
-        let err = Collector::new(p.child.stderr.take().unwrap());
-        let code = p
-            .wait_timeout(COMMAND_TIMEOUT)
-            .unwrap_or_else(|| panic!("{what} did not finish in {COMMAND_TIMEOUT:?}"));
-        // The pipes close at exit; give the readers a moment to drain them.
-        let _ = poll(Duration::from_secs(2), || {
-            (Arc::strong_count(&out.text) == 1 && Arc::strong_count(&err.text) == 1).then_some(())
-        });
-        Output {
-            code,
-            stdout: out.text(),
-            stderr: err.text(),
-        }
+        Proc::spawn(&mut self.command(args), &what).finish(COMMAND_TIMEOUT)
     }
 
     /// Starts `port-forward deploy/db-proxy 0:PORT` and waits for its
@@ -160,25 +113,7 @@ fn listening_port(text: &str) -> Option<u16> {
 
 /// Sends `data` through `port` and reads the echo back.
 fn echo_through(port: u16, data: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut w = s.try_clone().unwrap();
-    let payload = data.to_vec();
-    let writer = thread::spawn(move || {
-        w.write_all(&payload).unwrap();
-        w.shutdown(Shutdown::Write).unwrap();
-    });
-    let mut got = Vec::with_capacity(data.len());
-    let mut buf = [0u8; 64 * 1024];
-    while got.len() < data.len() {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("reading the echo after {} bytes: {e}", got.len()),
-        }
-    }
-    writer.join().unwrap();
-    got
+    echo_round_trip(("127.0.0.1", port), data)
 }
 
 fn counters(api: &FakeApi) -> (u64, u64) {
@@ -226,8 +161,13 @@ fn scenario(name: &str, env: &[(&str, &str)], server_args: &[&str], transports: 
     }
     let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
-    let db = echo_server();
-    let api = FakeApi::start(tmp.path(), &db, server_args);
+    let db = echo_server().to_string();
+    let api = FakeApi::start(
+        env!("CARGO_BIN_EXE_fake-apiserver"),
+        tmp.path(),
+        &db,
+        server_args,
+    );
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let k = Kubectl {
@@ -248,7 +188,7 @@ fn scenario(name: &str, env: &[(&str, &str)], server_args: &[&str], transports: 
     let before = counters(&api);
     let connect = ["exec", "deploy/db-proxy", "--", "/connect.sh", INSTANCE];
     let out = k.run(&connect);
-    assert_eq!(out.code, 0, "{label}: exec failed: {}", out.stderr);
+    assert_eq!(out.code, Some(0), "{label}: exec failed: {}", out.stderr);
     let port = listening_port(&out.stdout)
         .unwrap_or_else(|| panic!("{label}: no Listening line in {:?}", out.stdout));
     assert!(out.stdout.contains("The proxy has started successfully"));
@@ -256,7 +196,7 @@ fn scenario(name: &str, env: &[(&str, &str)], server_args: &[&str], transports: 
 
     // exec again: same port.
     let out = k.run(&connect);
-    assert_eq!(out.code, 0, "{label}: second exec: {}", out.stderr);
+    assert_eq!(out.code, Some(0), "{label}: second exec: {}", out.stderr);
     assert_eq!(
         listening_port(&out.stdout),
         Some(port),
@@ -265,7 +205,12 @@ fn scenario(name: &str, env: &[(&str, &str)], server_args: &[&str], transports: 
 
     // Unknown command: exit code 127.
     let out = k.run(&["exec", "deploy/db-proxy", "--", "ls", "-l"]);
-    assert_eq!(out.code, 127, "{label}: unknown command: {}", out.stderr);
+    assert_eq!(
+        out.code,
+        Some(127),
+        "{label}: unknown command: {}",
+        out.stderr
+    );
     assert!(
         out.stderr.contains("fake pod: unknown command"),
         "{}",
@@ -279,7 +224,7 @@ fn scenario(name: &str, env: &[(&str, &str)], server_args: &[&str], transports: 
 
     // logs show the proxy's lines.
     let out = k.run(&["logs", "deploy/db-proxy", "--tail=5"]);
-    assert_eq!(out.code, 0, "{label}: logs: {}", out.stderr);
+    assert_eq!(out.code, Some(0), "{label}: logs: {}", out.stderr);
     assert_eq!(
         listening_port(&out.stdout),
         Some(port),
@@ -291,8 +236,7 @@ fn scenario(name: &str, env: &[(&str, &str)], server_args: &[&str], transports: 
     let before = counters(&api);
     let (mut pf, local, pf_err) = k.port_forward(port);
     let pf_used = check_transport(&label, "port-forward", before, counters(&api), pf_ws);
-    let mut data = vec![0u8; 1 << 20];
-    fastrand::fill(&mut data);
+    let data = random_bytes(1 << 20);
     let got = echo_through(local, &data);
     assert!(
         got == data,
@@ -304,8 +248,7 @@ fn scenario(name: &str, env: &[(&str, &str)], server_args: &[&str], transports: 
     let parallel: Vec<_> = (0..4u8)
         .map(|i| {
             thread::spawn(move || {
-                let mut data = vec![0u8; 256 * 1024];
-                fastrand::fill(&mut data);
+                let mut data = random_bytes(256 * 1024);
                 data[0] = i;
                 echo_through(local, &data) == data
             })
@@ -319,7 +262,9 @@ fn scenario(name: &str, env: &[(&str, &str)], server_args: &[&str], transports: 
     }
     assert_eq!(api.state()["open_streams"], 1, "{label}: open_streams");
     api.control("/_control/drop-streams");
-    let code = pf.wait_timeout(Duration::from_secs(10));
+    let code = pf
+        .wait_timeout(Duration::from_secs(10))
+        .and_then(|s| s.code());
     assert_eq!(code, Some(1), "{label}: port-forward after drop-streams");
     let stderr = pf_err.text();
     let _ = poll(Duration::from_secs(2), || {
@@ -336,10 +281,7 @@ fn scenario(name: &str, env: &[(&str, &str)], server_args: &[&str], transports: 
 
     // port-forward to a port where nothing listens: the connection fails
     // and kubectl reports the kubelet's error, then gives up.
-    let dead_port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let dead_port = free_port();
     let (mut pf, local, pf_err) = k.port_forward(dead_port);
     let mut s = TcpStream::connect(("127.0.0.1", local)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -347,7 +289,9 @@ fn scenario(name: &str, env: &[(&str, &str)], server_args: &[&str], transports: 
     let mut buf = [0u8; 16];
     let n = s.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "{label}: data from a port with no listener");
-    let code = pf.wait_timeout(Duration::from_secs(10));
+    let code = pf
+        .wait_timeout(Duration::from_secs(10))
+        .and_then(|s| s.code());
     assert_eq!(code, Some(1), "{label}: port-forward to a dead port");
     let want = format!("failed to connect to localhost:{dead_port}");
     let _ = poll(Duration::from_secs(2), || {
@@ -370,7 +314,7 @@ fn scenario(name: &str, env: &[(&str, &str)], server_args: &[&str], transports: 
         "--address",
         "127.0.0.1",
     ]);
-    assert_eq!(out.code, 1, "{label}: port-forward to Pending pod");
+    assert_eq!(out.code, Some(1), "{label}: port-forward to Pending pod");
     assert!(
         out.stderr
             .contains("unable to forward port because pod is not running. Current status=Pending"),
@@ -384,7 +328,8 @@ fn scenario(name: &str, env: &[(&str, &str)], server_args: &[&str], transports: 
     api.control("/_control/refuse-upgrades?n=1");
     let out = k.run(&connect);
     assert_eq!(
-        out.code, 1,
+        out.code,
+        Some(1),
         "{label}: exec with refused upgrade: {}",
         out.stdout
     );
@@ -395,7 +340,8 @@ fn scenario(name: &str, env: &[(&str, &str)], server_args: &[&str], transports: 
     );
     let out = k.run(&connect);
     assert_eq!(
-        out.code, 0,
+        out.code,
+        Some(0),
         "{label}: exec after the refusal: {}",
         out.stderr
     );
@@ -410,7 +356,9 @@ fn scenario(name: &str, env: &[(&str, &str)], server_args: &[&str], transports: 
         .unwrap()
         .to_string();
     assert_ne!(old_pod, new_pod);
-    let code = pf.wait_timeout(Duration::from_secs(10));
+    let code = pf
+        .wait_timeout(Duration::from_secs(10))
+        .and_then(|s| s.code());
     assert_eq!(code, Some(1), "{label}: port-forward to a replaced pod");
     let _ = poll(Duration::from_secs(2), || {
         pf_err
@@ -429,10 +377,20 @@ fn scenario(name: &str, env: &[(&str, &str)], server_args: &[&str], transports: 
     );
     assert_eq!(api.state()["proxy_ports"], serde_json::json!([]));
     let out = k.run(&["logs", "deploy/db-proxy"]);
-    assert_eq!(out.code, 0, "{label}: logs of the new pod: {}", out.stderr);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "{label}: logs of the new pod: {}",
+        out.stderr
+    );
     assert_eq!(out.stdout, "", "{label}: the new pod's log starts empty");
     let out = k.run(&connect);
-    assert_eq!(out.code, 0, "{label}: exec in the new pod: {}", out.stderr);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "{label}: exec in the new pod: {}",
+        out.stderr
+    );
     let new_port = listening_port(&out.stdout).unwrap();
     assert_ne!(new_port, port, "{label}: the new pod's proxy port");
     let got = {
@@ -511,7 +469,12 @@ fn kubectl_1_33_websocket_refused() {
 #[test]
 fn control_api_and_bad_input() {
     let tmp = tempfile::tempdir().unwrap();
-    let api = FakeApi::start(tmp.path(), &echo_server(), &["--namespace", "ns1"]);
+    let api = FakeApi::start(
+        env!("CARGO_BIN_EXE_fake-apiserver"),
+        tmp.path(),
+        &echo_server().to_string(),
+        &["--namespace", "ns1"],
+    );
     let kc = std::fs::read_to_string(&api.kubeconfig).unwrap();
     assert!(kc.contains(&format!("server: http://{}", api.addr)), "{kc}");
     assert!(kc.contains("namespace: ns1"), "{kc}");
