@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::ps::human_duration;
+use super::render::human_duration;
 use super::{Client, Failure, unexpected};
 use crate::daemon::{self, Started};
 use crate::lock;

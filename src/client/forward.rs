@@ -253,7 +253,7 @@ pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<i32> {
             ]),
         };
     }
-    super::ps::tidy(&mut table);
+    super::render::tidy(&mut table);
     println!("{table}");
     if std::io::stdout().is_terminal() {
         eprintln!("config: {}", config::path(paths).display());

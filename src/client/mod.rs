@@ -10,6 +10,7 @@ pub mod kill;
 pub mod logs;
 pub mod overview;
 pub mod ps;
+pub mod render;
 pub mod spawn;
 pub mod style;
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::Client;
-use super::ps::human_duration;
+use super::render::human_duration;
 use super::style::{BOLD, DIM, GOOD, Paint};
 use crate::paths::Paths;
 use crate::protocol::{DaemonStatus, Hello, Request, Response};
