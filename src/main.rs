@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rhizome::cli::{Cli, Command, DaemonCommand};
+use rhizome::client::exit::Exit;
 use rhizome::client::style::{ERROR, HINT, Paint};
 use rhizome::client::{self, Failure};
 use rhizome::paths::Paths;
@@ -17,7 +18,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     client::style::choose(cli.color);
     match run(cli) {
-        Ok(code) => ExitCode::from(code as u8),
+        Ok(exit) => exit.into(),
         Err(err) => {
             let paint = Paint::stderr();
             let error = paint.paint(ERROR, "error:");
@@ -27,23 +28,25 @@ fn main() -> ExitCode {
                     if let Some(hint) = &failure.hint {
                         eprintln!("{} {hint}", paint.paint(HINT, "hint:"));
                     }
-                    ExitCode::from(failure.code as u8)
+                    failure.code.into()
                 }
                 None => {
                     eprintln!("{error} {err:#}");
-                    ExitCode::from(1)
+                    Exit::Failure.into()
                 }
             }
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<i32> {
+fn run(cli: Cli) -> anyhow::Result<Exit> {
     let command = match cli.command {
         // Managed children of the daemon: no daemon, no paths needed.
-        Some(Command::SleeperChild(args)) => return Ok(rhizome::sleeper::run(&args)),
+        Some(Command::SleeperChild(args)) => {
+            return Ok(Exit::of_status(rhizome::sleeper::run(&args)));
+        }
         Some(Command::SimulateForward { remote }) => {
-            return Ok(rhizome::forward::simulate::run(remote));
+            return Ok(Exit::of_status(rhizome::forward::simulate::run(remote)));
         }
         // Neither needs a daemon or the paths.
         Some(Command::Completions { shell }) => return client::generate::print_script(shell),
@@ -55,7 +58,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     // Commands without a runtime: `start` forks, `run` builds its own, `targets` reads a file.
     match &command {
         Command::Daemon(DaemonCommand::Start) => return client::daemon::start(&paths),
-        Command::Daemon(DaemonCommand::Run) => return rhizome::daemon::run_foreground(&paths),
+        Command::Daemon(DaemonCommand::Run) => {
+            return rhizome::daemon::run_foreground(&paths).map(Exit::of_status);
+        }
         Command::Targets(args) => return client::forward::targets(&paths, args),
         _ => {}
     }

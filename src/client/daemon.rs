@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::exit::Exit;
 use super::render::human_duration;
 use super::{Client, Failure, unexpected};
 use crate::daemon::{self, Started};
@@ -9,14 +10,11 @@ use crate::lock;
 use crate::paths::Paths;
 use crate::protocol::{DaemonStatus, Hello, Request, Response};
 
-/// Exit code of `daemon status` when no daemon runs.
-pub const NOT_RUNNING: i32 = 3;
-
 /// How long `daemon stop` waits for the daemon to end its children and exit.
 const STOP_DEADLINE: Duration = Duration::from_secs(30);
 
 /// `daemon start`. Synchronous on purpose: it may fork, so it must run before any runtime exists.
-pub fn start(paths: &Paths) -> anyhow::Result<i32> {
+pub fn start(paths: &Paths) -> anyhow::Result<Exit> {
     match daemon::start(paths)? {
         Started::New(pid) => println!("daemon started  pid={pid}"),
         Started::AlreadyRunning => {
@@ -26,13 +24,13 @@ pub fn start(paths: &Paths) -> anyhow::Result<i32> {
             println!("daemon already running  pid={pid}");
         }
     }
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-pub async fn status(paths: &Paths) -> anyhow::Result<i32> {
+pub async fn status(paths: &Paths) -> anyhow::Result<Exit> {
     let Some((mut client, theirs)) = Client::connect_any(paths).await? else {
         println!("daemon is not running  (socket {})", paths.socket.display());
-        return Ok(NOT_RUNNING);
+        return Ok(Exit::NotRunning);
     };
     if theirs != Hello::ours() {
         let pid = lock::read_pid(&paths.lock)
@@ -46,7 +44,7 @@ pub async fn status(paths: &Paths) -> anyhow::Result<i32> {
         println!("  pid       {pid}");
         println!("  socket    {}", paths.socket.display());
         println!("  the next command other than `daemon status` restarts it as this version");
-        return Ok(0);
+        return Ok(Exit::Success);
     }
     let status = fetch_status(&mut client).await?;
     println!("daemon is running");
@@ -59,25 +57,25 @@ pub async fn status(paths: &Paths) -> anyhow::Result<i32> {
         "  processes {} running, {} finished",
         status.running, status.finished
     );
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-pub async fn stop(paths: &Paths) -> anyhow::Result<i32> {
+pub async fn stop(paths: &Paths) -> anyhow::Result<Exit> {
     match stop_daemon(paths).await? {
         Some(pid) => println!("daemon stopped  pid={pid}"),
         None => println!("daemon is not running"),
     }
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-pub async fn restart(paths: &Paths) -> anyhow::Result<i32> {
+pub async fn restart(paths: &Paths) -> anyhow::Result<Exit> {
     stop_daemon(paths).await?;
     super::start_daemon_process(paths).await?;
     let pid = lock::read_pid(&paths.lock)
         .map(|p| p.to_string())
         .unwrap_or_else(|| "?".into());
     println!("daemon restarted  pid={pid}");
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 async fn fetch_status(client: &mut Client) -> anyhow::Result<DaemonStatus> {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::exit::Exit;
 use super::{Client, Failure, unexpected};
 use crate::cli::{ForwardArgs, ForwardFormat, TargetsArgs};
 use crate::config::{self, Config};
@@ -14,7 +15,7 @@ use crate::forward::target::{self, Route, TargetError};
 use crate::paths::Paths;
 use crate::protocol::{ForwardInfo, ForwardRequest, Request, Response, TunnelSettings};
 
-pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<i32> {
+pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> {
     let config = load_config(paths)?;
     let mut target = target::resolve(&config, &args.target).map_err(target_failure)?;
     if let Some(port) = args.port {
@@ -52,7 +53,7 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<i32> {
                 // The spinner would stay on the screen if the default handler ended us.
                 _ = tokio::signal::ctrl_c() => {
                     progress.clear();
-                    return Ok(130);
+                    return Ok(Exit::Interrupted);
                 }
             }
         } else {
@@ -67,7 +68,7 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<i32> {
     // Gone before the address appears; an error on the way clears it too (on drop).
     progress.clear();
     print!("{}", render(&info, args.format));
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 /// How `forward` shows its steps on stderr: a spinner naming the current step on a terminal,
@@ -194,7 +195,7 @@ fn find_kubectl(config: &Config) -> anyhow::Result<std::path::PathBuf> {
     })
 }
 
-pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<i32> {
+pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<Exit> {
     let config = load_config(paths)?;
     let described = target::describe(&config);
     if args.json {
@@ -215,7 +216,7 @@ pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<i32> {
             })
             .collect();
         println!("{}", serde_json::Value::Array(list));
-        return Ok(0);
+        return Ok(Exit::Success);
     }
     let mut table = comfy_table::Table::new();
     table
@@ -258,5 +259,5 @@ pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<i32> {
     if std::io::stdout().is_terminal() {
         eprintln!("config: {}", config::path(paths).display());
     }
-    Ok(0)
+    Ok(Exit::Success)
 }

@@ -1,11 +1,12 @@
 //! `rhizome kill`: stop managed processes and say how they ended.
 
+use super::exit::Exit;
 use super::{Client, Failure, unexpected};
 use crate::cli::KillArgs;
 use crate::paths::Paths;
 use crate::protocol::{KillOutcome, KillRequest, Request, Response};
 
-pub async fn run(paths: &Paths, args: &KillArgs) -> anyhow::Result<i32> {
+pub async fn run(paths: &Paths, args: &KillArgs) -> anyhow::Result<Exit> {
     let grace = args.timeout;
     let Some(mut client) = Client::connect(paths).await? else {
         return Err(
@@ -44,5 +45,5 @@ pub async fn run(paths: &Paths, args: &KillArgs) -> anyhow::Result<i32> {
             ),
         }
     }
-    Ok(0)
+    Ok(Exit::Success)
 }

@@ -10,6 +10,7 @@ use std::io::{self, Write};
 
 use chrono::{DateTime, Duration as ChronoDuration, Local, NaiveTime};
 
+use super::exit::Exit;
 use super::style::{DIM, Paint};
 use super::{Client, unexpected};
 use crate::cli::{LogsArgs, Since};
@@ -19,7 +20,7 @@ use crate::protocol::{LogsRequest, Request, Response};
 /// Width the daemon pads a line's text to (see `daemon::logs::format`).
 const TEXT_COLUMNS: usize = 30;
 
-pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<i32> {
+pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<Exit> {
     let view = View {
         paint: Paint::stdout(),
         raw: args.raw,
@@ -32,7 +33,7 @@ pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<i32> {
     if !out.view.filters() {
         // The daemon picks the last lines itself.
         stream(&mut client, target, args.lines, args.follow, &mut out).await?;
-        return Ok(0);
+        return Ok(Exit::Success);
     }
     // The last LINES lines that match: look through the whole log so far and keep the last
     // matches, then follow (if asked) from where that look ended.
@@ -40,13 +41,13 @@ pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<i32> {
         out.tail = Some(VecDeque::new());
         out.tail_len = lines as usize;
         if !stream(&mut client, target, None, false, &mut out).await? || !args.follow {
-            return Ok(0);
+            return Ok(Exit::Success);
         }
         out.skip = out.seen;
         out.seen = 0;
     }
     stream(&mut client, target, None, args.follow, &mut out).await?;
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 /// Sends one logs request and prints the answer until the log ends or the daemon goes away;

@@ -4,6 +4,7 @@
 
 pub mod complete;
 pub mod daemon;
+pub mod exit;
 pub mod forward;
 pub mod generate;
 pub mod kill;
@@ -23,6 +24,7 @@ use interprocess::local_socket::GenericFilePath;
 use interprocess::local_socket::tokio::Stream;
 use interprocess::local_socket::tokio::prelude::*;
 
+use self::exit::Exit;
 use crate::connection::Connection;
 use crate::paths::Paths;
 use crate::protocol::{ClientContext, ErrorReply, Hello, Request, Response};
@@ -36,7 +38,7 @@ const START_DEADLINE: Duration = Duration::from_secs(5);
 pub struct Failure {
     pub message: String,
     pub hint: Option<String>,
-    pub code: i32,
+    pub code: Exit,
 }
 
 impl Failure {
@@ -44,7 +46,7 @@ impl Failure {
         Failure {
             message: message.into(),
             hint: None,
-            code: 1,
+            code: Exit::Failure,
         }
     }
 
@@ -59,7 +61,7 @@ impl From<ErrorReply> for Failure {
         Failure {
             message: reply.message,
             hint: reply.hint,
-            code: 1,
+            code: Exit::Failure,
         }
     }
 }

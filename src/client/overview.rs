@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::Client;
+use super::exit::Exit;
 use super::render::human_duration;
 use super::style::{BOLD, DIM, GOOD, Paint};
 use crate::paths::Paths;
@@ -32,7 +33,7 @@ const COMMANDS: [(&str, &str); 7] = [
     ),
 ];
 
-pub fn run() -> anyhow::Result<i32> {
+pub fn run() -> anyhow::Result<Exit> {
     let paint = Paint::stdout();
     let mut text = format!(
         "{} {}  keeps helper processes and kubectl tunnels alive\n\n",
@@ -63,7 +64,7 @@ pub fn run() -> anyhow::Result<i32> {
     text += "\n`rhizome --help` lists everything; `rhizome completions --help` sets up TAB \
              completion.\n";
     print!("{text}");
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 /// The daemon's status if one runs; `Ok(None)` when none does; why not when that is unclear.

@@ -6,6 +6,7 @@ use chrono::{DateTime, Local, SecondsFormat};
 use comfy_table::{Table, presets};
 use serde_json::json;
 
+use super::exit::Exit;
 use super::render::{human_duration, tidy};
 use super::style::{self, Paint};
 use super::{Client, unexpected};
@@ -13,7 +14,7 @@ use crate::cli::PsArgs;
 use crate::paths::Paths;
 use crate::protocol::{ProcessInfo, Request, Response};
 
-pub async fn run(paths: &Paths, args: &PsArgs) -> anyhow::Result<i32> {
+pub async fn run(paths: &Paths, args: &PsArgs) -> anyhow::Result<Exit> {
     let mut client = Client::connect_or_start(paths).await?;
     let processes = match client.call(&Request::Ps { all: args.all }).await? {
         Response::Ps(processes) => processes,
@@ -30,7 +31,7 @@ pub async fn run(paths: &Paths, args: &PsArgs) -> anyhow::Result<i32> {
             if args.all { "" } else { "running " }
         );
     }
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 /// `{"running": [...], "count": N}`, the shape of the original design's `/ps`; with `--all`,

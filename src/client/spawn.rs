@@ -5,12 +5,13 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use super::exit::Exit;
 use super::{Client, unexpected};
 use crate::cli::{RunArgs, SleeperArgs};
 use crate::paths::Paths;
 use crate::protocol::{Kind, Request, Response, RestartPolicy, SpawnRequest};
 
-pub async fn sleeper(paths: &Paths, args: &SleeperArgs) -> anyhow::Result<i32> {
+pub async fn sleeper(paths: &Paths, args: &SleeperArgs) -> anyhow::Result<Exit> {
     let exe = std::env::current_exe().context("could not find the rhizome executable")?;
     let argv: [std::ffi::OsString; 6] = [
         exe.into_os_string(),
@@ -30,7 +31,7 @@ pub async fn sleeper(paths: &Paths, args: &SleeperArgs) -> anyhow::Result<i32> {
     start(paths, request).await
 }
 
-pub async fn run(paths: &Paths, args: &RunArgs) -> anyhow::Result<i32> {
+pub async fn run(paths: &Paths, args: &RunArgs) -> anyhow::Result<Exit> {
     let name = match &args.name {
         Some(name) => name.clone(),
         None => Path::new(&args.command[0])
@@ -48,7 +49,7 @@ pub async fn run(paths: &Paths, args: &RunArgs) -> anyhow::Result<i32> {
     start(paths, request).await
 }
 
-async fn start(paths: &Paths, request: SpawnRequest) -> anyhow::Result<i32> {
+async fn start(paths: &Paths, request: SpawnRequest) -> anyhow::Result<Exit> {
     let mut client = Client::connect_or_start(paths).await?;
     match client.call(&Request::Spawn(request)).await? {
         Response::Spawned(info) => {
@@ -57,7 +58,7 @@ async fn start(paths: &Paths, request: SpawnRequest) -> anyhow::Result<i32> {
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "-".into());
             println!("started {}  id={}  pid={pid}", info.name, info.id);
-            Ok(0)
+            Ok(Exit::Success)
         }
         other => Err(unexpected(other)),
     }
