@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use rhizome::cli::{Cli, Command, DaemonCommand};
 use rhizome::client::exit::Exit;
+use rhizome::client::output::{StdoutError, note};
 use rhizome::client::style::{ERROR, HINT, Paint};
 use rhizome::client::{self, Failure};
 use rhizome::paths::Paths;
@@ -19,22 +20,34 @@ fn main() -> ExitCode {
     client::style::choose(cli.color);
     match run(cli) {
         Ok(exit) => exit.into(),
-        Err(err) => {
-            let paint = Paint::stderr();
-            let error = paint.paint(ERROR, "error:");
-            match err.downcast_ref::<Failure>() {
-                Some(failure) => {
-                    eprintln!("{error} {}", failure.message);
-                    if let Some(hint) = &failure.hint {
-                        eprintln!("{} {hint}", paint.paint(HINT, "hint:"));
-                    }
-                    failure.code.into()
-                }
-                None => {
-                    eprintln!("{error} {err:#}");
-                    Exit::Failure.into()
-                }
+        Err(err) => report(&err).into(),
+    }
+}
+
+/// Says what ended the command, as an `error:` line and perhaps a `hint:`, and how it exits. The
+/// one place a failed write to stdout is judged: a reader that went away (`rhizome ps | head -1`)
+/// got what it wanted and the command ends quietly; any other failure is an error.
+fn report(err: &anyhow::Error) -> Exit {
+    let paint = Paint::stderr();
+    let error = paint.paint(ERROR, "error:");
+    if let Some(stdout) = err.downcast_ref::<StdoutError>() {
+        if stdout.is_closed() {
+            return Exit::Success;
+        }
+        note(format_args!("{error} {stdout}"));
+        return Exit::Failure;
+    }
+    match err.downcast_ref::<Failure>() {
+        Some(failure) => {
+            note(format_args!("{error} {}", failure.message));
+            if let Some(hint) = &failure.hint {
+                note(format_args!("{} {hint}", paint.paint(HINT, "hint:")));
             }
+            failure.code
+        }
+        None => {
+            note(format_args!("{error} {err:#}"));
+            Exit::Failure
         }
     }
 }

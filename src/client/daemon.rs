@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::exit::Exit;
+use super::output;
 use super::render::human_duration;
 use super::{Client, Failure, unexpected};
 use crate::daemon::{self, Started};
@@ -16,12 +17,12 @@ const STOP_DEADLINE: Duration = Duration::from_secs(30);
 /// `daemon start`. Synchronous on purpose: it may fork, so it must run before any runtime exists.
 pub fn start(paths: &Paths) -> anyhow::Result<Exit> {
     match daemon::start(paths)? {
-        Started::New(pid) => println!("daemon started  pid={pid}"),
+        Started::New(pid) => output::println(format_args!("daemon started  pid={pid}"))?,
         Started::AlreadyRunning => {
             let pid = lock::read_pid(&paths.lock)
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "?".into());
-            println!("daemon already running  pid={pid}");
+            output::println(format_args!("daemon already running  pid={pid}"))?;
         }
     }
     Ok(Exit::Success)
@@ -29,41 +30,51 @@ pub fn start(paths: &Paths) -> anyhow::Result<Exit> {
 
 pub async fn status(paths: &Paths) -> anyhow::Result<Exit> {
     let Some((mut client, theirs)) = Client::connect_any(paths).await? else {
-        println!("daemon is not running  (socket {})", paths.socket.display());
+        output::println(format_args!(
+            "daemon is not running  (socket {})",
+            paths.socket.display()
+        ))?;
         return Ok(Exit::NotRunning);
     };
     if theirs != Hello::ours() {
         let pid = lock::read_pid(&paths.lock)
             .map(|p| p.to_string())
             .unwrap_or_else(|| "?".into());
-        println!(
-            "daemon is running, but it is rhizome {} and this is {}",
+        output::print(format_args!(
+            "daemon is running, but it is rhizome {} and this is {}\n  \
+             pid       {pid}\n  \
+             socket    {}\n  \
+             the next command other than `daemon status` restarts it as this version\n",
             theirs.version,
-            Hello::ours().version
-        );
-        println!("  pid       {pid}");
-        println!("  socket    {}", paths.socket.display());
-        println!("  the next command other than `daemon status` restarts it as this version");
+            Hello::ours().version,
+            paths.socket.display()
+        ))?;
         return Ok(Exit::Success);
     }
     let status = fetch_status(&mut client).await?;
-    println!("daemon is running");
-    println!("  pid       {}", status.pid);
-    println!("  version   {}", status.version);
-    println!("  uptime    {}", human_duration(status.uptime_secs));
-    println!("  socket    {}", status.socket);
-    println!("  home      {}", status.home);
-    println!(
-        "  processes {} running, {} finished",
-        status.running, status.finished
-    );
+    output::print(format_args!(
+        "daemon is running\n  \
+         pid       {}\n  \
+         version   {}\n  \
+         uptime    {}\n  \
+         socket    {}\n  \
+         home      {}\n  \
+         processes {} running, {} finished\n",
+        status.pid,
+        status.version,
+        human_duration(status.uptime_secs),
+        status.socket,
+        status.home,
+        status.running,
+        status.finished
+    ))?;
     Ok(Exit::Success)
 }
 
 pub async fn stop(paths: &Paths) -> anyhow::Result<Exit> {
     match stop_daemon(paths).await? {
-        Some(pid) => println!("daemon stopped  pid={pid}"),
-        None => println!("daemon is not running"),
+        Some(pid) => output::println(format_args!("daemon stopped  pid={pid}"))?,
+        None => output::println("daemon is not running")?,
     }
     Ok(Exit::Success)
 }
@@ -74,7 +85,7 @@ pub async fn restart(paths: &Paths) -> anyhow::Result<Exit> {
     let pid = lock::read_pid(&paths.lock)
         .map(|p| p.to_string())
         .unwrap_or_else(|| "?".into());
-    println!("daemon restarted  pid={pid}");
+    output::println(format_args!("daemon restarted  pid={pid}"))?;
     Ok(Exit::Success)
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::exit::Exit;
+use super::output::{self, note};
 use super::{Client, Failure, unexpected};
 use crate::cli::{ForwardArgs, ForwardFormat, TargetsArgs};
 use crate::config::{self, Config};
@@ -44,7 +45,7 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
     let mut progress = Progress::new(args.quiet, &args.target);
     if let Progress::Spinner(Some(spinner)) = &progress {
         let spinner = spinner.clone();
-        client.on_notice(move |notice| spinner.suspend(|| eprintln!("rhizome: {notice}")));
+        client.on_notice(move |notice| spinner.suspend(|| note(format_args!("rhizome: {notice}"))));
     }
     let info = loop {
         let response = if progress.is_spinner() {
@@ -67,7 +68,7 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
     };
     // Gone before the address appears; an error on the way clears it too (on drop).
     progress.clear();
-    print!("{}", render(&info, args.format));
+    output::print(render(&info, args.format))?;
     Ok(Exit::Success)
 }
 
@@ -107,7 +108,7 @@ impl Progress {
     fn step(&self, step: &str) {
         match self {
             Progress::Spinner(Some(spinner)) => spinner.set_message(step.to_string()),
-            Progress::Lines => eprintln!("rhizome: {step}"),
+            Progress::Lines => note(format_args!("rhizome: {step}")),
             Progress::Spinner(None) | Progress::Quiet => {}
         }
     }
@@ -215,7 +216,7 @@ pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<Exit> {
                 Err(err) => json!({ "name": name, "error": err.to_string() }),
             })
             .collect();
-        println!("{}", serde_json::Value::Array(list));
+        output::println(serde_json::Value::Array(list))?;
         return Ok(Exit::Success);
     }
     let mut table = comfy_table::Table::new();
@@ -255,9 +256,9 @@ pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<Exit> {
         };
     }
     super::render::tidy(&mut table);
-    println!("{table}");
+    output::println(table)?;
     if std::io::stdout().is_terminal() {
-        eprintln!("config: {}", config::path(paths).display());
+        note(format_args!("config: {}", config::path(paths).display()));
     }
     Ok(Exit::Success)
 }

@@ -3,7 +3,6 @@
 //! fails when the checked-in copies differ.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -11,6 +10,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use super::exit::Exit;
+use super::output;
 use crate::cli::Cli;
 
 /// The command that refreshes the checked-in files, from the repository's root.
@@ -50,7 +50,11 @@ pub fn run(dir: &Path) -> anyhow::Result<Exit> {
     for (file, page) in man_pages()? {
         write(&man.join(file), &page)?;
     }
-    println!("wrote {} and {}", completions.display(), man.display());
+    output::println(format_args!(
+        "wrote {} and {}",
+        completions.display(),
+        man.display()
+    ))?;
     Ok(Exit::Success)
 }
 
@@ -58,7 +62,7 @@ pub fn run(dir: &Path) -> anyhow::Result<Exit> {
 pub fn print_script(shell: Shell) -> anyhow::Result<Exit> {
     let mut script = Vec::new();
     super::complete::write_script(shell, &mut script)?;
-    std::io::stdout().write_all(&script)?;
+    output::write(&script)?;
     Ok(Exit::Success)
 }
 

@@ -1,6 +1,7 @@
 //! `rhizome kill`: stop managed processes and say how they ended.
 
 use super::exit::Exit;
+use super::output::{self, note};
 use super::{Client, Failure, unexpected};
 use crate::cli::KillArgs;
 use crate::paths::Paths;
@@ -25,7 +26,7 @@ pub async fn run(paths: &Paths, args: &KillArgs) -> anyhow::Result<Exit> {
         other => return Err(unexpected(other)),
     };
     if reports.is_empty() && args.all {
-        eprintln!("nothing is running");
+        note("nothing is running");
     }
     for report in reports {
         let pid = report
@@ -33,16 +34,16 @@ pub async fn run(paths: &Paths, args: &KillArgs) -> anyhow::Result<Exit> {
             .map(|p| p.to_string())
             .unwrap_or_else(|| "-".into());
         match report.outcome {
-            KillOutcome::Ended { signal, elapsed_ms } => println!(
+            KillOutcome::Ended { signal, elapsed_ms } => output::println(format_args!(
                 "killed {}  id={}  pid={pid}  ({signal}, exited after {:.2}s)",
                 report.name,
                 report.id,
                 elapsed_ms as f64 / 1000.0
-            ),
-            KillOutcome::NotRunning => println!(
+            ))?,
+            KillOutcome::NotRunning => output::println(format_args!(
                 "stopped {}  id={}  (it was not running; it will not be restarted)",
                 report.name, report.id
-            ),
+            ))?,
         }
     }
     Ok(Exit::Success)

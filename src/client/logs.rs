@@ -6,11 +6,12 @@
 //! through, as fast as before.
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io::Write;
 
 use chrono::{DateTime, Duration as ChronoDuration, Local, NaiveTime};
 
 use super::exit::Exit;
+use super::output::{self, StdoutError, note};
 use super::style::{DIM, Paint};
 use super::{Client, unexpected};
 use crate::cli::{LogsArgs, Since};
@@ -50,8 +51,9 @@ pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// Sends one logs request and prints the answer until the log ends or the daemon goes away;
-/// false when stdout was closed (`rhizome logs x | head`), which is a normal end, not an error.
+/// Sends one logs request and prints the answer until the log ends (true) or the daemon goes
+/// away (false). A stdout that was closed (`rhizome logs x | head`) ends it with an error that
+/// `main` takes for the normal end it is.
 async fn stream(
     client: &mut Client,
     target: &str,
@@ -68,24 +70,17 @@ async fn stream(
         .await?;
     let ended = loop {
         match client.next().await? {
-            Some(Response::LogChunk(bytes)) => {
-                if !out.chunk(&bytes)? {
-                    return Ok(false);
-                }
-            }
+            Some(Response::LogChunk(bytes)) => out.chunk(&bytes)?,
             Some(Response::LogEnd) => break true,
             Some(other) => return Err(unexpected(other)),
             None => break false,
         }
     };
-    if !out.finish()? {
-        return Ok(false);
-    }
+    out.finish()?;
     if !ended {
-        eprintln!("rhizome: the daemon stopped; no more lines will come");
-        return Ok(false);
+        note("rhizome: the daemon stopped; no more lines will come");
     }
-    Ok(true)
+    Ok(ended)
 }
 
 /// How lines are shown and which are.
@@ -164,17 +159,17 @@ impl Printer {
         }
     }
 
-    /// Prints what `bytes` completes; false when stdout is closed.
-    fn chunk(&mut self, bytes: &[u8]) -> io::Result<bool> {
+    /// Prints what `bytes` completes.
+    fn chunk(&mut self, bytes: &[u8]) -> Result<(), StdoutError> {
         let skipped = self.skip.saturating_sub(self.seen).min(bytes.len());
         self.seen += bytes.len();
         let bytes = &bytes[skipped..];
         if !self.view.per_line() {
-            return emit(bytes);
+            return output::write(bytes);
         }
         self.pending.extend_from_slice(bytes);
         let Some(end) = memchr::memrchr(b'\n', &self.pending) else {
-            return Ok(true);
+            return Ok(());
         };
         let rest = self.pending.split_off(end + 1);
         let complete = std::mem::replace(&mut self.pending, rest);
@@ -182,21 +177,19 @@ impl Printer {
     }
 
     /// Prints a last line without its newline, and the kept tail.
-    fn finish(&mut self) -> io::Result<bool> {
+    fn finish(&mut self) -> Result<(), StdoutError> {
         let mut last = std::mem::take(&mut self.pending);
         if !last.is_empty() {
             last.push(b'\n');
-            if !self.lines(&last)? {
-                return Ok(false);
-            }
+            self.lines(&last)?;
         }
         match self.tail.take() {
-            Some(tail) => emit(&tail.into_iter().flatten().collect::<Vec<u8>>()),
-            None => Ok(true),
+            Some(tail) => output::write(&tail.into_iter().flatten().collect::<Vec<u8>>()),
+            None => Ok(()),
         }
     }
 
-    fn lines(&mut self, bytes: &[u8]) -> io::Result<bool> {
+    fn lines(&mut self, bytes: &[u8]) -> Result<(), StdoutError> {
         let now = Local::now();
         let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 4);
         for line in bytes.split(|b| *b == b'\n') {
@@ -220,20 +213,7 @@ impl Printer {
                 None => self.view.render(&line, parts.as_ref(), &mut out),
             }
         }
-        emit(&out)
-    }
-}
-
-/// Writes to stdout; false when the reader went away.
-fn emit(bytes: &[u8]) -> io::Result<bool> {
-    if bytes.is_empty() {
-        return Ok(true);
-    }
-    let mut stdout = io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Ok(()) => Ok(true),
-        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(false),
-        Err(err) => Err(err),
+        output::write(&out)
     }
 }
 

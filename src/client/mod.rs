@@ -9,6 +9,7 @@ pub mod forward;
 pub mod generate;
 pub mod kill;
 pub mod logs;
+pub mod output;
 pub mod overview;
 pub mod ps;
 pub mod render;
@@ -184,10 +185,10 @@ impl Client {
             .hint("use the newer rhizome binary, or `rhizome daemon restart` to run this one")
             .into());
         }
-        eprintln!(
+        output::note(format_args!(
             "rhizome: the running daemon is rhizome {}; restarting it as {} (its processes come back)",
             theirs.version, ours.version
-        );
+        ));
         // `Stop` is the same request in every version.
         self.send(&Request::Stop).await?;
         self.closed().await;
@@ -224,7 +225,7 @@ impl Client {
                 Ok(Some(Response::Notice(notice))) => {
                     match &mut self.notice {
                         Some(show) => show(&notice),
-                        None => eprintln!("rhizome: {notice}"),
+                        None => output::note(format_args!("rhizome: {notice}")),
                     }
                     continue;
                 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::Client;
 use super::exit::Exit;
+use super::output;
 use super::render::human_duration;
 use super::style::{BOLD, DIM, GOOD, Paint};
 use crate::paths::Paths;
@@ -63,7 +64,7 @@ pub fn run() -> anyhow::Result<Exit> {
     }
     text += "\n`rhizome --help` lists everything; `rhizome completions --help` sets up TAB \
              completion.\n";
-    print!("{text}");
+    output::print(text)?;
     Ok(Exit::Success)
 }
 

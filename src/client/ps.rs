@@ -7,6 +7,7 @@ use comfy_table::{Table, presets};
 use serde_json::json;
 
 use super::exit::Exit;
+use super::output::{self, note};
 use super::render::{human_duration, tidy};
 use super::style::{self, Paint};
 use super::{Client, unexpected};
@@ -21,15 +22,15 @@ pub async fn run(paths: &Paths, args: &PsArgs) -> anyhow::Result<Exit> {
         other => return Err(unexpected(other)),
     };
     if args.json {
-        println!("{}", to_json(&processes));
+        output::println(to_json(&processes))?;
     } else if !processes.is_empty() {
-        println!("{}", to_table(&processes, Paint::stdout()));
+        output::println(to_table(&processes, Paint::stdout()))?;
     } else if std::io::stdout().is_terminal() {
         // Said to people only: a script reading stdout gets the empty table it asked for.
-        eprintln!(
+        note(format_args!(
             "no {}processes; start one with `rhizome run -- CMD`",
             if args.all { "" } else { "running " }
-        );
+        ));
     }
     Ok(Exit::Success)
 }

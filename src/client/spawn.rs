@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::exit::Exit;
+use super::output;
 use super::{Client, unexpected};
 use crate::cli::{RunArgs, SleeperArgs};
 use crate::paths::Paths;
@@ -57,7 +58,10 @@ async fn start(paths: &Paths, request: SpawnRequest) -> anyhow::Result<Exit> {
                 .pid
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "-".into());
-            println!("started {}  id={}  pid={pid}", info.name, info.id);
+            output::println(format_args!(
+                "started {}  id={}  pid={pid}",
+                info.name, info.id
+            ))?;
             Ok(Exit::Success)
         }
         other => Err(unexpected(other)),
