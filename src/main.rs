@@ -7,6 +7,7 @@ use clap::Parser;
 use rhizome::cli::{Cli, Command, DaemonCommand};
 use rhizome::client::exit::Exit;
 use rhizome::client::output::{StdoutError, note};
+use rhizome::client::sanitize;
 use rhizome::client::style::{ERROR, HINT, Paint};
 use rhizome::client::{self, Failure};
 use rhizome::paths::Paths;
@@ -26,7 +27,8 @@ fn main() -> ExitCode {
 
 /// Says what ended the command, as an `error:` line and perhaps a `hint:`, and how it exits. The
 /// one place a failed write to stdout is judged: a reader that went away (`rhizome ps | head -1`)
-/// got what it wanted and the command ends quietly; any other failure is an error.
+/// got what it wanted and the command ends quietly; any other failure is an error. Messages
+/// carry names, commands and kubectl's words: their control characters are shown escaped.
 fn report(err: &anyhow::Error) -> Exit {
     let paint = Paint::stderr();
     let error = paint.paint(ERROR, "error:");
@@ -39,14 +41,18 @@ fn report(err: &anyhow::Error) -> Exit {
     }
     match err.downcast_ref::<Failure>() {
         Some(failure) => {
-            note(format_args!("{error} {}", failure.message));
+            note(format_args!("{error} {}", sanitize::text(&failure.message)));
             if let Some(hint) = &failure.hint {
+                let hint = sanitize::text(hint);
                 note(format_args!("{} {hint}", paint.paint(HINT, "hint:")));
             }
             failure.code
         }
         None => {
-            note(format_args!("{error} {err:#}"));
+            note(format_args!(
+                "{error} {}",
+                sanitize::text(&format!("{err:#}"))
+            ));
             Exit::Failure
         }
     }

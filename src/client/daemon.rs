@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use super::exit::Exit;
 use super::output;
 use super::render::human_duration;
+use super::sanitize::field;
 use super::{Client, Failure, unexpected};
 use crate::daemon::{self, Started};
 use crate::lock;
@@ -45,7 +46,7 @@ pub async fn status(paths: &Paths) -> anyhow::Result<Exit> {
              pid       {pid}\n  \
              socket    {}\n  \
              the next command other than `daemon status` restarts it as this version\n",
-            theirs.version,
+            field(&theirs.version),
             Hello::ours().version,
             paths.socket.display()
         ))?;
@@ -61,10 +62,10 @@ pub async fn status(paths: &Paths) -> anyhow::Result<Exit> {
          home      {}\n  \
          processes {} running, {} finished\n",
         status.pid,
-        status.version,
+        field(&status.version),
         human_duration(status.uptime_secs),
-        status.socket,
-        status.home,
+        field(&status.socket),
+        field(&status.home),
         status.running,
         status.finished
     ))?;

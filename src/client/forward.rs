@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::exit::Exit;
 use super::output::{self, note};
+use super::sanitize;
 use super::{Client, Failure, unexpected};
 use crate::cli::{ForwardArgs, ForwardFormat, TargetsArgs};
 use crate::config::{self, Config};
@@ -45,7 +46,9 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
     let mut progress = Progress::new(args.quiet, &args.target);
     if let Progress::Spinner(Some(spinner)) = &progress {
         let spinner = spinner.clone();
-        client.on_notice(move |notice| spinner.suspend(|| note(format_args!("rhizome: {notice}"))));
+        client.on_notice(move |notice| {
+            spinner.suspend(|| note(format_args!("rhizome: {}", sanitize::text(notice))))
+        });
     }
     let info = loop {
         let response = if progress.is_spinner() {
@@ -105,7 +108,9 @@ impl Progress {
         matches!(self, Progress::Spinner(Some(_)))
     }
 
+    /// Shows a step, which may quote kubectl: escaped, as everything from outside.
     fn step(&self, step: &str) {
+        let step = sanitize::text(step);
         match self {
             Progress::Spinner(Some(spinner)) => spinner.set_message(step.to_string()),
             Progress::Lines => note(format_args!("rhizome: {step}")),
@@ -223,9 +228,10 @@ pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<Exit> {
     table
         .load_preset(comfy_table::presets::NOTHING)
         .set_header(["TARGET", "KIND", "LOCAL", "CONTEXT", "UPSTREAM"]);
+    // Names and values come from a config file: shown escaped, like everything from outside.
     for (name, resolved) in &described {
-        match resolved {
-            Ok(t) => table.add_row([
+        let row: [String; 5] = match resolved {
+            Ok(t) => [
                 name.clone(),
                 match t.route {
                     Route::Database { .. } => "database".into(),
@@ -245,15 +251,16 @@ pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<Exit> {
                         .map(|s| format!(" {s}"))
                         .unwrap_or_default()
                 ),
-            ]),
-            Err(err) => table.add_row([
+            ],
+            Err(err) => [
                 name.clone(),
                 "invalid".into(),
                 "".into(),
                 "".into(),
                 err.to_string(),
-            ]),
+            ],
         };
+        table.add_row(row.map(|cell| sanitize::field(&cell).into_owned()));
     }
     super::render::tidy(&mut table);
     output::println(table)?;

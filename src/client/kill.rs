@@ -2,6 +2,7 @@
 
 use super::exit::Exit;
 use super::output::{self, note};
+use super::sanitize;
 use super::{Client, Failure, unexpected};
 use crate::cli::KillArgs;
 use crate::paths::Paths;
@@ -33,16 +34,16 @@ pub async fn run(paths: &Paths, args: &KillArgs) -> anyhow::Result<Exit> {
             .pid
             .map(|p| p.to_string())
             .unwrap_or_else(|| "-".into());
+        let name = sanitize::field(&report.name);
         match report.outcome {
             KillOutcome::Ended { signal, elapsed_ms } => output::println(format_args!(
-                "killed {}  id={}  pid={pid}  ({signal}, exited after {:.2}s)",
-                report.name,
+                "killed {name}  id={}  pid={pid}  ({signal}, exited after {:.2}s)",
                 report.id,
                 elapsed_ms as f64 / 1000.0
             ))?,
             KillOutcome::NotRunning => output::println(format_args!(
-                "stopped {}  id={}  (it was not running; it will not be restarted)",
-                report.name, report.id
+                "stopped {name}  id={}  (it was not running; it will not be restarted)",
+                report.id
             ))?,
         }
     }

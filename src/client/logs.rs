@@ -2,16 +2,19 @@
 //!
 //! The daemon sends the log as it is stored, `HH:MM:SS <text padded to 30> [name] pid=N` lines.
 //! Everything else happens here: dimming the time stamp and the `[name] pid=N` part on a terminal,
-//! `--raw`, and the `--since` and `--grep` filters. With none of those the bytes pass straight
-//! through, as fast as before.
+//! showing a process's control characters escaped there (so that it cannot retitle, clear or
+//! overwrite the terminal), `--raw`, and the `--since` and `--grep` filters. In a pipe with none
+//! of those the bytes pass straight through, exactly as the process wrote them.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use chrono::{DateTime, Duration as ChronoDuration, Local, NaiveTime};
 
 use super::exit::Exit;
 use super::output::{self, StdoutError, note};
+use super::sanitize;
 use super::style::{DIM, Paint};
 use super::{Client, unexpected};
 use crate::cli::{LogsArgs, Since};
@@ -24,6 +27,7 @@ const TEXT_COLUMNS: usize = 30;
 pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<Exit> {
     let view = View {
         paint: Paint::stdout(),
+        escape: std::io::stdout().is_terminal(),
         raw: args.raw,
         since: args.since,
         grep: args.grep.clone(),
@@ -86,6 +90,8 @@ async fn stream(
 /// How lines are shown and which are.
 struct View {
     paint: Paint,
+    /// Whether control characters are shown escaped: on a terminal, whatever the colors.
+    escape: bool,
     raw: bool,
     since: Option<Since>,
     grep: Option<regex::Regex>,
@@ -98,7 +104,16 @@ impl View {
 
     /// Whether lines must be read one by one rather than passed through.
     fn per_line(&self) -> bool {
-        self.filters() || self.raw || self.paint.is_on()
+        self.filters() || self.raw || self.paint.is_on() || self.escape
+    }
+
+    /// `text` as this view shows it: escaped on a terminal, as it is elsewhere.
+    fn shown<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if self.escape {
+            sanitize::text(text)
+        } else {
+            Cow::Borrowed(text)
+        }
     }
 
     /// Whether a line passes `--since` and `--grep`; `now` is the client's clock.
@@ -120,14 +135,14 @@ impl View {
 
     fn render(&self, line: &str, parts: Option<&Line<'_>>, out: &mut Vec<u8>) {
         match parts {
-            Some(parts) if self.raw => out.extend_from_slice(parts.text().as_bytes()),
+            Some(parts) if self.raw => out.extend_from_slice(self.shown(parts.text()).as_bytes()),
             Some(parts) if self.paint.is_on() => {
                 let stamp = self.paint.paint(DIM, parts.stamp);
-                let suffix = self.paint.paint(DIM, parts.suffix.trim_start());
+                let suffix = self.paint.paint(DIM, self.shown(parts.suffix.trim_start()));
                 // The padding stays outside the colors so the columns line up as before.
-                let _ = write!(out, "{stamp} {} {suffix}", parts.padded);
+                let _ = write!(out, "{stamp} {} {suffix}", self.shown(parts.padded));
             }
-            _ => out.extend_from_slice(line.as_bytes()),
+            _ => out.extend_from_slice(self.shown(line).as_bytes()),
         }
         out.push(b'\n');
     }

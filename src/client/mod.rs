@@ -13,6 +13,7 @@ pub mod output;
 pub mod overview;
 pub mod ps;
 pub mod render;
+pub mod sanitize;
 pub mod spawn;
 pub mod style;
 
@@ -225,7 +226,7 @@ impl Client {
                 Ok(Some(Response::Notice(notice))) => {
                     match &mut self.notice {
                         Some(show) => show(&notice),
-                        None => output::note(format_args!("rhizome: {notice}")),
+                        None => output::note(format_args!("rhizome: {}", sanitize::text(&notice))),
                     }
                     continue;
                 }

@@ -8,6 +8,7 @@ use super::Client;
 use super::exit::Exit;
 use super::output;
 use super::render::human_duration;
+use super::sanitize;
 use super::style::{BOLD, DIM, GOOD, Paint};
 use crate::paths::Paths;
 use crate::protocol::{DaemonStatus, Hello, Request, Response};
@@ -56,7 +57,7 @@ pub fn run() -> anyhow::Result<Exit> {
             text += "daemon     not running  (the first command that needs it starts it)\n\
                      processes  none\n";
         }
-        Err(why) => text += &format!("daemon     {why}\n"),
+        Err(why) => text += &format!("daemon     {}\n", sanitize::text(&why)),
     }
     text += "\nCommands:\n";
     for (command, what) in COMMANDS {

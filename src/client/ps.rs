@@ -9,6 +9,7 @@ use serde_json::json;
 use super::exit::Exit;
 use super::output::{self, note};
 use super::render::{human_duration, tidy};
+use super::sanitize;
 use super::style::{self, Paint};
 use super::{Client, unexpected};
 use crate::cli::PsArgs;
@@ -78,7 +79,8 @@ fn entry(p: &ProcessInfo) -> serde_json::Value {
 }
 
 /// The aligned table; statuses are colored when `paint` is on (the table measures text without
-/// its color codes, so the columns stay aligned).
+/// its color codes, so the columns stay aligned). Names and addresses come from outside and are
+/// shown escaped, in a pipe too: the table is for people.
 fn to_table(processes: &[ProcessInfo], paint: Paint) -> Table {
     let tunnels = processes.iter().any(|p| p.tunnel.is_some());
     let mut table = Table::new();
@@ -90,7 +92,7 @@ fn to_table(processes: &[ProcessInfo], paint: Paint) -> Table {
     for p in processes {
         let mut row = vec![
             p.id.to_string(),
-            p.name.clone(),
+            sanitize::field(&p.name).into_owned(),
             p.pid
                 .map(|pid| pid.to_string())
                 .unwrap_or_else(|| "-".into()),
@@ -104,11 +106,46 @@ fn to_table(processes: &[ProcessInfo], paint: Paint) -> Table {
         ];
         if tunnels {
             let tunnel = p.tunnel.as_ref();
-            row.push(tunnel.map(|t| t.local.clone()).unwrap_or_default());
-            row.push(tunnel.and_then(|t| t.upstream.clone()).unwrap_or_default());
+            let cell = |text: Option<&String>| {
+                text.map(|t| sanitize::field(t).into_owned())
+                    .unwrap_or_default()
+            };
+            row.push(cell(tunnel.map(|t| &t.local)));
+            row.push(cell(tunnel.and_then(|t| t.upstream.as_ref())));
         }
         table.add_row(row);
     }
     tidy(&mut table);
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Kind, RestartPolicy, Status};
+
+    #[test]
+    fn names_cannot_drive_the_terminal_even_in_a_pipe() {
+        let hostile = ProcessInfo {
+            id: 1,
+            name: "evil\x1b]0;title\x07\rname".into(),
+            kind: Kind::Run,
+            command: vec!["sleep".into(), "1000".into()],
+            pid: Some(42),
+            // Uncolored even under `--color always`: the only escapes would be the name's.
+            status: Status::Lost,
+            restart: RestartPolicy::Never,
+            started_at_ms: 0,
+            uptime_secs: 3,
+            restarts: 0,
+            detail: None,
+            tunnel: None,
+        };
+        let table = to_table(&[hostile], Paint::stdout()).to_string();
+        assert!(
+            !table.contains('\x1b') && !table.contains('\r'),
+            "{table:?}"
+        );
+        assert!(table.contains(r"evil\x1b]0;title\x07\rname"), "{table}");
+    }
 }

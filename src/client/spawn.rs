@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use super::exit::Exit;
 use super::output;
+use super::sanitize;
 use super::{Client, unexpected};
 use crate::cli::{RunArgs, SleeperArgs};
 use crate::paths::Paths;
@@ -60,7 +61,8 @@ async fn start(paths: &Paths, request: SpawnRequest) -> anyhow::Result<Exit> {
                 .unwrap_or_else(|| "-".into());
             output::println(format_args!(
                 "started {}  id={}  pid={pid}",
-                info.name, info.id
+                sanitize::field(&info.name),
+                info.id
             ))?;
             Ok(Exit::Success)
         }
