@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rhizome::cli::{Cli, Command, DaemonCommand};
+use rhizome::client::exit::Exit;
+use rhizome::client::output::{StdoutError, note};
+use rhizome::client::sanitize;
 use rhizome::client::style::{ERROR, HINT, Paint};
 use rhizome::client::{self, Failure};
 use rhizome::paths::Paths;
@@ -17,33 +20,52 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     client::style::choose(cli.color);
     match run(cli) {
-        Ok(code) => ExitCode::from(code as u8),
-        Err(err) => {
-            let paint = Paint::stderr();
-            let error = paint.paint(ERROR, "error:");
-            match err.downcast_ref::<Failure>() {
-                Some(failure) => {
-                    eprintln!("{error} {}", failure.message);
-                    if let Some(hint) = &failure.hint {
-                        eprintln!("{} {hint}", paint.paint(HINT, "hint:"));
-                    }
-                    ExitCode::from(failure.code as u8)
-                }
-                None => {
-                    eprintln!("{error} {err:#}");
-                    ExitCode::from(1)
-                }
+        Ok(exit) => exit.into(),
+        Err(err) => report(&err).into(),
+    }
+}
+
+/// Says what ended the command, as an `error:` line and perhaps a `hint:`, and how it exits. The
+/// one place a failed write to stdout is judged: a reader that went away (`rhizome ps | head -1`)
+/// got what it wanted and the command ends quietly; any other failure is an error. Messages
+/// carry names, commands and kubectl's words: their control characters are shown escaped.
+fn report(err: &anyhow::Error) -> Exit {
+    let paint = Paint::stderr();
+    let error = paint.paint(ERROR, "error:");
+    if let Some(stdout) = err.downcast_ref::<StdoutError>() {
+        if stdout.is_closed() {
+            return Exit::Success;
+        }
+        note(format_args!("{error} {stdout}"));
+        return Exit::Failure;
+    }
+    match err.downcast_ref::<Failure>() {
+        Some(failure) => {
+            note(format_args!("{error} {}", sanitize::text(&failure.message)));
+            if let Some(hint) = &failure.hint {
+                let hint = sanitize::text(hint);
+                note(format_args!("{} {hint}", paint.paint(HINT, "hint:")));
             }
+            failure.code
+        }
+        None => {
+            note(format_args!(
+                "{error} {}",
+                sanitize::text(&format!("{err:#}"))
+            ));
+            Exit::Failure
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<i32> {
+fn run(cli: Cli) -> anyhow::Result<Exit> {
     let command = match cli.command {
         // Managed children of the daemon: no daemon, no paths needed.
-        Some(Command::SleeperChild(args)) => return Ok(rhizome::sleeper::run(&args)),
+        Some(Command::SleeperChild(args)) => {
+            return Ok(Exit::of_status(rhizome::sleeper::run(&args)));
+        }
         Some(Command::SimulateForward { remote }) => {
-            return Ok(rhizome::forward::simulate::run(remote));
+            return Ok(Exit::of_status(rhizome::forward::simulate::run(remote)));
         }
         // Neither needs a daemon or the paths.
         Some(Command::Completions { shell }) => return client::generate::print_script(shell),
@@ -55,7 +77,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     // Commands without a runtime: `start` forks, `run` builds its own, `targets` reads a file.
     match &command {
         Command::Daemon(DaemonCommand::Start) => return client::daemon::start(&paths),
-        Command::Daemon(DaemonCommand::Run) => return rhizome::daemon::run_foreground(&paths),
+        Command::Daemon(DaemonCommand::Run) => {
+            return rhizome::daemon::run_foreground(&paths).map(Exit::of_status);
+        }
         Command::Targets(args) => return client::forward::targets(&paths, args),
         _ => {}
     }

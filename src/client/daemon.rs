@@ -2,82 +2,92 @@
 
 use std::time::{Duration, Instant};
 
-use super::ps::human_duration;
+use super::exit::Exit;
+use super::output;
+use super::render::human_duration;
+use super::sanitize::field;
 use super::{Client, Failure, unexpected};
 use crate::daemon::{self, Started};
 use crate::lock;
 use crate::paths::Paths;
 use crate::protocol::{DaemonStatus, Hello, Request, Response};
 
-/// Exit code of `daemon status` when no daemon runs.
-pub const NOT_RUNNING: i32 = 3;
-
 /// How long `daemon stop` waits for the daemon to end its children and exit.
 const STOP_DEADLINE: Duration = Duration::from_secs(30);
 
 /// `daemon start`. Synchronous on purpose: it may fork, so it must run before any runtime exists.
-pub fn start(paths: &Paths) -> anyhow::Result<i32> {
+pub fn start(paths: &Paths) -> anyhow::Result<Exit> {
     match daemon::start(paths)? {
-        Started::New(pid) => println!("daemon started  pid={pid}"),
+        Started::New(pid) => output::println(format_args!("daemon started  pid={pid}"))?,
         Started::AlreadyRunning => {
             let pid = lock::read_pid(&paths.lock)
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "?".into());
-            println!("daemon already running  pid={pid}");
+            output::println(format_args!("daemon already running  pid={pid}"))?;
         }
     }
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-pub async fn status(paths: &Paths) -> anyhow::Result<i32> {
+pub async fn status(paths: &Paths) -> anyhow::Result<Exit> {
     let Some((mut client, theirs)) = Client::connect_any(paths).await? else {
-        println!("daemon is not running  (socket {})", paths.socket.display());
-        return Ok(NOT_RUNNING);
+        output::println(format_args!(
+            "daemon is not running  (socket {})",
+            paths.socket.display()
+        ))?;
+        return Ok(Exit::NotRunning);
     };
     if theirs != Hello::ours() {
         let pid = lock::read_pid(&paths.lock)
             .map(|p| p.to_string())
             .unwrap_or_else(|| "?".into());
-        println!(
-            "daemon is running, but it is rhizome {} and this is {}",
-            theirs.version,
-            Hello::ours().version
-        );
-        println!("  pid       {pid}");
-        println!("  socket    {}", paths.socket.display());
-        println!("  the next command other than `daemon status` restarts it as this version");
-        return Ok(0);
+        output::print(format_args!(
+            "daemon is running, but it is rhizome {} and this is {}\n  \
+             pid       {pid}\n  \
+             socket    {}\n  \
+             the next command other than `daemon status` restarts it as this version\n",
+            field(&theirs.version),
+            Hello::ours().version,
+            paths.socket.display()
+        ))?;
+        return Ok(Exit::Success);
     }
     let status = fetch_status(&mut client).await?;
-    println!("daemon is running");
-    println!("  pid       {}", status.pid);
-    println!("  version   {}", status.version);
-    println!("  uptime    {}", human_duration(status.uptime_secs));
-    println!("  socket    {}", status.socket);
-    println!("  home      {}", status.home);
-    println!(
-        "  processes {} running, {} finished",
-        status.running, status.finished
-    );
-    Ok(0)
+    output::print(format_args!(
+        "daemon is running\n  \
+         pid       {}\n  \
+         version   {}\n  \
+         uptime    {}\n  \
+         socket    {}\n  \
+         home      {}\n  \
+         processes {} running, {} finished\n",
+        status.pid,
+        field(&status.version),
+        human_duration(status.uptime_secs),
+        field(&status.socket),
+        field(&status.home),
+        status.running,
+        status.finished
+    ))?;
+    Ok(Exit::Success)
 }
 
-pub async fn stop(paths: &Paths) -> anyhow::Result<i32> {
+pub async fn stop(paths: &Paths) -> anyhow::Result<Exit> {
     match stop_daemon(paths).await? {
-        Some(pid) => println!("daemon stopped  pid={pid}"),
-        None => println!("daemon is not running"),
+        Some(pid) => output::println(format_args!("daemon stopped  pid={pid}"))?,
+        None => output::println("daemon is not running")?,
     }
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-pub async fn restart(paths: &Paths) -> anyhow::Result<i32> {
+pub async fn restart(paths: &Paths) -> anyhow::Result<Exit> {
     stop_daemon(paths).await?;
     super::start_daemon_process(paths).await?;
     let pid = lock::read_pid(&paths.lock)
         .map(|p| p.to_string())
         .unwrap_or_else(|| "?".into());
-    println!("daemon restarted  pid={pid}");
-    Ok(0)
+    output::println(format_args!("daemon restarted  pid={pid}"))?;
+    Ok(Exit::Success)
 }
 
 async fn fetch_status(client: &mut Client) -> anyhow::Result<DaemonStatus> {

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::exit::Exit;
+use super::output::{self, note};
+use super::sanitize;
 use super::{Client, Failure, unexpected};
 use crate::cli::{ForwardArgs, ForwardFormat, TargetsArgs};
 use crate::config::{self, Config};
@@ -14,7 +17,7 @@ use crate::forward::target::{self, Route, TargetError};
 use crate::paths::Paths;
 use crate::protocol::{ForwardInfo, ForwardRequest, Request, Response, TunnelSettings};
 
-pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<i32> {
+pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> {
     let config = load_config(paths)?;
     let mut target = target::resolve(&config, &args.target).map_err(target_failure)?;
     if let Some(port) = args.port {
@@ -43,7 +46,9 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<i32> {
     let mut progress = Progress::new(args.quiet, &args.target);
     if let Progress::Spinner(Some(spinner)) = &progress {
         let spinner = spinner.clone();
-        client.on_notice(move |notice| spinner.suspend(|| eprintln!("rhizome: {notice}")));
+        client.on_notice(move |notice| {
+            spinner.suspend(|| note(format_args!("rhizome: {}", sanitize::text(notice))))
+        });
     }
     let info = loop {
         let response = if progress.is_spinner() {
@@ -52,7 +57,7 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<i32> {
                 // The spinner would stay on the screen if the default handler ended us.
                 _ = tokio::signal::ctrl_c() => {
                     progress.clear();
-                    return Ok(130);
+                    return Ok(Exit::Interrupted);
                 }
             }
         } else {
@@ -66,8 +71,8 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<i32> {
     };
     // Gone before the address appears; an error on the way clears it too (on drop).
     progress.clear();
-    print!("{}", render(&info, args.format));
-    Ok(0)
+    output::print(render(&info, args.format))?;
+    Ok(Exit::Success)
 }
 
 /// How `forward` shows its steps on stderr: a spinner naming the current step on a terminal,
@@ -103,10 +108,12 @@ impl Progress {
         matches!(self, Progress::Spinner(Some(_)))
     }
 
+    /// Shows a step, which may quote kubectl: escaped, as everything from outside.
     fn step(&self, step: &str) {
+        let step = sanitize::text(step);
         match self {
             Progress::Spinner(Some(spinner)) => spinner.set_message(step.to_string()),
-            Progress::Lines => eprintln!("rhizome: {step}"),
+            Progress::Lines => note(format_args!("rhizome: {step}")),
             Progress::Spinner(None) | Progress::Quiet => {}
         }
     }
@@ -194,7 +201,7 @@ fn find_kubectl(config: &Config) -> anyhow::Result<std::path::PathBuf> {
     })
 }
 
-pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<i32> {
+pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<Exit> {
     let config = load_config(paths)?;
     let described = target::describe(&config);
     if args.json {
@@ -214,16 +221,17 @@ pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<i32> {
                 Err(err) => json!({ "name": name, "error": err.to_string() }),
             })
             .collect();
-        println!("{}", serde_json::Value::Array(list));
-        return Ok(0);
+        output::println(serde_json::Value::Array(list))?;
+        return Ok(Exit::Success);
     }
     let mut table = comfy_table::Table::new();
     table
         .load_preset(comfy_table::presets::NOTHING)
         .set_header(["TARGET", "KIND", "LOCAL", "CONTEXT", "UPSTREAM"]);
+    // Names and values come from a config file: shown escaped, like everything from outside.
     for (name, resolved) in &described {
-        match resolved {
-            Ok(t) => table.add_row([
+        let row: [String; 5] = match resolved {
+            Ok(t) => [
                 name.clone(),
                 match t.route {
                     Route::Database { .. } => "database".into(),
@@ -242,20 +250,21 @@ pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<i32> {
                         .map(|s| format!(" {s}"))
                         .unwrap_or_default()
                 ),
-            ]),
-            Err(err) => table.add_row([
+            ],
+            Err(err) => [
                 name.clone(),
                 "invalid".into(),
                 "".into(),
                 "".into(),
                 err.to_string(),
-            ]),
+            ],
         };
+        table.add_row(row.map(|cell| sanitize::field(&cell).into_owned()));
     }
-    super::ps::tidy(&mut table);
-    println!("{table}");
+    super::render::tidy(&mut table);
+    output::println(table)?;
     if std::io::stdout().is_terminal() {
-        eprintln!("config: {}", config::path(paths).display());
+        note(format_args!("config: {}", config::path(paths).display()));
     }
-    Ok(0)
+    Ok(Exit::Success)
 }

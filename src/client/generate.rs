@@ -3,13 +3,14 @@
 //! fails when the checked-in copies differ.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
 use clap::CommandFactory;
 use clap_complete::Shell;
 
+use super::exit::Exit;
+use super::output;
 use crate::cli::Cli;
 
 /// The command that refreshes the checked-in files, from the repository's root.
@@ -27,7 +28,7 @@ pub const SCRIPTS: [(Shell, &str); 3] = [
 ];
 
 /// Writes `DIR/completions/*` and `DIR/man/*.1`, replacing what is there.
-pub fn run(dir: &Path) -> anyhow::Result<i32> {
+pub fn run(dir: &Path) -> anyhow::Result<Exit> {
     let completions = dir.join("completions");
     let man = dir.join("man");
     for sub in [&completions, &man] {
@@ -49,16 +50,20 @@ pub fn run(dir: &Path) -> anyhow::Result<i32> {
     for (file, page) in man_pages()? {
         write(&man.join(file), &page)?;
     }
-    println!("wrote {} and {}", completions.display(), man.display());
-    Ok(0)
+    output::println(format_args!(
+        "wrote {} and {}",
+        completions.display(),
+        man.display()
+    ))?;
+    Ok(Exit::Success)
 }
 
 /// `rhizome completions SHELL`.
-pub fn print_script(shell: Shell) -> anyhow::Result<i32> {
+pub fn print_script(shell: Shell) -> anyhow::Result<Exit> {
     let mut script = Vec::new();
     super::complete::write_script(shell, &mut script)?;
-    std::io::stdout().write_all(&script)?;
-    Ok(0)
+    output::write(&script)?;
+    Ok(Exit::Success)
 }
 
 /// Every man page: `rhizome.1`, then one per visible subcommand (`rhizome-forward.1`,

@@ -1,11 +1,14 @@
 //! `rhizome kill`: stop managed processes and say how they ended.
 
+use super::exit::Exit;
+use super::output::{self, note};
+use super::sanitize;
 use super::{Client, Failure, unexpected};
 use crate::cli::KillArgs;
 use crate::paths::Paths;
 use crate::protocol::{KillOutcome, KillRequest, Request, Response};
 
-pub async fn run(paths: &Paths, args: &KillArgs) -> anyhow::Result<i32> {
+pub async fn run(paths: &Paths, args: &KillArgs) -> anyhow::Result<Exit> {
     let grace = args.timeout;
     let Some(mut client) = Client::connect(paths).await? else {
         return Err(
@@ -24,25 +27,25 @@ pub async fn run(paths: &Paths, args: &KillArgs) -> anyhow::Result<i32> {
         other => return Err(unexpected(other)),
     };
     if reports.is_empty() && args.all {
-        eprintln!("nothing is running");
+        note("nothing is running");
     }
     for report in reports {
         let pid = report
             .pid
             .map(|p| p.to_string())
             .unwrap_or_else(|| "-".into());
+        let name = sanitize::field(&report.name);
         match report.outcome {
-            KillOutcome::Ended { signal, elapsed_ms } => println!(
-                "killed {}  id={}  pid={pid}  ({signal}, exited after {:.2}s)",
-                report.name,
+            KillOutcome::Ended { signal, elapsed_ms } => output::println(format_args!(
+                "killed {name}  id={}  pid={pid}  ({signal}, exited after {:.2}s)",
                 report.id,
                 elapsed_ms as f64 / 1000.0
-            ),
-            KillOutcome::NotRunning => println!(
-                "stopped {}  id={}  (it was not running; it will not be restarted)",
-                report.name, report.id
-            ),
+            ))?,
+            KillOutcome::NotRunning => output::println(format_args!(
+                "stopped {name}  id={}  (it was not running; it will not be restarted)",
+                report.id
+            ))?,
         }
     }
-    Ok(0)
+    Ok(Exit::Success)
 }

@@ -2,14 +2,19 @@
 //!
 //! The daemon sends the log as it is stored, `HH:MM:SS <text padded to 30> [name] pid=N` lines.
 //! Everything else happens here: dimming the time stamp and the `[name] pid=N` part on a terminal,
-//! `--raw`, and the `--since` and `--grep` filters. With none of those the bytes pass straight
-//! through, as fast as before.
+//! showing a process's control characters escaped there (so that it cannot retitle, clear or
+//! overwrite the terminal), `--raw`, and the `--since` and `--grep` filters. In a pipe with none
+//! of those the bytes pass straight through, exactly as the process wrote them.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io::{IsTerminal, Write};
 
 use chrono::{DateTime, Duration as ChronoDuration, Local, NaiveTime};
 
+use super::exit::Exit;
+use super::output::{self, StdoutError, note};
+use super::sanitize;
 use super::style::{DIM, Paint};
 use super::{Client, unexpected};
 use crate::cli::{LogsArgs, Since};
@@ -19,9 +24,10 @@ use crate::protocol::{LogsRequest, Request, Response};
 /// Width the daemon pads a line's text to (see `daemon::logs::format`).
 const TEXT_COLUMNS: usize = 30;
 
-pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<i32> {
+pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<Exit> {
     let view = View {
         paint: Paint::stdout(),
+        escape: std::io::stdout().is_terminal(),
         raw: args.raw,
         since: args.since,
         grep: args.grep.clone(),
@@ -32,7 +38,7 @@ pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<i32> {
     if !out.view.filters() {
         // The daemon picks the last lines itself.
         stream(&mut client, target, args.lines, args.follow, &mut out).await?;
-        return Ok(0);
+        return Ok(Exit::Success);
     }
     // The last LINES lines that match: look through the whole log so far and keep the last
     // matches, then follow (if asked) from where that look ended.
@@ -40,17 +46,18 @@ pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<i32> {
         out.tail = Some(VecDeque::new());
         out.tail_len = lines as usize;
         if !stream(&mut client, target, None, false, &mut out).await? || !args.follow {
-            return Ok(0);
+            return Ok(Exit::Success);
         }
         out.skip = out.seen;
         out.seen = 0;
     }
     stream(&mut client, target, None, args.follow, &mut out).await?;
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-/// Sends one logs request and prints the answer until the log ends or the daemon goes away;
-/// false when stdout was closed (`rhizome logs x | head`), which is a normal end, not an error.
+/// Sends one logs request and prints the answer until the log ends (true) or the daemon goes
+/// away (false). A stdout that was closed (`rhizome logs x | head`) ends it with an error that
+/// `main` takes for the normal end it is.
 async fn stream(
     client: &mut Client,
     target: &str,
@@ -67,29 +74,24 @@ async fn stream(
         .await?;
     let ended = loop {
         match client.next().await? {
-            Some(Response::LogChunk(bytes)) => {
-                if !out.chunk(&bytes)? {
-                    return Ok(false);
-                }
-            }
+            Some(Response::LogChunk(bytes)) => out.chunk(&bytes)?,
             Some(Response::LogEnd) => break true,
             Some(other) => return Err(unexpected(other)),
             None => break false,
         }
     };
-    if !out.finish()? {
-        return Ok(false);
-    }
+    out.finish()?;
     if !ended {
-        eprintln!("rhizome: the daemon stopped; no more lines will come");
-        return Ok(false);
+        note("rhizome: the daemon stopped; no more lines will come");
     }
-    Ok(true)
+    Ok(ended)
 }
 
 /// How lines are shown and which are.
 struct View {
     paint: Paint,
+    /// Whether control characters are shown escaped: on a terminal, whatever the colors.
+    escape: bool,
     raw: bool,
     since: Option<Since>,
     grep: Option<regex::Regex>,
@@ -102,7 +104,16 @@ impl View {
 
     /// Whether lines must be read one by one rather than passed through.
     fn per_line(&self) -> bool {
-        self.filters() || self.raw || self.paint.is_on()
+        self.filters() || self.raw || self.paint.is_on() || self.escape
+    }
+
+    /// `text` as this view shows it: escaped on a terminal, as it is elsewhere.
+    fn shown<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if self.escape {
+            sanitize::text(text)
+        } else {
+            Cow::Borrowed(text)
+        }
     }
 
     /// Whether a line passes `--since` and `--grep`; `now` is the client's clock.
@@ -124,14 +135,14 @@ impl View {
 
     fn render(&self, line: &str, parts: Option<&Line<'_>>, out: &mut Vec<u8>) {
         match parts {
-            Some(parts) if self.raw => out.extend_from_slice(parts.text().as_bytes()),
+            Some(parts) if self.raw => out.extend_from_slice(self.shown(parts.text()).as_bytes()),
             Some(parts) if self.paint.is_on() => {
                 let stamp = self.paint.paint(DIM, parts.stamp);
-                let suffix = self.paint.paint(DIM, parts.suffix.trim_start());
+                let suffix = self.paint.paint(DIM, self.shown(parts.suffix.trim_start()));
                 // The padding stays outside the colors so the columns line up as before.
-                let _ = write!(out, "{stamp} {} {suffix}", parts.padded);
+                let _ = write!(out, "{stamp} {} {suffix}", self.shown(parts.padded));
             }
-            _ => out.extend_from_slice(line.as_bytes()),
+            _ => out.extend_from_slice(self.shown(line).as_bytes()),
         }
         out.push(b'\n');
     }
@@ -163,17 +174,17 @@ impl Printer {
         }
     }
 
-    /// Prints what `bytes` completes; false when stdout is closed.
-    fn chunk(&mut self, bytes: &[u8]) -> io::Result<bool> {
+    /// Prints what `bytes` completes.
+    fn chunk(&mut self, bytes: &[u8]) -> Result<(), StdoutError> {
         let skipped = self.skip.saturating_sub(self.seen).min(bytes.len());
         self.seen += bytes.len();
         let bytes = &bytes[skipped..];
         if !self.view.per_line() {
-            return emit(bytes);
+            return output::write(bytes);
         }
         self.pending.extend_from_slice(bytes);
         let Some(end) = memchr::memrchr(b'\n', &self.pending) else {
-            return Ok(true);
+            return Ok(());
         };
         let rest = self.pending.split_off(end + 1);
         let complete = std::mem::replace(&mut self.pending, rest);
@@ -181,21 +192,19 @@ impl Printer {
     }
 
     /// Prints a last line without its newline, and the kept tail.
-    fn finish(&mut self) -> io::Result<bool> {
+    fn finish(&mut self) -> Result<(), StdoutError> {
         let mut last = std::mem::take(&mut self.pending);
         if !last.is_empty() {
             last.push(b'\n');
-            if !self.lines(&last)? {
-                return Ok(false);
-            }
+            self.lines(&last)?;
         }
         match self.tail.take() {
-            Some(tail) => emit(&tail.into_iter().flatten().collect::<Vec<u8>>()),
-            None => Ok(true),
+            Some(tail) => output::write(&tail.into_iter().flatten().collect::<Vec<u8>>()),
+            None => Ok(()),
         }
     }
 
-    fn lines(&mut self, bytes: &[u8]) -> io::Result<bool> {
+    fn lines(&mut self, bytes: &[u8]) -> Result<(), StdoutError> {
         let now = Local::now();
         let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 4);
         for line in bytes.split(|b| *b == b'\n') {
@@ -219,20 +228,7 @@ impl Printer {
                 None => self.view.render(&line, parts.as_ref(), &mut out),
             }
         }
-        emit(&out)
-    }
-}
-
-/// Writes to stdout; false when the reader went away.
-fn emit(bytes: &[u8]) -> io::Result<bool> {
-    if bytes.is_empty() {
-        return Ok(true);
-    }
-    let mut stdout = io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Ok(()) => Ok(true),
-        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(false),
-        Err(err) => Err(err),
+        output::write(&out)
     }
 }
 

@@ -4,12 +4,16 @@
 
 pub mod complete;
 pub mod daemon;
+pub mod exit;
 pub mod forward;
 pub mod generate;
 pub mod kill;
 pub mod logs;
+pub mod output;
 pub mod overview;
 pub mod ps;
+pub mod render;
+pub mod sanitize;
 pub mod spawn;
 pub mod style;
 
@@ -22,6 +26,7 @@ use interprocess::local_socket::GenericFilePath;
 use interprocess::local_socket::tokio::Stream;
 use interprocess::local_socket::tokio::prelude::*;
 
+use self::exit::Exit;
 use crate::connection::Connection;
 use crate::paths::Paths;
 use crate::protocol::{ClientContext, ErrorReply, Hello, Request, Response};
@@ -35,7 +40,7 @@ const START_DEADLINE: Duration = Duration::from_secs(5);
 pub struct Failure {
     pub message: String,
     pub hint: Option<String>,
-    pub code: i32,
+    pub code: Exit,
 }
 
 impl Failure {
@@ -43,7 +48,7 @@ impl Failure {
         Failure {
             message: message.into(),
             hint: None,
-            code: 1,
+            code: Exit::Failure,
         }
     }
 
@@ -58,7 +63,7 @@ impl From<ErrorReply> for Failure {
         Failure {
             message: reply.message,
             hint: reply.hint,
-            code: 1,
+            code: Exit::Failure,
         }
     }
 }
@@ -181,10 +186,10 @@ impl Client {
             .hint("use the newer rhizome binary, or `rhizome daemon restart` to run this one")
             .into());
         }
-        eprintln!(
+        output::note(format_args!(
             "rhizome: the running daemon is rhizome {}; restarting it as {} (its processes come back)",
             theirs.version, ours.version
-        );
+        ));
         // `Stop` is the same request in every version.
         self.send(&Request::Stop).await?;
         self.closed().await;
@@ -221,7 +226,7 @@ impl Client {
                 Ok(Some(Response::Notice(notice))) => {
                     match &mut self.notice {
                         Some(show) => show(&notice),
-                        None => eprintln!("rhizome: {notice}"),
+                        None => output::note(format_args!("rhizome: {}", sanitize::text(&notice))),
                     }
                     continue;
                 }

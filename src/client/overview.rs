@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use super::Client;
-use super::ps::human_duration;
+use super::exit::Exit;
+use super::output;
+use super::render::human_duration;
+use super::sanitize;
 use super::style::{BOLD, DIM, GOOD, Paint};
 use crate::paths::Paths;
 use crate::protocol::{DaemonStatus, Hello, Request, Response};
@@ -32,7 +35,7 @@ const COMMANDS: [(&str, &str); 7] = [
     ),
 ];
 
-pub fn run() -> anyhow::Result<i32> {
+pub fn run() -> anyhow::Result<Exit> {
     let paint = Paint::stdout();
     let mut text = format!(
         "{} {}  keeps helper processes and kubectl tunnels alive\n\n",
@@ -54,7 +57,7 @@ pub fn run() -> anyhow::Result<i32> {
             text += "daemon     not running  (the first command that needs it starts it)\n\
                      processes  none\n";
         }
-        Err(why) => text += &format!("daemon     {why}\n"),
+        Err(why) => text += &format!("daemon     {}\n", sanitize::text(&why)),
     }
     text += "\nCommands:\n";
     for (command, what) in COMMANDS {
@@ -62,8 +65,8 @@ pub fn run() -> anyhow::Result<i32> {
     }
     text += "\n`rhizome --help` lists everything; `rhizome completions --help` sets up TAB \
              completion.\n";
-    print!("{text}");
-    Ok(0)
+    output::print(text)?;
+    Ok(Exit::Success)
 }
 
 /// The daemon's status if one runs; `Ok(None)` when none does; why not when that is unclear.

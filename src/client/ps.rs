@@ -6,30 +6,34 @@ use chrono::{DateTime, Local, SecondsFormat};
 use comfy_table::{Table, presets};
 use serde_json::json;
 
+use super::exit::Exit;
+use super::output::{self, note};
+use super::render::{human_duration, tidy};
+use super::sanitize;
 use super::style::{self, Paint};
 use super::{Client, unexpected};
 use crate::cli::PsArgs;
 use crate::paths::Paths;
 use crate::protocol::{ProcessInfo, Request, Response};
 
-pub async fn run(paths: &Paths, args: &PsArgs) -> anyhow::Result<i32> {
+pub async fn run(paths: &Paths, args: &PsArgs) -> anyhow::Result<Exit> {
     let mut client = Client::connect_or_start(paths).await?;
     let processes = match client.call(&Request::Ps { all: args.all }).await? {
         Response::Ps(processes) => processes,
         other => return Err(unexpected(other)),
     };
     if args.json {
-        println!("{}", to_json(&processes));
+        output::println(to_json(&processes))?;
     } else if !processes.is_empty() {
-        println!("{}", to_table(&processes, Paint::stdout()));
+        output::println(to_table(&processes, Paint::stdout()))?;
     } else if std::io::stdout().is_terminal() {
         // Said to people only: a script reading stdout gets the empty table it asked for.
-        eprintln!(
+        note(format_args!(
             "no {}processes; start one with `rhizome run -- CMD`",
             if args.all { "" } else { "running " }
-        );
+        ));
     }
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 /// `{"running": [...], "count": N}`, the shape of the original design's `/ps`; with `--all`,
@@ -75,7 +79,8 @@ fn entry(p: &ProcessInfo) -> serde_json::Value {
 }
 
 /// The aligned table; statuses are colored when `paint` is on (the table measures text without
-/// its color codes, so the columns stay aligned).
+/// its color codes, so the columns stay aligned). Names and addresses come from outside and are
+/// shown escaped, in a pipe too: the table is for people.
 fn to_table(processes: &[ProcessInfo], paint: Paint) -> Table {
     let tunnels = processes.iter().any(|p| p.tunnel.is_some());
     let mut table = Table::new();
@@ -87,7 +92,7 @@ fn to_table(processes: &[ProcessInfo], paint: Paint) -> Table {
     for p in processes {
         let mut row = vec![
             p.id.to_string(),
-            p.name.clone(),
+            sanitize::field(&p.name).into_owned(),
             p.pid
                 .map(|pid| pid.to_string())
                 .unwrap_or_else(|| "-".into()),
@@ -101,8 +106,12 @@ fn to_table(processes: &[ProcessInfo], paint: Paint) -> Table {
         ];
         if tunnels {
             let tunnel = p.tunnel.as_ref();
-            row.push(tunnel.map(|t| t.local.clone()).unwrap_or_default());
-            row.push(tunnel.and_then(|t| t.upstream.clone()).unwrap_or_default());
+            let cell = |text: Option<&String>| {
+                text.map(|t| sanitize::field(t).into_owned())
+                    .unwrap_or_default()
+            };
+            row.push(cell(tunnel.map(|t| &t.local)));
+            row.push(cell(tunnel.and_then(|t| t.upstream.as_ref())));
         }
         table.add_row(row);
     }
@@ -110,37 +119,33 @@ fn to_table(processes: &[ProcessInfo], paint: Paint) -> Table {
     table
 }
 
-/// Two spaces between columns and none after the last, like `ls -l`.
-pub fn tidy(table: &mut Table) {
-    let last = table.column_count().saturating_sub(1);
-    for (i, column) in table.column_iter_mut().enumerate() {
-        column.set_padding((0, if i == last { 0 } else { 2 }));
-    }
-}
-
-/// `3s`, `2m`, `1h4m`, `2d3h`: the two largest units, as people say it.
-pub fn human_duration(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m"),
-        (0, _, 0) => format!("{h}h"),
-        (0, _, _) => format!("{h}h{m}m"),
-        (_, 0, _) => format!("{d}d"),
-        (_, _, _) => format!("{d}d{h}h"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::human_duration;
+    use super::*;
+    use crate::protocol::{Kind, RestartPolicy, Status};
 
     #[test]
-    fn durations_read_like_speech() {
-        assert_eq!(human_duration(3), "3s");
-        assert_eq!(human_duration(150), "2m");
-        assert_eq!(human_duration(3840), "1h4m");
-        assert_eq!(human_duration(7200), "2h");
-        assert_eq!(human_duration(2 * 86400 + 3 * 3600 + 5), "2d3h");
+    fn names_cannot_drive_the_terminal_even_in_a_pipe() {
+        let hostile = ProcessInfo {
+            id: 1,
+            name: "evil\x1b]0;title\x07\rname".into(),
+            kind: Kind::Run,
+            command: vec!["sleep".into(), "1000".into()],
+            pid: Some(42),
+            // Uncolored even under `--color always`: the only escapes would be the name's.
+            status: Status::Lost,
+            restart: RestartPolicy::Never,
+            started_at_ms: 0,
+            uptime_secs: 3,
+            restarts: 0,
+            detail: None,
+            tunnel: None,
+        };
+        let table = to_table(&[hostile], Paint::stdout()).to_string();
+        assert!(
+            !table.contains('\x1b') && !table.contains('\r'),
+            "{table:?}"
+        );
+        assert!(table.contains(r"evil\x1b]0;title\x07\rname"), "{table}");
     }
 }

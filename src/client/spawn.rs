@@ -5,13 +5,16 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use super::exit::Exit;
+use super::output;
+use super::sanitize;
 use super::{Client, Failure, unexpected};
 use crate::cli::{RunArgs, SleeperArgs};
 use crate::names;
 use crate::paths::Paths;
 use crate::protocol::{CommandKind, Request, Response, RestartPolicy, SpawnRequest};
 
-pub async fn sleeper(paths: &Paths, args: &SleeperArgs) -> anyhow::Result<i32> {
+pub async fn sleeper(paths: &Paths, args: &SleeperArgs) -> anyhow::Result<Exit> {
     let exe = std::env::current_exe().context("could not find the rhizome executable")?;
     let argv: [std::ffi::OsString; 6] = [
         exe.into_os_string(),
@@ -31,7 +34,7 @@ pub async fn sleeper(paths: &Paths, args: &SleeperArgs) -> anyhow::Result<i32> {
     start(paths, request).await
 }
 
-pub async fn run(paths: &Paths, args: &RunArgs) -> anyhow::Result<i32> {
+pub async fn run(paths: &Paths, args: &RunArgs) -> anyhow::Result<Exit> {
     let name = name(args)?;
     let request = SpawnRequest {
         name,
@@ -62,7 +65,7 @@ fn name(args: &RunArgs) -> Result<String, Failure> {
     }
 }
 
-async fn start(paths: &Paths, request: SpawnRequest) -> anyhow::Result<i32> {
+async fn start(paths: &Paths, request: SpawnRequest) -> anyhow::Result<Exit> {
     let mut client = Client::connect_or_start(paths).await?;
     match client.call(&Request::Spawn(request)).await? {
         Response::Spawned(info) => {
@@ -70,8 +73,12 @@ async fn start(paths: &Paths, request: SpawnRequest) -> anyhow::Result<i32> {
                 .pid
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "-".into());
-            println!("started {}  id={}  pid={pid}", info.name, info.id);
-            Ok(0)
+            output::println(format_args!(
+                "started {}  id={}  pid={pid}",
+                sanitize::field(&info.name),
+                info.id
+            ))?;
+            Ok(Exit::Success)
         }
         other => Err(unexpected(other)),
     }

@@ -1,0 +1,77 @@
+//! Exit codes as a type: what each code means is said once, here, and `main` is the one place
+//! that turns it into the process's status (fd's `exit_codes.rs` is the model).
+
+use std::process::ExitCode;
+
+/// How a command ended, as the shell sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Done as asked; also a reader that went away early (`rhizome ps | head -1`).
+    Success,
+    /// The request failed, or stdout could not take the answer: the `error:` line says which.
+    Failure,
+    /// The command line was wrong. clap exits with this code by itself; it is named here so
+    /// that every code rhizome uses is.
+    Usage,
+    /// `daemon status` found no daemon.
+    NotRunning,
+    /// Ctrl-C ended the command: 128 + SIGINT, as a shell reports it.
+    Interrupted,
+}
+
+impl Exit {
+    pub const fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::NotRunning => 3,
+            Exit::Interrupted => 130,
+        }
+    }
+
+    /// The status of one of rhizome's other roles (the daemon in the foreground, the sleeper,
+    /// the simulated kubectl), which end with 0 or 1.
+    pub const fn of_status(status: i32) -> Exit {
+        if status == 0 {
+            Exit::Success
+        } else {
+            Exit::Failure
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Exit;
+    use crate::cli::Cli;
+
+    #[test]
+    fn usage_is_the_code_clap_exits_with() {
+        let err = Cli::try_parse_from(["rhizome", "--no-such-flag"]).unwrap_err();
+        assert_eq!(err.exit_code(), i32::from(Exit::Usage.code()));
+    }
+
+    #[test]
+    fn codes_are_the_documented_ones() {
+        let codes = [
+            Exit::Success,
+            Exit::Failure,
+            Exit::Usage,
+            Exit::NotRunning,
+            Exit::Interrupted,
+        ]
+        .map(Exit::code);
+        assert_eq!(codes, [0, 1, 2, 3, 130]);
+        assert_eq!(Exit::of_status(0), Exit::Success);
+        assert_eq!(Exit::of_status(1), Exit::Failure);
+    }
+}
