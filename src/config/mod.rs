@@ -318,7 +318,7 @@ pub fn path(paths: &Paths) -> PathBuf {
 }
 
 /// The built-in targets: the original design's database works out of the box.
-pub const BUILT_IN: &str = include_str!("default.toml");
+pub const BUILT_IN: &str = include_str!("../default.toml");
 
 /// Reads the config; a missing file is an empty config. Built-in targets are not included (see
 /// `load_with_built_ins`).
