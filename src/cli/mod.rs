@@ -2,14 +2,15 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::NaiveTime;
 use clap::{Args, Parser, Subcommand, ValueHint};
 use clap_complete::Shell;
 
-use crate::protocol::RestartPolicy;
+mod values;
+
+pub use self::values::{Restart, Since};
+use self::values::{parse_interval, parse_pattern, parse_seconds};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -193,91 +194,6 @@ pub struct LogsArgs {
     pub target: String,
 }
 
-/// `--since`: how far back `logs` looks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Since {
-    /// This long before now.
-    Ago(Duration),
-    /// The latest moment, at or before now, with this time of day.
-    At(NaiveTime),
-}
-
-impl FromStr for Since {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Since, String> {
-        let text = text.trim();
-        if text.contains(':') {
-            return NaiveTime::parse_from_str(text, "%H:%M:%S")
-                .or_else(|_| NaiveTime::parse_from_str(text, "%H:%M"))
-                .map(Since::At)
-                .map_err(|_| format!("`{text}` is not a time of day; write 14:30 or 14:30:15"));
-        }
-        let bad = || format!("`{text}` is not a duration; write 90s, 10m, 1h30m or 2d");
-        let mut total = 0u64;
-        let mut number = String::new();
-        for c in text.chars() {
-            if c.is_ascii_digit() {
-                number.push(c);
-                continue;
-            }
-            let unit = match c {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86400,
-                _ => return Err(bad()),
-            };
-            let n: u64 = number.parse().map_err(|_| bad())?;
-            total = n
-                .checked_mul(unit)
-                .and_then(|s| total.checked_add(s))
-                .ok_or_else(bad)?;
-            number.clear();
-        }
-        if !number.is_empty() || text.is_empty() {
-            return Err(bad());
-        }
-        Ok(Since::Ago(Duration::from_secs(total)))
-    }
-}
-
-/// `--timeout SECS`: a number of seconds, fractions allowed.
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-        .ok_or_else(|| format!("`{text}` is not a number of seconds of 0 or more"))
-}
-
-/// `sleeper --interval SECS`: as `--timeout`, so never NaN, infinite or negative.
-fn parse_interval(text: &str) -> Result<f64, String> {
-    parse_seconds(text).map(|interval| interval.as_secs_f64())
-}
-
-/// `run --restart`: when a command that ended by itself starts again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Restart {
-    Never,
-    OnFailure,
-    Always,
-}
-
-impl From<Restart> for RestartPolicy {
-    fn from(restart: Restart) -> RestartPolicy {
-        match restart {
-            Restart::Never => RestartPolicy::Never,
-            Restart::OnFailure => RestartPolicy::OnFailure,
-            Restart::Always => RestartPolicy::Always,
-        }
-    }
-}
-
-fn parse_pattern(text: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(text).map_err(|err| format!("not a regular expression: {err}"))
-}
-
 #[derive(Debug, Args)]
 pub struct KillArgs {
     /// Ids, names or pids of the processes to stop
@@ -359,26 +275,6 @@ pub struct TargetsArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn since_reads_durations_and_times_of_day() {
-        let ago = |s| Since::Ago(Duration::from_secs(s));
-        assert_eq!("90s".parse(), Ok(ago(90)));
-        assert_eq!("10m".parse(), Ok(ago(600)));
-        assert_eq!("1h30m".parse(), Ok(ago(5400)));
-        assert_eq!("2d".parse(), Ok(ago(172800)));
-        assert_eq!(
-            "14:30".parse(),
-            Ok(Since::At(NaiveTime::from_hms_opt(14, 30, 0).unwrap()))
-        );
-        assert_eq!(
-            "14:30:15".parse(),
-            Ok(Since::At(NaiveTime::from_hms_opt(14, 30, 15).unwrap()))
-        );
-        for bad in ["", "10", "m", "10x", "1h30", "25:00", "ten minutes"] {
-            assert!(bad.parse::<Since>().is_err(), "{bad:?} should be refused");
-        }
-    }
 
     #[test]
     fn sleeper_intervals_are_numbers_of_seconds() {

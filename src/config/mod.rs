@@ -3,13 +3,21 @@
 //! do unbounded work.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
 
 use crate::paths::Paths;
+
+mod ranges;
+
+pub use self::ranges::{
+    BACKOFF_MAX_SECS, KEEP_FILES, LOCAL_PORT, MAX_FILE_BYTES, PROBE_INTERVAL_SECS, RANGES,
+    REMOTE_PORT, Range,
+};
+use self::ranges::{
+    backoff_max_secs, keep_files, local_port, max_file_bytes, probe_interval_secs, remote_port,
+};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -172,132 +180,6 @@ impl LogsConfig {
     }
 }
 
-/// The whole numbers one setting accepts. A value outside them is refused where it stands in the
-/// file: every loop and timer the settings drive stays bounded (a `keep_files` of 100000000 once
-/// had `logs` look for a hundred million files, and the daemon's shutdown with it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Range {
-    /// The key as it is written in the file.
-    pub key: &'static str,
-    pub min: u64,
-    pub max: u64,
-}
-
-pub const MAX_FILE_BYTES: Range = Range {
-    key: "max_file_bytes",
-    min: 4096,
-    max: 1 << 30,
-};
-pub const KEEP_FILES: Range = Range {
-    key: "keep_files",
-    min: 1,
-    max: 100,
-};
-pub const BACKOFF_MAX_SECS: Range = Range {
-    key: "backoff_max_secs",
-    min: 1,
-    max: 3600,
-};
-pub const PROBE_INTERVAL_SECS: Range = Range {
-    key: "probe_interval_secs",
-    min: 0,
-    max: 3600,
-};
-pub const LOCAL_PORT: Range = Range {
-    key: "local_port",
-    min: 0,
-    max: 65535,
-};
-pub const REMOTE_PORT: Range = Range {
-    key: "remote_port",
-    min: 1,
-    max: 65535,
-};
-
-/// Every numeric setting's range, as the README's configuration section lists them.
-pub const RANGES: [Range; 6] = [
-    MAX_FILE_BYTES,
-    KEEP_FILES,
-    BACKOFF_MAX_SECS,
-    PROBE_INTERVAL_SECS,
-    LOCAL_PORT,
-    REMOTE_PORT,
-];
-
-impl Range {
-    pub fn contains(&self, value: u64) -> bool {
-        (self.min..=self.max).contains(&value)
-    }
-
-    /// Reads the setting's value; the toml deserializer puts the value's position on the error.
-    fn read<'de, D, T>(self, deserializer: D) -> Result<T, D::Error>
-    where
-        D: Deserializer<'de>,
-        T: TryFrom<u64>,
-    {
-        let value = deserializer.deserialize_u64(self)?;
-        T::try_from(value).map_err(|_| de::Error::custom(self.refusal(value)))
-    }
-
-    fn refusal(&self, value: impl fmt::Display) -> String {
-        format!(
-            "`{}` must be from {} to {}, not {value}",
-            self.key, self.min, self.max
-        )
-    }
-}
-
-impl Visitor<'_> for Range {
-    type Value = u64;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "`{}` to be a whole number from {} to {}",
-            self.key, self.min, self.max
-        )
-    }
-
-    fn visit_u64<E: de::Error>(self, value: u64) -> Result<u64, E> {
-        if self.contains(value) {
-            Ok(value)
-        } else {
-            Err(E::custom(self.refusal(value)))
-        }
-    }
-
-    fn visit_i64<E: de::Error>(self, value: i64) -> Result<u64, E> {
-        match u64::try_from(value) {
-            Ok(value) => self.visit_u64(value),
-            Err(_) => Err(E::custom(self.refusal(value))),
-        }
-    }
-}
-
-fn max_file_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    MAX_FILE_BYTES.read(d)
-}
-
-fn keep_files<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    KEEP_FILES.read(d)
-}
-
-fn backoff_max_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    BACKOFF_MAX_SECS.read(d)
-}
-
-fn probe_interval_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    PROBE_INTERVAL_SECS.read(d)
-}
-
-fn local_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
-    LOCAL_PORT.read(d).map(Some)
-}
-
-fn remote_port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
-    REMOTE_PORT.read(d)
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("could not read the config file {path}: {source}")]
@@ -385,149 +267,4 @@ pub fn parse(text: &str) -> Result<Config, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unknown_keys_are_named_with_their_position() {
-        let err = parse("[logs]\nmax_file_bytes = 100\nkeep = 3\n").unwrap_err();
-        assert!(
-            err.starts_with("line 3, column 1: unknown field `keep`"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn the_users_file_adds_to_and_overrides_the_built_ins() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("rhizome.toml");
-        std::fs::write(
-            &path,
-            "[environments.na-prod]\nnamespace = \"mine\"\n\n[environments.na-prod.databases.extra]\nsql_connection = \"p:r:extra\"\n",
-        )
-        .unwrap();
-        let config = load_with_built_ins(&path).unwrap();
-        let env = &config.environments["na-prod"];
-        assert_eq!(env.namespace.as_deref(), Some("mine"));
-        assert_eq!(env.deployment.as_deref(), Some("gke-cloudsql-access"));
-        assert!(env.databases.contains_key("billing-bookkeeper"));
-        assert!(env.databases.contains_key("extra"));
-    }
-
-    #[test]
-    fn numbers_outside_their_range_are_refused_at_the_value() {
-        let service = "[environments.e.services.s]\nresource = \"svc/x\"\n";
-        for (text, expected) in [
-            (
-                "[logs]\nkeep_files = 100000000\n".to_string(),
-                "line 2, column 14: `keep_files` must be from 1 to 100, not 100000000",
-            ),
-            (
-                "[logs]\nkeep_files = 0\n".into(),
-                "line 2, column 14: `keep_files` must be from 1 to 100, not 0",
-            ),
-            (
-                "[logs]\nkeep_files = -3\n".into(),
-                "line 2, column 14: `keep_files` must be from 1 to 100, not -3",
-            ),
-            (
-                "[logs]\nmax_file_bytes = 100\n".into(),
-                "line 2, column 18: `max_file_bytes` must be from 4096 to 1073741824, not 100",
-            ),
-            (
-                "[logs]\nmax_file_bytes = 1073741825\n".into(),
-                "line 2, column 18: `max_file_bytes` must be from 4096 to 1073741824, not 1073741825",
-            ),
-            (
-                "[forward]\nbackoff_max_secs = 0\n".into(),
-                "line 2, column 20: `backoff_max_secs` must be from 1 to 3600, not 0",
-            ),
-            (
-                "[forward]\nprobe_interval_secs = 86400\n".into(),
-                "line 2, column 23: `probe_interval_secs` must be from 0 to 3600, not 86400",
-            ),
-            (
-                format!("{service}remote_port = 0\n"),
-                "line 3, column 15: `remote_port` must be from 1 to 65535, not 0",
-            ),
-            (
-                format!("{service}remote_port = 80\nlocal_port = 70000\n"),
-                "line 4, column 14: `local_port` must be from 0 to 65535, not 70000",
-            ),
-            (
-                "[environments.e.databases.d]\nsql_connection = \"p:r:d\"\nlocal_port = -1\n"
-                    .into(),
-                "line 3, column 14: `local_port` must be from 0 to 65535, not -1",
-            ),
-            (
-                "[logs]\nkeep_files = 2.5\n".into(),
-                "line 2, column 14: invalid type: floating point `2.5`, expected `keep_files` to be a whole number from 1 to 100",
-            ),
-            (
-                "[logs]\nkeep_files = \"3\"\n".into(),
-                "line 2, column 14: invalid type: string \"3\", expected `keep_files` to be a whole number from 1 to 100",
-            ),
-        ] {
-            let err = parse(&text).unwrap_err();
-            assert_eq!(err, expected, "{text}");
-        }
-    }
-
-    #[test]
-    fn every_range_takes_its_ends_and_refuses_past_them() {
-        let file = |key: &str, value: i128| match key {
-            "max_file_bytes" | "keep_files" => format!("[logs]\n{key} = {value}\n"),
-            "backoff_max_secs" | "probe_interval_secs" => format!("[forward]\n{key} = {value}\n"),
-            "remote_port" => format!(
-                "[environments.e.services.s]\nresource = \"svc/x\"\nremote_port = {value}\n"
-            ),
-            "local_port" => format!(
-                "[environments.e.services.s]\nresource = \"svc/x\"\nremote_port = 1\nlocal_port = {value}\n"
-            ),
-            other => panic!("no test file for `{other}`"),
-        };
-        for range in RANGES {
-            for inside in [range.min, range.max] {
-                let text = file(range.key, inside.into());
-                assert!(parse(&text).is_ok(), "{text}: {:?}", parse(&text).err());
-            }
-            for outside in [i128::from(range.min) - 1, i128::from(range.max) + 1] {
-                let text = file(range.key, outside);
-                let err = parse(&text).unwrap_err();
-                assert!(
-                    err.contains(&format!("`{}` must be from", range.key)),
-                    "{err}"
-                );
-            }
-        }
-        let config = parse("[logs]\nmax_file_bytes = 4096\nkeep_files = 100\n").unwrap();
-        assert_eq!(
-            config.logs.rotation(),
-            Rotation {
-                max_bytes: 4096,
-                keep: 100
-            }
-        );
-    }
-
-    #[test]
-    fn the_readme_documents_every_range() {
-        let readme = include_str!("../README.md");
-        for range in RANGES {
-            let row = format!("| `{}` | {} to {} |", range.key, range.min, range.max);
-            assert!(readme.contains(&row), "README.md lacks the row `{row}`");
-        }
-    }
-
-    #[test]
-    fn columns_count_characters() {
-        let err = parse("kubectl = \"kübectl\"; [logs]\n").unwrap_err();
-        assert!(err.starts_with("line 1, column 20: "), "{err}");
-    }
-
-    #[test]
-    fn an_empty_file_is_the_default() {
-        let config = parse("").unwrap();
-        assert_eq!(config.logs.rotation(), Rotation::default());
-    }
-}
+mod tests;
