@@ -41,6 +41,10 @@ pub async fn run(paths: &Paths, args: &KillArgs) -> anyhow::Result<Exit> {
                 report.id,
                 elapsed_ms as f64 / 1000.0
             ))?,
+            KillOutcome::AlreadyKilled { signal } => output::println(format_args!(
+                "killed {name}  id={}  pid={pid}  (another kill was already ending it; {signal})",
+                report.id
+            ))?,
             KillOutcome::NotRunning => output::println(format_args!(
                 "stopped {name}  id={}  (it was not running; it will not be restarted)",
                 report.id

@@ -14,11 +14,18 @@ use nix::sys::signal::{Signal as OsSignal, killpg};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
+use super::spawner::Spawner;
 use crate::protocol::Signal;
 
-/// Starts `argv` with exactly `env` in `cwd`, output piped for capture, stdin empty. The program is
-/// looked up in the `PATH` of `env`, never run through a shell.
-pub fn spawn(argv: &[OsString], env: &[(OsString, OsString)], cwd: &Path) -> io::Result<Child> {
+/// Starts `argv` with exactly `env` (and the daemon's mark) in `cwd`, output piped for capture,
+/// stdin empty, from the spawning thread. The program is looked up in the `PATH` of `env`, never
+/// run through a shell.
+pub async fn spawn(
+    spawner: &Spawner,
+    argv: &[OsString],
+    env: &[(OsString, OsString)],
+    cwd: &Path,
+) -> io::Result<Child> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the command is empty"))?;
@@ -33,7 +40,7 @@ pub fn spawn(argv: &[OsString], env: &[(OsString, OsString)], cwd: &Path) -> io:
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
-    command.spawn()
+    spawner.spawn(command).await
 }
 
 /// Describes a spawn error as the user should read it.
@@ -123,6 +130,23 @@ pub async fn end_group(pgid: u32, grace: Duration) {
     signal_group(pgid, OsSignal::SIGTERM);
     if tokio::time::timeout(grace, group_gone(pgid)).await.is_err() {
         signal_group(pgid, OsSignal::SIGKILL);
+    }
+}
+
+/// Ends one process that leads no group: SIGTERM, then SIGKILL after `grace`.
+pub async fn end_process(pid: u32, grace: Duration) {
+    let target = Pid::from_raw(pid as i32);
+    let alive = || nix::sys::signal::kill(target, None).is_ok();
+    let _ = nix::sys::signal::kill(target, OsSignal::SIGTERM);
+    let gone = async {
+        let mut interval = Duration::from_millis(2);
+        while alive() {
+            tokio::time::sleep(interval).await;
+            interval = (interval * 2).min(MAX_POLL);
+        }
+    };
+    if tokio::time::timeout(grace, gone).await.is_err() {
+        let _ = nix::sys::signal::kill(target, OsSignal::SIGKILL);
     }
 }
 

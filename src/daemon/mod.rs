@@ -11,8 +11,10 @@ pub mod logs;
 pub mod process;
 mod restore;
 mod server;
+pub mod spawner;
 pub mod state;
 pub mod supervise;
+mod sweep;
 pub mod table;
 
 use std::io::{self, Read, Write};
@@ -29,6 +31,10 @@ use self::table::Table;
 use crate::config::Rotation;
 use crate::lock::{self, Lock};
 use crate::paths::Paths;
+use crate::protocol::ErrorReply;
+
+/// How long a child whose start could not be saved gets to stop.
+const UNDO_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// State shared by every task of the daemon.
 pub struct Daemon {
@@ -52,12 +58,20 @@ pub struct Daemon {
     pub notice: std::sync::Mutex<Option<String>>,
     /// The proxy port each database target was last found on, a head start for its next tunnel.
     pub proxy_ports: supervise::tunnel::ProxyPorts,
+    /// Starts every child, marked as this daemon's (see `spawner.rs`).
+    pub spawner: spawner::Spawner,
 }
 
 impl Daemon {
     /// A daemon with an empty table, whose logs go through `writer`.
-    pub fn new(paths: Paths, writer: LogWriter, rotation: Rotation) -> Arc<Daemon> {
+    pub fn new(
+        paths: Paths,
+        writer: LogWriter,
+        rotation: Rotation,
+        spawner: spawner::Spawner,
+    ) -> Arc<Daemon> {
         Arc::new(Daemon {
+            spawner,
             store: state::Store::new(&paths.state),
             paths,
             table: Table::default(),
@@ -101,7 +115,7 @@ impl Daemon {
     }
 
     /// The refusal of anything new once the daemon is stopping.
-    pub fn refuse_if_stopping(&self) -> Result<(), crate::protocol::ErrorReply> {
+    pub fn refuse_if_stopping(&self) -> Result<(), ErrorReply> {
         if self.stop.is_cancelled() {
             return Err(crate::protocol::ErrorReply::new(
                 "the daemon is stopping and starts nothing new",
@@ -133,23 +147,45 @@ impl Daemon {
 
     /// Writes the state file now. Called before a new process is reported started, so that what a
     /// user was told runs is on disk before a crash could lose it.
-    pub async fn persist(self: &Arc<Self>) {
+    ///
+    /// The error names the file: a start that cannot be saved is undone by its caller.
+    pub async fn persist(self: &Arc<Self>) -> Result<(), String> {
         let daemon = self.clone();
-        let saved =
-            tokio::task::spawn_blocking(move || daemon.store.save(|| daemon.snapshot())).await;
-        if let Ok(Err(err)) = saved {
-            tracing::error!(
-                "could not save the state file in {}: {err}",
-                self.paths.state.display()
+        let saved = tokio::task::spawn_blocking(move || daemon.store.save(|| daemon.snapshot()))
+            .await
+            .unwrap_or_else(|err| Err(std::io::Error::other(err)));
+        saved.map_err(|err| {
+            let message = format!(
+                "could not save the state file {}: {err}",
+                self.store.path().display()
             );
-        }
+            tracing::error!("{message}");
+            message
+        })
+    }
+
+    /// Saves the state after a start; a start that cannot be saved is undone (the child stopped,
+    /// the entry failed), since after a crash the next daemon would not know it.
+    pub async fn persist_start(
+        self: &Arc<Self>,
+        process: &process::Process,
+    ) -> Result<(), ErrorReply> {
+        let Err(message) = self.persist().await else {
+            return Ok(());
+        };
+        process.kill(UNDO_GRACE).await;
+        process.set_phase(process::Phase::Failed(message.clone()));
+        Err(
+            ErrorReply::new(format!("{} was stopped again: {message}", process.name))
+                .with_hint("free space on that disk (or fix its permissions) and start it again"),
+        )
     }
 
     /// Rewrites the state file whenever the table changes, coalescing bursts of changes.
     pub async fn keep_state_saved(self: Arc<Self>) {
         loop {
             self.store.changed.notified().await;
-            self.persist().await;
+            let _ = self.persist().await;
         }
     }
 
@@ -309,7 +345,15 @@ fn serve(paths: Paths, mut lock: Lock, ready: Option<io::PipeWriter>) -> i32 {
     if let Some(mut pipe) = ready {
         let _ = write!(pipe, "ready {}", std::process::id());
     }
-    let daemon = Daemon::new(paths, writer, rotation);
+    let mark = spawner::Mark::new(&paths.home);
+    let spawner = match spawner::Spawner::start(runtime.handle().clone(), mark) {
+        Ok(spawner) => spawner,
+        Err(err) => {
+            tracing::error!("could not start the spawning thread: {err}");
+            return 1;
+        }
+    };
+    let daemon = Daemon::new(paths, writer, rotation, spawner);
     let result = runtime.block_on(server::run(daemon, listener));
     // Every log handle is gone with the runtime's tasks; the writer thread then drains and ends.
     drop(runtime);

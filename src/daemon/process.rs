@@ -320,12 +320,28 @@ impl Process {
 
     /// Asks the supervisor to stop the process and waits for what happened. A process whose
     /// supervisor has already finished was not running.
+    ///
+    /// Of kills that arrive together, the supervisor acts on the first; the others learn how that
+    /// one ended once the process is final.
     pub async fn kill(&self, grace: Duration) -> KillOutcome {
-        let (reply, answer) = oneshot::channel();
-        if self.orders.send(KillOrder { grace, reply }).await.is_err() {
+        if self.is_final() {
             return KillOutcome::NotRunning;
         }
-        answer.await.unwrap_or(KillOutcome::NotRunning)
+        let (reply, answer) = oneshot::channel();
+        if self.orders.send(KillOrder { grace, reply }).await.is_ok()
+            && let Ok(outcome) = answer.await
+        {
+            return outcome;
+        }
+        let mut state = self.watch();
+        let last = state
+            .wait_for(|s| s.phase.is_final())
+            .await
+            .map(|s| s.phase.clone());
+        match last {
+            Ok(Phase::Killed(Some(signal))) => KillOutcome::AlreadyKilled { signal },
+            _ => KillOutcome::NotRunning,
+        }
     }
 
     pub fn info(&self) -> ProcessInfo {

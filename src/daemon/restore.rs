@@ -59,14 +59,16 @@ pub async fn restore(daemon: &Arc<Daemon>) {
         daemon.table.restore(process.clone(), file.next_id);
         restored.push((process, orders, orphans, spec));
     }
+    // Part of the shutdown like a supervisor: a daemon stopping meanwhile starts nothing more.
+    let tracker = daemon.supervisors.clone();
     let daemon = daemon.clone();
-    tokio::spawn(async move {
+    tracker.spawn(async move {
         let sweeps = restored
             .iter()
             .flat_map(|(_, _, orphans, _)| orphans.iter().map(|o| end_orphan(*o)));
         futures_util::future::join_all(sweeps).await;
         for (process, orders, _, spec) in restored {
-            if process.is_final() {
+            if process.is_final() || daemon.stop.is_cancelled() {
                 continue;
             }
             daemon

@@ -17,7 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing_appender::non_blocking::WorkerGuard;
 
 use super::Daemon;
-use super::{handle, restore};
+use super::{handle, restore, sweep};
 use crate::paths::Paths;
 
 /// Clients served at once; each costs a socket and a task. More wait in the backlog.
@@ -108,6 +108,7 @@ pub async fn run(daemon: Arc<Daemon>, listener: Listener) -> anyhow::Result<()> 
         std::process::id(),
         daemon.paths.socket.display()
     );
+    sweep::sweep(&daemon).await;
     restore::restore(&daemon).await;
     tokio::spawn(daemon.clone().keep_state_saved());
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));

@@ -119,6 +119,11 @@ impl Store {
         }
     }
 
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Reads the state left by the previous daemon. A file that cannot be used is moved aside to
     /// `state/rejected-<time>.json`: the daemon never refuses to start because of its own files.
     pub fn load(&self) -> Loaded {

@@ -159,6 +159,8 @@ pub enum KillOutcome {
     /// It was not running (finished, or waiting to restart); nothing was signalled, and it
     /// will not be restarted.
     NotRunning,
+    /// Another kill was ending it already; this is how that ended.
+    AlreadyKilled { signal: Signal },
 }
 
 /// The two signals `kill` sends.

@@ -55,7 +55,9 @@ pub async fn open(
     let fresh = match fresh {
         Some(orders) => {
             start_tunnel(daemon, &process, orders);
-            daemon.persist().await;
+            if let Err(reply) = daemon.persist_start(&process).await {
+                return conn.send(&Response::Error(reply)).await;
+            }
             true
         }
         None => false,

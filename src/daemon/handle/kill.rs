@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use crate::daemon::Daemon;
 use crate::daemon::process::Process;
-use crate::protocol::{KillReport, KillRequest, Response};
+use crate::protocol::{ErrorReply, KillReport, KillRequest, Response};
 
-pub(super) async fn kill(daemon: &Daemon, request: KillRequest) -> Response {
+pub(super) async fn kill(daemon: &Arc<Daemon>, request: KillRequest) -> Response {
     let targets: Vec<Arc<Process>> = if request.all {
         daemon.table.list(false)
     } else {
@@ -33,5 +33,21 @@ pub(super) async fn kill(daemon: &Daemon, request: KillRequest) -> Response {
             outcome,
         }
     });
-    Response::Killed(futures_util::future::join_all(kills).await)
+    let reports = futures_util::future::join_all(kills).await;
+    // On disk before it is answered: a daemon that dies now must not bring them back.
+    if let Err(message) = daemon.persist().await {
+        return Response::Error(
+            ErrorReply::new(format!(
+                "stopped {}, but {message}; they may come back if the daemon restarts",
+                names(&reports)
+            ))
+            .with_hint("free space on that disk, then run the kill again"),
+        );
+    }
+    Response::Killed(reports)
+}
+
+fn names(reports: &[KillReport]) -> String {
+    let names: Vec<&str> = reports.iter().map(|r| r.name.as_str()).collect();
+    names.join(", ")
 }

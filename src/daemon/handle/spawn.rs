@@ -41,8 +41,10 @@ pub(super) async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Respon
                 Ok(run),
                 orders,
             ));
-            daemon.persist().await;
-            Response::Spawned(process.info())
+            match daemon.persist_start(&process).await {
+                Ok(()) => Response::Spawned(process.info()),
+                Err(reply) => Response::Error(reply),
+            }
         }
         Err(reason) => {
             process.set_phase(Phase::Failed(reason.clone()));

@@ -126,6 +126,7 @@ mod tests {
     use crate::config::Rotation;
     use crate::daemon::logs::writer::LogWriter;
     use crate::daemon::process::{Context, Work};
+    use crate::daemon::spawner::{Mark, Spawner};
     use crate::paths::Paths;
     use crate::protocol::CommandKind;
 
@@ -134,7 +135,9 @@ mod tests {
         let paths = Paths::under(home.path());
         paths.ensure_dirs().unwrap();
         let (writer, _thread) = LogWriter::start().unwrap();
-        Daemon::new(paths, writer, Rotation::default())
+        let mark = Mark::new(&paths.home);
+        let spawner = Spawner::start(tokio::runtime::Handle::current(), mark).unwrap();
+        Daemon::new(paths, writer, Rotation::default(), spawner)
     }
 
     /// A command that can never start, restarted always: its runs take no time at all, so the

@@ -50,7 +50,7 @@ pub async fn start_child(
     tap: Option<Tap>,
 ) -> Result<Run, String> {
     let context = process.context();
-    let mut child = match child::spawn(argv, &context.env, &context.cwd) {
+    let mut child = match child::spawn(&daemon.spawner, argv, &context.env, &context.cwd).await {
         Ok(child) => child,
         Err(err) => {
             let reason = child::describe_spawn_error(argv, &context.cwd, &err);

@@ -144,7 +144,8 @@ pub(super) async fn find_proxy_port(
 /// tunnel's log; kubectl's complaints are.
 async fn read_pod_log(ctx: &Ctx, argv: &[OsString]) -> Result<String, String> {
     let context = &ctx.part.context;
-    let mut child = child::spawn(argv, &context.env, &context.cwd)
+    let mut child = child::spawn(&ctx.daemon.spawner, argv, &context.env, &context.cwd)
+        .await
         .map_err(|err| child::describe_spawn_error(argv, &context.cwd, &err))?;
     let pid = child.id().unwrap_or(0);
     let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
