@@ -6,7 +6,8 @@
 //! the runtime dir (`$TMPDIR/rhizome-$UID` where there is none, `TMPDIR` defaulting to `/tmp`).
 //!
 //! Those places may be shared with other users (`/tmp` above all), so nothing here follows a link
-//! at a directory rhizome creates or tightens: see `PrivateDir`.
+//! at a directory rhizome creates or tightens, and the client checks the socket's directory
+//! before it connects: see `PrivateDir` and `check_socket_dir`.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -34,6 +35,8 @@ pub enum PathError {
     SocketPathTooLong { path: PathBuf, len: usize },
     #[error("could not create the directory {path}: {source}")]
     Create { path: PathBuf, source: io::Error },
+    #[error("could not inspect {path}: {source}")]
+    Inspect { path: PathBuf, source: io::Error },
     #[error("{path} is not a directory (it belongs to uid {owner})")]
     NotADirectory { path: PathBuf, owner: u32 },
     #[error(
@@ -291,6 +294,59 @@ fn open_directory(dir: &Path) -> io::Result<File> {
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(dir)
+}
+
+/// What the client found at the socket's directory before connecting.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SocketDir {
+    /// There is none: no daemon runs; the one started next creates it.
+    Missing,
+    /// The user's own private directory: the socket in it may be connected to.
+    Private,
+}
+
+/// Checks the socket's directory the way tmux and ssh-agent do, before the client says anything
+/// to the socket: `lstat`, so that a link is not followed, then a directory owned by this user
+/// with no group or other bits. One of the user's own that is merely too open is tightened (on
+/// its descriptor, as the daemon does when it starts) rather than refused: whatever another user
+/// could have put in it is still caught by the peer check on the socket.
+pub fn check_socket_dir(paths: &Paths) -> Result<SocketDir, PathError> {
+    let dir = &paths.runtime_dir;
+    let meta = match fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(SocketDir::Missing),
+        Err(source) => {
+            return Err(PathError::Inspect {
+                path: dir.clone(),
+                source,
+            });
+        }
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.file_type().is_symlink() {
+        return Err(PathError::Symlink {
+            path: dir.clone(),
+            target: fs::read_link(dir).unwrap_or_default(),
+            owner: meta.uid(),
+        });
+    }
+    if !meta.is_dir() {
+        return Err(PathError::NotADirectory {
+            path: dir.clone(),
+            owner: meta.uid(),
+        });
+    }
+    if meta.uid() != me {
+        return Err(PathError::NotOwned {
+            path: dir.clone(),
+            owner: meta.uid(),
+            me,
+        });
+    }
+    if meta.mode() & 0o077 != 0 {
+        PrivateDir::ensure(dir)?;
+    }
+    Ok(SocketDir::Private)
 }
 
 /// This program, for running itself as a child. A binary replaced on disk since the daemon started

@@ -12,6 +12,7 @@ pub mod overview;
 pub mod ps;
 pub mod spawn;
 pub mod style;
+pub mod trust;
 
 use std::io;
 use std::os::unix::ffi::OsStringExt;
@@ -123,7 +124,12 @@ impl Client {
     }
 
     /// Connects and greets whatever daemon runs, of any version, and says which version it is.
+    /// The socket's directory and then the process at the other end must be the user's own (see
+    /// `trust`): nothing is sent before both checks pass.
     pub async fn connect_any(paths: &Paths) -> anyhow::Result<Option<(Client, Hello)>> {
+        if !trust::socket_dir(paths)? {
+            return Ok(None);
+        }
         let name = paths
             .socket
             .as_path()
@@ -149,6 +155,7 @@ impl Client {
                 });
             }
         };
+        trust::peer(&stream, &paths.socket)?;
         let mut client = Client {
             conn: Connection::new(stream),
             paths: paths.clone(),
@@ -287,9 +294,14 @@ pub async fn start_daemon_process(paths: &Paths) -> anyhow::Result<()> {
         .lines()
         .find_map(|line| line.strip_prefix("error: "))
         .unwrap_or(stderr.trim());
+    let hint = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("hint: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("its output is in {}", paths.logs.display()));
     Err(
         Failure::new(format!("the daemon could not start: {message}"))
-            .hint(format!("its output is in {}", paths.logs.display()))
+            .hint(hint)
             .into(),
     )
 }
