@@ -263,7 +263,7 @@ fn serve(paths: Paths, mut lock: Lock, ready: Option<io::PipeWriter>) -> i32 {
         notice: std::sync::Mutex::new(None),
         proxy_ports: Default::default(),
     });
-    let result = runtime.block_on(server::run(daemon, listener));
+    let result = runtime.block_on(server::run(daemon, listener, &mut lock));
     // Every log handle is gone with the runtime's tasks; the writer thread then drains and ends.
     drop(runtime);
     let _ = writer_thread.join();
