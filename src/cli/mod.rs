@@ -222,8 +222,10 @@ pub enum DaemonCommand {
     /// Stop the daemon if it runs, then start it again
     #[command(after_help = "Example (after installing a new rhizome):\n  rhizome daemon restart")]
     Restart,
-    /// Show whether the daemon runs (exit 0) or not (exit 3), without starting it
-    #[command(after_help = "Example:\n  rhizome daemon status >/dev/null || echo \"no daemon\"")]
+    /// Show whether the daemon runs (exit 0, 3 if not, 4 if not answering), without starting it
+    #[command(
+        after_help = "Exit codes: 0 running, 3 not running, 4 running but not answering within 2 s (stopped, stuck, or its socket gone).\n\nExample:\n  rhizome daemon status >/dev/null || echo \"no daemon\""
+    )]
     Status,
     /// Run the daemon in the foreground (for systemd, launchd, or debugging)
     #[command(after_help = "Example:\n  RHIZOME_LOG=debug rhizome daemon run")]

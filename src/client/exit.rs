@@ -15,6 +15,9 @@ pub enum Exit {
     Usage,
     /// `daemon status` found no daemon.
     NotRunning,
+    /// `daemon status` found a daemon that does not answer: stopped (SIGSTOP), stuck, or its
+    /// socket gone and not put back; or something else listens on the socket.
+    NotAnswering,
     /// Ctrl-C ended the command: 128 + SIGINT, as a shell reports it.
     Interrupted,
 }
@@ -26,6 +29,7 @@ impl Exit {
             Exit::Failure => 1,
             Exit::Usage => 2,
             Exit::NotRunning => 3,
+            Exit::NotAnswering => 4,
             Exit::Interrupted => 130,
         }
     }

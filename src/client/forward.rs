@@ -41,7 +41,7 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
             probe_interval_ms: config.forward.probe_interval_secs.saturating_mul(1000),
         },
     };
-    let mut client = Client::connect_or_start(paths).await?;
+    let mut client = Client::connect_or_start_within(paths, timeout).await?;
     client.send(&Request::Forward(Box::new(request))).await?;
     let mut progress = Progress::new(args.quiet, &args.target);
     if let Progress::Spinner(Some(spinner)) = &progress {

@@ -16,6 +16,7 @@ pub mod render;
 pub mod sanitize;
 pub mod spawn;
 pub mod style;
+pub mod trust;
 
 use std::io;
 use std::os::unix::ffi::OsStringExt;
@@ -33,6 +34,19 @@ use crate::protocol::{ClientContext, ErrorReply, Hello, Request, Response};
 
 /// How long a client waits for a daemon that is starting (its own or another client's).
 const START_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long connecting and greeting may take. A daemon that is stopped (SIGSTOP) or stuck, or
+/// something else that listens and never answers, is reported instead of waited for.
+pub const CONNECT_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long the daemon may take over each message of an answer: its requests are quick (a kill
+/// adds its grace period; a followed log waits for as long as the log is quiet).
+const ANSWER_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How much longer than `forward --timeout` the command may take: the daemon's own report, which
+/// says what the tunnel was doing when the time ran out, comes just after it; and even
+/// `--timeout 0` leaves time to connect and hear about a tunnel that already works.
+const FORWARD_GRACE: Duration = Duration::from_millis(250);
 
 /// A failure to show the user: one sentence, maybe a hint, and the exit code.
 #[derive(Debug, thiserror::Error)]
@@ -75,40 +89,106 @@ pub struct Client {
     /// Where the daemon's notices go: printed on stderr, unless a command shows them its own way
     /// (around a spinner) or must not show them at all (a shell's completion).
     notice: Option<ShowNotice>,
+    /// How long the next message may take, set by each request sent.
+    patience: Patience,
+    /// The end of the whole command, for one that has its own (`forward --timeout`).
+    deadline: Option<Instant>,
 }
 
 /// Shows one notice from the daemon.
 type ShowNotice = Box<dyn FnMut(&str) + Send>;
 
+/// How long to wait for the daemon's next message.
+#[derive(Debug, Clone, Copy)]
+enum Patience {
+    /// Each message within this long of the request or of the message before.
+    Each(Duration),
+    /// Every message before this moment, `limit` after the request.
+    Until { at: Instant, limit: Duration },
+    /// As long as it takes: a followed log is quiet for as long as its process is.
+    Forever,
+}
+
+impl Patience {
+    fn for_request(request: &Request) -> Patience {
+        match request {
+            Request::Logs(logs) if logs.follow => Patience::Forever,
+            Request::Kill(kill) => {
+                Patience::Each(Duration::from_millis(kill.timeout_ms) + ANSWER_DEADLINE)
+            }
+            Request::Forward(forward) => {
+                let limit = Duration::from_millis(forward.timeout_ms);
+                Patience::Until {
+                    at: Instant::now() + limit + FORWARD_GRACE,
+                    limit,
+                }
+            }
+            _ => Patience::Each(ANSWER_DEADLINE),
+        }
+    }
+}
+
+/// What answers at the socket.
+pub enum Reached {
+    /// Nothing listens: there is no socket, or a stale one.
+    Absent,
+    /// A daemon, of any version, that greeted back.
+    Greeted(Box<Client>, Hello),
+    /// Something took the connection but did not greet in time: a stopped or stuck daemon, or
+    /// something else that listens there.
+    Silent,
+}
+
 impl Client {
     /// Connects to the daemon, starting one first if none is running.
     pub async fn connect_or_start(paths: &Paths) -> anyhow::Result<Client> {
-        if let Some(client) = Client::connect(paths).await? {
+        Client::connect_or_start_by(paths, None).await
+    }
+
+    /// Like `connect_or_start`, for a command that must be over within `limit` (`forward
+    /// --timeout`): connecting, starting a daemon and every answer all count against it.
+    pub async fn connect_or_start_within(paths: &Paths, limit: Duration) -> anyhow::Result<Client> {
+        let deadline = Instant::now() + limit + FORWARD_GRACE;
+        let mut client = Client::connect_or_start_by(paths, Some(deadline)).await?;
+        client.deadline = Some(deadline);
+        Ok(client)
+    }
+
+    async fn connect_or_start_by(
+        paths: &Paths,
+        deadline: Option<Instant>,
+    ) -> anyhow::Result<Client> {
+        if let Some(client) = Client::connect_by(paths, deadline).await? {
             return Ok(client);
         }
-        start_daemon_process(paths).await?;
-        let deadline = Instant::now() + START_DEADLINE;
+        let start_deadline = earliest(Instant::now() + START_DEADLINE, deadline);
+        let start_limit = start_deadline.saturating_duration_since(Instant::now());
+        start_daemon_process_by(paths, start_deadline).await?;
         loop {
-            if let Some((client, theirs)) = Client::connect_any(paths).await? {
-                if theirs == Hello::ours() {
-                    return Ok(client);
+            match Client::reach(paths, connect_limit(deadline)).await? {
+                Reached::Greeted(client, theirs) if theirs == Hello::ours() => return Ok(*client),
+                Reached::Greeted(_, theirs) => {
+                    return Err(Failure::new(format!(
+                        "the daemon that started is rhizome {}, not this rhizome {}",
+                        theirs.version,
+                        Hello::ours().version
+                    ))
+                    .hint(
+                        "another rhizome started a daemon at the same moment; run the command again",
+                    )
+                    .into());
                 }
-                return Err(Failure::new(format!(
-                    "the daemon that started is rhizome {}, not this rhizome {}",
-                    theirs.version,
-                    Hello::ours().version
-                ))
-                .hint("another rhizome started a daemon at the same moment; run the command again")
-                .into());
+                Reached::Silent => return Err(not_answering(paths).into()),
+                Reached::Absent => {}
             }
-            if Instant::now() >= deadline {
+            if Instant::now() >= start_deadline {
                 let holder = crate::lock::read_pid(&paths.lock)
                     .map(|pid| format!(" (pid {pid})"))
                     .unwrap_or_default();
                 return Err(Failure::new(format!(
-                    "the daemon{holder} did not start answering on {} within {} s",
+                    "the daemon{holder} did not start answering on {} within {}",
                     paths.socket.display(),
-                    START_DEADLINE.as_secs()
+                    seconds(start_limit)
                 ))
                 .hint(format!("its output is in {}", paths.logs.display()))
                 .into());
@@ -120,24 +200,48 @@ impl Client {
     /// Connects to a running daemon; `None` when none is listening. Never starts one, but a
     /// daemon of an older version is replaced by this one (its processes come back).
     pub async fn connect(paths: &Paths) -> anyhow::Result<Option<Client>> {
-        match Client::connect_any(paths).await? {
-            None => Ok(None),
-            Some((client, theirs)) if theirs == Hello::ours() => Ok(Some(client)),
-            Some((client, theirs)) => Box::pin(client.upgrade(theirs)).await.map(Some),
+        Client::connect_by(paths, None).await
+    }
+
+    async fn connect_by(
+        paths: &Paths,
+        deadline: Option<Instant>,
+    ) -> anyhow::Result<Option<Client>> {
+        match Client::reach(paths, connect_limit(deadline)).await? {
+            Reached::Absent => Ok(None),
+            Reached::Silent => Err(not_answering(paths).into()),
+            Reached::Greeted(client, theirs) if theirs == Hello::ours() => Ok(Some(*client)),
+            Reached::Greeted(client, theirs) => Box::pin(client.upgrade(theirs)).await.map(Some),
         }
     }
 
     /// Connects and greets whatever daemon runs, of any version, and says which version it is.
     pub async fn connect_any(paths: &Paths) -> anyhow::Result<Option<(Client, Hello)>> {
+        match Client::reach(paths, CONNECT_DEADLINE).await? {
+            Reached::Absent => Ok(None),
+            Reached::Silent => Err(not_answering(paths).into()),
+            Reached::Greeted(client, theirs) => Ok(Some((*client, theirs))),
+        }
+    }
+
+    /// Connects and greets within `limit`, having checked first that the socket's directory and
+    /// then the process at the other end are the user's own (see `trust`): nothing is sent
+    /// before both checks pass.
+    pub async fn reach(paths: &Paths, limit: Duration) -> anyhow::Result<Reached> {
+        if !trust::socket_dir(paths)? {
+            return Ok(Reached::Absent);
+        }
         let name = paths
             .socket
             .as_path()
             .to_fs_name::<GenericFilePath>()
             .with_context(|| format!("{} cannot be a socket name", paths.socket.display()))?;
-        let stream = match Stream::connect(name).await {
-            Ok(stream) => stream,
-            Err(err) if daemon_absent(&err) => return Ok(None),
-            Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
+        let deadline = tokio::time::Instant::now() + limit;
+        let stream = match tokio::time::timeout_at(deadline, Stream::connect(name)).await {
+            Err(_) => return Ok(Reached::Silent),
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) if daemon_absent(&err) => return Ok(Reached::Absent),
+            Ok(Err(err)) if err.kind() == io::ErrorKind::PermissionDenied => {
                 return Err(Failure::new(format!(
                     "permission denied connecting to {}: it belongs to another user",
                     paths.socket.display()
@@ -145,7 +249,7 @@ impl Client {
                 .hint("set RHIZOME_HOME to a directory of your own")
                 .into());
             }
-            Err(err) => {
+            Ok(Err(err)) => {
                 return Err(err).with_context(|| {
                     format!(
                         "could not connect to the daemon at {}",
@@ -154,21 +258,33 @@ impl Client {
                 });
             }
         };
+        trust::peer(&stream, &paths.socket)?;
         let mut client = Client {
             conn: Connection::new(stream),
             paths: paths.clone(),
             notice: None,
+            patience: Patience::Forever,
+            deadline: None,
         };
+        match tokio::time::timeout_at(deadline, client.greet()).await {
+            Err(_) => Ok(Reached::Silent),
+            Ok(Ok(theirs)) => Ok(Reached::Greeted(Box::new(client), theirs)),
+            Ok(Err(err)) => Err(err),
+        }
+    }
+
+    /// Says hello and returns the daemon's.
+    async fn greet(&mut self) -> anyhow::Result<Hello> {
         // A daemon that refuses us says why and hangs up, perhaps before our greeting arrives:
         // read its answer even when sending failed.
-        let sent = client.conn.send(&Request::Hello(Hello::ours())).await;
-        let answer = client.receive().await;
+        let sent = self.conn.send(&Request::Hello(Hello::ours())).await;
+        let answer = self.receive().await;
         let answer = match (sent, answer) {
             (Err(err), Err(_)) => return Err(err.into()),
             (_, answer) => answer?,
         };
         match answer {
-            Response::Hello(theirs) => Ok(Some((client, theirs))),
+            Response::Hello(theirs) => Ok(theirs),
             other => Err(unexpected(other)),
         }
     }
@@ -176,7 +292,7 @@ impl Client {
     /// Replaces a daemon of another version with one of this version. Its processes come back
     /// (the daemon's state file survives it). A newer daemon is left alone: replacing it with an
     /// older one would be a downgrade.
-    async fn upgrade(mut self, theirs: Hello) -> anyhow::Result<Client> {
+    async fn upgrade(mut self: Box<Self>, theirs: Hello) -> anyhow::Result<Client> {
         let ours = Hello::ours();
         if version_number(&theirs.version) > version_number(&ours.version) {
             return Err(Failure::new(format!(
@@ -221,7 +337,17 @@ impl Client {
     /// Like `receive`, but `None` when the daemon closed the connection.
     pub async fn next(&mut self) -> anyhow::Result<Option<Response>> {
         loop {
-            return match self.conn.recv::<Response>().await {
+            let received = match self.wait_until() {
+                Some(until) => {
+                    let left = until.saturating_duration_since(Instant::now());
+                    match tokio::time::timeout(left, self.conn.recv::<Response>()).await {
+                        Ok(received) => received,
+                        Err(_) => return Err(self.silence().into()),
+                    }
+                }
+                None => self.conn.recv::<Response>().await,
+            };
+            return match received {
                 Ok(Some(Response::Error(reply))) => Err(Failure::from(reply).into()),
                 Ok(Some(Response::Notice(notice))) => {
                     match &mut self.notice {
@@ -238,14 +364,100 @@ impl Client {
         }
     }
 
+    /// When waiting for the next message ends.
+    fn wait_until(&self) -> Option<Instant> {
+        let patience = match self.patience {
+            Patience::Each(limit) => Some(Instant::now() + limit),
+            Patience::Until { at, .. } => Some(at),
+            Patience::Forever => None,
+        };
+        match (patience, self.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The failure of a daemon that greeted, then did not answer in time.
+    fn silence(&self) -> Failure {
+        let limit = match self.patience {
+            Patience::Each(limit) | Patience::Until { limit, .. } => limit,
+            Patience::Forever => Duration::ZERO,
+        };
+        Failure::new(format!(
+            "{} did not answer within {}",
+            daemon_named(&self.paths),
+            seconds(limit)
+        ))
+        .hint("`rhizome daemon status` says whether it is stuck; `rhizome daemon stop` ends it")
+    }
+
     /// Sends a request without waiting for an answer.
     pub async fn send(&mut self, request: &Request) -> anyhow::Result<()> {
+        self.patience = Patience::for_request(request);
         Ok(self.conn.send(request).await?)
     }
 
-    /// Waits until the daemon closes the connection.
+    /// Waits until the daemon closes the connection, as it does when it exits (or for as long as
+    /// a daemon may take to stop; `daemon::wait_for_exit` then says what happened).
     pub async fn closed(&mut self) {
-        while let Ok(Some(_)) = self.conn.recv::<Response>().await {}
+        let drain = async { while let Ok(Some(_)) = self.conn.recv::<Response>().await {} };
+        let _ = tokio::time::timeout(daemon::STOP_DEADLINE, drain).await;
+    }
+}
+
+/// The earlier of a moment and an optional one.
+fn earliest(at: Instant, deadline: Option<Instant>) -> Instant {
+    deadline.map_or(at, |deadline| deadline.min(at))
+}
+
+/// How long connecting and greeting may take now: `CONNECT_DEADLINE`, or less when the command's
+/// own deadline is nearer.
+fn connect_limit(deadline: Option<Instant>) -> Duration {
+    let left = deadline.map_or(CONNECT_DEADLINE, |d| {
+        d.saturating_duration_since(Instant::now())
+    });
+    left.min(CONNECT_DEADLINE)
+}
+
+/// `2 s`, `0.5 s`.
+fn seconds(duration: Duration) -> String {
+    let tenths = (duration.as_secs_f64() * 10.0).round();
+    if tenths % 10.0 == 0.0 {
+        format!("{} s", tenths / 10.0)
+    } else {
+        format!("{:.1} s", tenths / 10.0)
+    }
+}
+
+/// "the daemon (pid N)", with the pid from the lock file when a daemon holds it.
+fn daemon_named(paths: &Paths) -> String {
+    match crate::lock::holder(&paths.lock) {
+        Ok(crate::lock::Holder::Daemon(pid)) => format!("the daemon (pid {pid})"),
+        _ => "the daemon".to_string(),
+    }
+}
+
+/// The failure of a connection that was not greeted in time.
+pub fn not_answering(paths: &Paths) -> Failure {
+    use crate::lock::Holder;
+    match crate::lock::holder(&paths.lock) {
+        Ok(Holder::Daemon(pid)) => Failure::new(format!("the daemon (pid {pid}) is not answering"))
+            .hint(
+                "it did not greet in time: it may be stopped (SIGSTOP) or stuck; `rhizome daemon stop` ends it",
+            ),
+        Ok(Holder::Starting) => Failure::new("the daemon is starting and not answering yet")
+            .hint(format!(
+                "try again in a moment; its log is in {}",
+                paths.logs.display()
+            )),
+        _ => Failure::new(format!(
+            "the daemon at {} is not answering",
+            paths.socket.display()
+        ))
+        .hint(format!(
+            "no daemon holds {}, so what listens there is not rhizome's daemon; remove the socket and the next command starts one",
+            paths.lock.display()
+        )),
     }
 }
 
@@ -274,6 +486,10 @@ pub fn unexpected(response: Response) -> anyhow::Error {
 /// Runs `rhizome daemon start` as a separate process and waits for it: the daemon must be forked
 /// from a process with no threads, which this client (with its runtime) is not.
 pub async fn start_daemon_process(paths: &Paths) -> anyhow::Result<()> {
+    start_daemon_process_by(paths, Instant::now() + START_DEADLINE).await
+}
+
+async fn start_daemon_process_by(paths: &Paths, deadline: Instant) -> anyhow::Result<()> {
     let exe = std::env::current_exe()
         .context("could not find the rhizome executable to start the daemon")?;
     let output = tokio::process::Command::new(&exe)
@@ -281,9 +497,20 @@ pub async fn start_daemon_process(paths: &Paths) -> anyhow::Result<()> {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
-        .output()
-        .await
-        .with_context(|| format!("could not run {} to start the daemon", exe.display()))?;
+        .kill_on_drop(true)
+        .output();
+    let left = deadline.saturating_duration_since(Instant::now());
+    let output = match tokio::time::timeout(left, output).await {
+        Ok(output) => output
+            .with_context(|| format!("could not run {} to start the daemon", exe.display()))?,
+        Err(_) => {
+            return Err(
+                Failure::new(format!("the daemon did not start within {}", seconds(left)))
+                    .hint(format!("its output is in {}", paths.logs.display()))
+                    .into(),
+            );
+        }
+    };
     if output.status.success() {
         return Ok(());
     }
@@ -292,9 +519,14 @@ pub async fn start_daemon_process(paths: &Paths) -> anyhow::Result<()> {
         .lines()
         .find_map(|line| line.strip_prefix("error: "))
         .unwrap_or(stderr.trim());
+    let hint = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("hint: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("its output is in {}", paths.logs.display()));
     Err(
         Failure::new(format!("the daemon could not start: {message}"))
-            .hint(format!("its output is in {}", paths.logs.display()))
+            .hint(hint)
             .into(),
     )
 }

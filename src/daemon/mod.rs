@@ -209,7 +209,7 @@ pub enum Started {
 /// only the calling thread. The detached grandchild reports back through a pipe once its socket is
 /// bound, or sends the error that stopped it.
 pub fn start(paths: &Paths) -> anyhow::Result<Started> {
-    paths.ensure_dirs()?;
+    paths.ensure_dirs().map_err(crate::client::Failure::from)?;
     let Some(lock) = Lock::try_acquire(&paths.lock)
         .with_context(|| format!("could not open the lock file {}", paths.lock.display()))?
     else {
@@ -260,7 +260,7 @@ pub fn start(paths: &Paths) -> anyhow::Result<Started> {
 
 /// Serves in the foreground until stopped: `rhizome daemon run`.
 pub fn run_foreground(paths: &Paths) -> anyhow::Result<i32> {
-    paths.ensure_dirs()?;
+    paths.ensure_dirs().map_err(crate::client::Failure::from)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let lock = Lock::try_acquire(&paths.lock)
         .with_context(|| format!("could not open the lock file {}", paths.lock.display()))?
@@ -354,7 +354,7 @@ fn serve(paths: Paths, mut lock: Lock, ready: Option<io::PipeWriter>) -> i32 {
         }
     };
     let daemon = Daemon::new(paths, writer, rotation, spawner);
-    let result = runtime.block_on(server::run(daemon, listener));
+    let result = runtime.block_on(server::run(daemon, listener, &mut lock));
     // Every log handle is gone with the runtime's tasks; the writer thread then drains and ends.
     drop(runtime);
     let _ = writer_thread.join();

@@ -173,6 +173,12 @@ impl Store {
         self.frozen.store(true, Ordering::SeqCst);
         result
     }
+
+    /// Ignores every later change without writing: the file belongs to another daemon now.
+    pub fn abandon(&self) {
+        let _one_at_a_time = self.writing.lock();
+        self.frozen.store(true, Ordering::SeqCst);
+    }
 }
 
 /// The file of all that should run, as the table says now.
