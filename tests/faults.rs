@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -137,37 +136,13 @@ fn a_removed_log_directory_is_recreated_and_supervision_goes_on() {
 
 #[test]
 fn a_full_disk_is_survived_and_logging_resumes() {
-    if !require_root_or_skip("to mount a small file system") {
-        return;
-    }
     let rh = Rhizome::new();
     let logs = rh.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs"])
-        .arg(&logs)
-        .status();
-    if !matches!(mounted, Ok(s) if s.success()) {
-        skip::<()>(&format!(
-            "permission to mount a tmpfs (CAP_SYS_ADMIN); mount gave {mounted:?}"
-        ));
+    let Some(_disk) = disk::small_disk(&logs, "to mount a small file system") else {
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _unmount = Unmount(logs.clone());
+    };
     write_config(&rh, "[logs]\nmax_file_bytes = 100000000\n");
-    let filler = logs.join("filler");
-    // As much as fits: the write itself ends with ENOSPC once the 1 MiB are taken.
-    let _ = std::fs::write(&filler, vec![0u8; 1 << 20]);
-    assert_full(&logs);
+    let filler = disk::fill(&logs);
     let (_, pid) = rh.start(["sleeper", "--count", "100000", "--interval", "0.02"]);
     assert!(alive(pid));
     assert_eq!(
@@ -176,34 +151,11 @@ fn a_full_disk_is_survived_and_logging_resumes() {
         "the daemon supervises with a full disk"
     );
     // Still full while it did: nothing the daemon does frees room by itself.
-    assert_full(&logs);
+    disk::assert_full(&logs);
     std::fs::remove_file(&filler).unwrap();
     wait_for("logging to resume", Duration::from_secs(10), || {
         rh.logs("sleeper").lines().count().ge(&3).then_some(())
     });
-}
-
-/// The file system holding `dir` really is full: no block is free, and a write of one byte fails
-/// with ENOSPC.
-fn assert_full(dir: &Path) {
-    let stat = nix::sys::statvfs::statvfs(dir).unwrap();
-    assert_eq!(
-        stat.blocks_available(),
-        0,
-        "{} has {} blocks of {} bytes free: the disk is not full",
-        dir.display(),
-        stat.blocks_available(),
-        stat.fragment_size()
-    );
-    let probe = dir.join("probe");
-    let written = std::fs::write(&probe, b"x");
-    let _ = std::fs::remove_file(&probe);
-    let err = written.expect_err("a byte could still be written: the disk is not full");
-    assert_eq!(
-        err.raw_os_error(),
-        Some(nix::errno::Errno::ENOSPC as i32),
-        "a byte's write failed, but not for want of space: {err}"
-    );
 }
 
 #[test]

@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod child;
 mod handle;
 pub mod logs;
+mod phase;
 pub mod process;
 mod restore;
 mod server;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod disk;
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
