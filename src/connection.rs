@@ -7,10 +7,12 @@ use std::io;
 
 use futures_util::{SinkExt, StreamExt};
 use interprocess::local_socket::tokio::Stream;
+use std::marker::PhantomData;
+
 use serde::{Serialize, de::DeserializeOwned};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-use crate::protocol::MAX_FRAME;
+use crate::protocol::{MAX_FRAME, Request, Response};
 
 /// Why a message could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -21,10 +23,18 @@ pub enum RecvError {
     Decode(#[from] postcard::Error),
 }
 
-/// A framed, message-oriented view of a local socket stream.
-pub struct Connection {
+/// A framed, message-oriented view of a local socket stream, typed by direction: it sends only
+/// `Out` and reads only `In`, so the daemon cannot send a `Request`, nor a client a `Response`.
+pub struct Connection<Out, In> {
     framed: Framed<Stream, LengthDelimitedCodec>,
+    direction: PhantomData<fn(Out) -> In>,
 }
+
+/// The daemon's end of a client connection.
+pub type DaemonSide = Connection<Response, Request>;
+
+/// A client's end of its connection to the daemon.
+pub type ClientSide = Connection<Request, Response>;
 
 /// The framing: a u32 big-endian length, frames capped at `MAX_FRAME`.
 pub fn codec() -> LengthDelimitedCodec {
@@ -35,10 +45,11 @@ pub fn codec() -> LengthDelimitedCodec {
         .new_codec()
 }
 
-impl Connection {
+impl<Out: Serialize, In: DeserializeOwned> Connection<Out, In> {
     pub fn new(stream: Stream) -> Self {
         Connection {
             framed: Framed::new(stream, codec()),
+            direction: PhantomData,
         }
     }
 
@@ -48,7 +59,7 @@ impl Connection {
     }
 
     /// Encodes and sends one message, flushing it to the socket.
-    pub async fn send<T: Serialize>(&mut self, message: &T) -> io::Result<()> {
+    pub async fn send(&mut self, message: &Out) -> io::Result<()> {
         let bytes = postcard::to_stdvec(message).map_err(io::Error::other)?;
         if bytes.len() > MAX_FRAME {
             return Err(io::Error::other(format!(
@@ -60,7 +71,7 @@ impl Connection {
     }
 
     /// Receives one message; `Ok(None)` when the peer closed the connection cleanly.
-    pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>, RecvError> {
+    pub async fn recv(&mut self) -> Result<Option<In>, RecvError> {
         match self.framed.next().await {
             None => Ok(None),
             Some(frame) => Ok(Some(postcard::from_bytes(&frame?)?)),

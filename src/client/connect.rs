@@ -15,13 +15,13 @@ use super::deadline::{
 };
 use super::start::{START_DEADLINE, start_daemon_process_by};
 use super::{Failure, daemon, output, sanitize, trust, unexpected};
-use crate::connection::Connection;
+use crate::connection::ClientSide;
 use crate::paths::Paths;
 use crate::protocol::{Hello, Request, Response};
 
 /// A greeted connection to the daemon.
 pub struct Client {
-    conn: Connection,
+    conn: ClientSide,
     paths: Paths,
     /// Where the daemon's notices go: printed on stderr, unless a command shows them its own way
     /// (around a spinner) or must not show them at all (a shell's completion).
@@ -167,7 +167,7 @@ impl Client {
         };
         trust::peer(&stream, &paths.socket)?;
         let mut client = Client {
-            conn: Connection::new(stream),
+            conn: ClientSide::new(stream),
             paths: paths.clone(),
             notice: None,
             patience: Patience::Forever,
@@ -247,12 +247,12 @@ impl Client {
             let received = match self.wait_until() {
                 Some(until) => {
                     let left = until.saturating_duration_since(Instant::now());
-                    match tokio::time::timeout(left, self.conn.recv::<Response>()).await {
+                    match tokio::time::timeout(left, self.conn.recv()).await {
                         Ok(received) => received,
                         Err(_) => return Err(self.silence().into()),
                     }
                 }
-                None => self.conn.recv::<Response>().await,
+                None => self.conn.recv().await,
             };
             return match received {
                 Ok(Some(Response::Error(reply))) => Err(Failure::from(reply).into()),
@@ -307,7 +307,7 @@ impl Client {
     /// Waits until the daemon closes the connection, as it does when it exits (or for as long as
     /// a daemon may take to stop; `daemon::wait_for_exit` then says what happened).
     pub async fn closed(&mut self) {
-        let drain = async { while let Ok(Some(_)) = self.conn.recv::<Response>().await {} };
+        let drain = async { while let Ok(Some(_)) = self.conn.recv().await {} };
         let _ = tokio::time::timeout(daemon::STOP_DEADLINE, drain).await;
     }
 }

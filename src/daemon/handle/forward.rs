@@ -8,19 +8,19 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 
-use crate::connection::Connection;
+use crate::connection::DaemonSide;
 use crate::daemon::Daemon;
 use crate::daemon::process::{KillOrder, Phase, Process, TunnelPart, Work};
 use crate::daemon::supervise::tunnel;
 use crate::daemon::table::Claim;
 use crate::forward::port;
 use crate::forward::tunnel::Tunnel;
-use crate::protocol::{ErrorReply, ForwardInfo, ForwardRequest, Request, Response};
+use crate::protocol::{ErrorReply, ForwardInfo, ForwardRequest, Response};
 
 /// Answers one forward request on `conn`.
 pub async fn open(
     daemon: &Arc<Daemon>,
-    conn: &mut Connection,
+    conn: &mut DaemonSide,
     request: ForwardRequest,
 ) -> io::Result<()> {
     if let Err(reply) = daemon.refuse_if_stopping() {
@@ -150,7 +150,7 @@ pub fn bind(port: Option<NonZeroU16>, wait: Duration) -> Result<Arc<Tunnel>, Ref
 /// why). A tunnel this request created and that is not ready in time is stopped: the user was told
 /// it failed.
 async fn wait_until_ready(
-    conn: &mut Connection,
+    conn: &mut DaemonSide,
     process: &Arc<Process>,
     mut steps: broadcast::Receiver<String>,
     timeout: Duration,
@@ -203,7 +203,7 @@ async fn wait_until_ready(
             _ = state.changed() => continue,
             _ = tokio::time::sleep_until(deadline) => {}
             // The client gave up (Ctrl-C); the tunnel goes on starting.
-            _ = conn.recv::<Request>() => return Ok(()),
+            _ = conn.recv() => return Ok(()),
         }
         if fresh {
             process.kill(Duration::from_secs(2)).await;

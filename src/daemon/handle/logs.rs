@@ -1,15 +1,15 @@
 //! `rhizome logs`: a process's log, and with `-f` its new lines until it ends.
 
-use crate::connection::Connection;
+use crate::connection::DaemonSide;
 use crate::daemon::Daemon;
 use crate::daemon::logs::read::LogCursor;
-use crate::protocol::{LogsRequest, Request, Response};
+use crate::protocol::{LogsRequest, Response};
 
 /// Streams a log: the requested tail, then (with `follow`) new lines until the process is final.
 /// Returns when done or when the client leaves.
 pub(super) async fn logs(
     daemon: &Daemon,
-    conn: &mut Connection,
+    conn: &mut DaemonSide,
     request: LogsRequest,
 ) -> std::io::Result<()> {
     let process = match daemon.table.resolve(&request.target) {
@@ -33,7 +33,7 @@ pub(super) async fn logs(
             _ = progress.changed() => {}
             _ = state.changed() => {}
             // The client went away (Ctrl-C) or spoke out of turn: stop following.
-            _ = conn.recv::<Request>() => return Ok(()),
+            _ = conn.recv() => return Ok(()),
         }
     }
     conn.send(&Response::LogEnd).await

@@ -14,7 +14,7 @@ mod kill;
 mod logs;
 mod spawn;
 
-use crate::connection::{Connection, RecvError};
+use crate::connection::{DaemonSide, RecvError};
 use crate::protocol::{ErrorReply, Hello, Request, Response};
 pub(super) use forward::{bind, start_tunnel};
 
@@ -23,16 +23,16 @@ const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Serves one client until it disconnects.
 pub async fn connection(daemon: Arc<Daemon>, stream: Stream) {
-    let mut conn = Connection::new(stream);
+    let mut conn = DaemonSide::new(stream);
     if let Err(refusal) = check_peer(&conn) {
         tracing::warn!("refused a client: {}", refusal.message);
         // Take its greeting first (never acting on it): hanging up on unread data would make the
         // client see a reset instead of the reason.
-        let _ = tokio::time::timeout(Duration::from_secs(1), conn.recv::<Request>()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), conn.recv()).await;
         let _ = conn.send(&Response::Error(refusal)).await;
         return;
     }
-    let greeting = tokio::time::timeout(HANDSHAKE_DEADLINE, conn.recv::<Request>()).await;
+    let greeting = tokio::time::timeout(HANDSHAKE_DEADLINE, conn.recv()).await;
     let refusal = match greeting {
         Ok(Ok(Some(Request::Hello(_)))) => None,
         Ok(Ok(None)) | Ok(Err(RecvError::Io(_))) => return,
@@ -53,7 +53,7 @@ pub async fn connection(daemon: Arc<Daemon>, stream: Stream) {
     loop {
         // Between requests a client waits on nothing the daemon owes it: it goes with the daemon.
         let received = tokio::select! {
-            received = conn.recv::<Request>() => received,
+            received = conn.recv() => received,
             _ = daemon.shutdown.cancelled() => return,
         };
         let request = match received {
@@ -72,7 +72,7 @@ pub async fn connection(daemon: Arc<Daemon>, stream: Stream) {
 }
 
 /// Only the user the daemon runs as may use it.
-fn check_peer(conn: &Connection) -> Result<(), ErrorReply> {
+fn check_peer(conn: &DaemonSide) -> Result<(), ErrorReply> {
     let me = nix::unistd::geteuid().as_raw();
     let creds = conn.stream().peer_creds().map_err(|err| {
         ErrorReply::new(format!(
@@ -91,7 +91,7 @@ fn check_peer(conn: &Connection) -> Result<(), ErrorReply> {
 
 async fn dispatch(
     daemon: &Arc<Daemon>,
-    conn: &mut Connection,
+    conn: &mut DaemonSide,
     request: Request,
 ) -> std::io::Result<()> {
     if let Some(notice) = daemon.take_notice() {
