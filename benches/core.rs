@@ -23,6 +23,7 @@ fn main() {
     if let Some(static_bin) = static_build() {
         ps_latency("statically linked (see README: Install)", &static_bin);
     }
+    ps_against_pueue();
     cold_start();
     memory();
     log_capture();
@@ -110,6 +111,80 @@ fn ps_latency(what: &str, bin: &std::path::Path) {
         ms(median(truth.clone())),
         median(ps).as_secs_f64() / median(truth).as_secs_f64()
     );
+}
+
+/// Warm `rhizome ps` against `pueue status`, the nearest peer, each listing 10 running
+/// processes, timed in one interleaved run (this machine is noisy): the ratio of the medians.
+fn ps_against_pueue() {
+    let (Some(pueue), Some(pueued)) = (on_path("pueue"), on_path("pueued")) else {
+        println!("ps against pueue status: skipped, pueue is not installed (cargo install pueue)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pueue.yml");
+    let at = dir.path().display();
+    std::fs::write(
+        &config,
+        format!(
+            "shared:\n  pueue_directory: {at}\n  runtime_directory: {at}\n  \
+             use_unix_socket: true\n  unix_socket_path: {at}/pueue.sock\n"
+        ),
+    )
+    .unwrap();
+    let daemon = Proc::spawn(
+        Command::new(&pueued)
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        "pueued",
+    );
+    let pueue_command = |args: &[&str]| {
+        let mut command = Command::new(&pueue);
+        command.arg("-c").arg(&config).args(args);
+        command
+    };
+    wait_for("pueued to answer", Duration::from_secs(10), || {
+        pueue_command(&["status"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()
+            .filter(|s| s.success())
+    });
+    time_command(pueue_command(&["parallel", "10"]));
+    for _ in 0..10 {
+        time_command(pueue_command(&["add", "--", "sleep", "1000"]));
+    }
+    let rh = Rhizome::new();
+    for _ in 0..10 {
+        rh.ok(["run", "--", "sleep", "1000"]);
+    }
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..300 {
+        ours.push(time_command(rh.command(["ps"])));
+        theirs.push(time_command(pueue_command(&["status"])));
+    }
+    let (ours, theirs) = (median(ours), median(theirs));
+    println!(
+        "ps against pueue status, 10 running each, interleaved: rhizome median {}, pueue median {}, ratio {:.2}",
+        ms(ours),
+        ms(theirs),
+        ours.as_secs_f64() / theirs.as_secs_f64()
+    );
+    time_command(pueue_command(&["kill", "--all"]));
+    let _ = pueue_command(&["shutdown"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    daemon.finish(Duration::from_secs(5));
+}
+
+/// The full path of `program` on PATH.
+fn on_path(program: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
 }
 
 /// The first command with no daemon running, daemon start included.
