@@ -17,9 +17,10 @@ use crate::protocol::{MAX_FRAME, Request, Response};
 /// Why a message could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RecvError {
-    #[error("the connection failed: {0}")]
+    /// The OS error is the whole story: shown once, not once per layer.
+    #[error(transparent)]
     Io(#[from] io::Error),
-    #[error("a message could not be decoded: {0}")]
+    #[error("a message could not be decoded")]
     Decode(#[from] postcard::Error),
 }
 

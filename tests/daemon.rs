@@ -219,6 +219,15 @@ fn fake_daemon(
     rh: &Rhizome,
     version: &'static str,
 ) -> std::thread::JoinHandle<Option<rhizome::protocol::Request>> {
+    fake_daemon_speaking(rh, rhizome::protocol::PROTOCOL, version)
+}
+
+/// A fake daemon of this `version` that speaks `protocol`.
+fn fake_daemon_speaking(
+    rh: &Rhizome,
+    protocol: u32,
+    version: &'static str,
+) -> std::thread::JoinHandle<Option<rhizome::protocol::Request>> {
     use rhizome::protocol::{Hello, Response};
     let listener = UnixListener::bind(rh.path().join("rhizome.sock")).unwrap();
     std::thread::spawn(move || {
@@ -228,7 +237,7 @@ fn fake_daemon(
         drop(listener);
         read_frame(&mut stream)?;
         let answer = postcard::to_stdvec(&Response::Hello(Hello {
-            protocol: 1,
+            protocol,
             version: version.into(),
         }))
         .unwrap();
@@ -254,6 +263,65 @@ fn an_older_daemon_is_replaced_by_this_version() {
         "the old daemon was asked to stop"
     );
     assert!(rh.daemon_running(), "a daemon of this version serves now");
+}
+
+#[test]
+fn a_daemon_of_this_version_but_another_protocol_is_named_by_its_protocol() {
+    let rh = Rhizome::new();
+    let ours = rhizome::protocol::PROTOCOL;
+    let old = fake_daemon_speaking(&rh, ours + 1000, rhizome::protocol::VERSION);
+    let out = rh.run(["ps", "--json"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let version = rhizome::protocol::VERSION;
+    assert!(
+        out.stderr.contains(&format!(
+            "the running daemon is rhizome {version} (protocol {}); restarting it as protocol {ours}",
+            ours + 1000
+        )),
+        "not `restarting {version} as {version}`: {}",
+        out.stderr
+    );
+    assert!(matches!(
+        old.join().unwrap(),
+        Some(rhizome::protocol::Request::Stop)
+    ));
+}
+
+#[test]
+fn a_connection_reset_is_reported_once() {
+    use rhizome::protocol::{Hello, Response};
+    let rh = Rhizome::new();
+    let listener = UnixListener::bind(rh.path().join("rhizome.sock")).unwrap();
+    let daemon = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        drop(listener);
+        read_frame(&mut stream);
+        let hello = postcard::to_stdvec(&Response::Hello(Hello::ours())).unwrap();
+        send_frame(&mut stream, &hello);
+        // Hang up with the request unread: the client's read fails with ECONNRESET.
+        wait_for("the request", Duration::from_secs(10), || {
+            let mut pending = 0i32;
+            // SAFETY: FIONREAD writes one int.
+            let got = unsafe {
+                nix::libc::ioctl(
+                    std::os::fd::AsRawFd::as_raw_fd(&stream),
+                    nix::libc::FIONREAD,
+                    &mut pending,
+                )
+            };
+            (got == 0 && pending > 0).then_some(())
+        });
+        drop(stream);
+    });
+    let out = rh.run(["ps"]);
+    daemon.join().unwrap();
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(
+        out.stderr.matches("os error").count(),
+        1,
+        "the OS error once: {}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -349,4 +417,26 @@ fn the_daemon_refuses_a_peer_of_another_uid() {
                 .output();
         }
     }
+}
+
+#[test]
+fn a_rhizome_home_that_is_a_file_is_named_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("home");
+    std::fs::write(&file, b"").unwrap();
+    let out: Out = std::process::Command::new(BIN)
+        .arg("ps")
+        .env("RHIZOME_HOME", &file)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "error: {} is not a directory (it belongs to uid",
+            file.display()
+        )) && out.stderr.contains("hint: remove it, or set RHIZOME_HOME"),
+        "not `Not a directory (os error 20)`: {}",
+        out.stderr
+    );
 }

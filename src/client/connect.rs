@@ -209,9 +209,17 @@ impl Client {
             .hint("use the newer rhizome binary, or `rhizome daemon restart` to run this one")
             .into());
         }
+        // The same version with another protocol is a build of the same release: say which.
+        let (old, new) = if theirs.version == ours.version {
+            (
+                format!("{} (protocol {})", theirs.version, theirs.protocol),
+                format!("protocol {}", ours.protocol),
+            )
+        } else {
+            (theirs.version.clone(), ours.version.clone())
+        };
         output::note(format_args!(
-            "rhizome: the running daemon is rhizome {}; restarting it as {} (its processes come back)",
-            theirs.version, ours.version
+            "rhizome: the running daemon is rhizome {old}; restarting it as {new} (its processes come back)"
         ));
         // `Stop` is the same request in every version.
         self.send(&Request::Stop).await?;

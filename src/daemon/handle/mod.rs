@@ -37,7 +37,9 @@ pub async fn connection(daemon: Arc<Daemon>, stream: Stream) {
         Ok(Ok(Some(Request::Hello(_)))) => None,
         Ok(Ok(None)) | Ok(Err(RecvError::Io(_))) => return,
         Ok(Ok(Some(_))) => Some("the first message must be a Hello".to_string()),
-        Ok(Err(err)) => Some(format!("the greeting could not be read: {err}")),
+        Ok(Err(RecvError::Decode(err))) => {
+            Some(format!("the greeting could not be decoded: {err}"))
+        }
         Err(_) => Some(format!(
             "no greeting within {} s",
             HANDSHAKE_DEADLINE.as_secs()
