@@ -154,17 +154,14 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn restarts_wait_doubling_delays_up_to_thirty_seconds_and_a_kill_ends_the_wait() {
-        let home = tempfile::tempdir().unwrap();
-        let daemon = daemon(&home);
+    /// `never_starts` in the table of `daemon`, its first start failed, and its supervisor.
+    async fn supervised(daemon: &Arc<Daemon>) -> (Arc<Process>, tokio::task::JoinHandle<()>) {
         let spec = never_starts();
         let (process, orders) = daemon
             .table
             .insert(|id| daemon.new_process(id, "never".into(), Work::Command(spec.clone())));
-        let first = launch(&daemon, &process, &spec).await;
+        let first = launch(daemon, &process, &spec).await;
         assert!(first.is_err(), "the program does not exist");
-        let begun = Instant::now();
         let supervisor = tokio::spawn(supervise(
             daemon.clone(),
             process.clone(),
@@ -172,6 +169,15 @@ mod tests {
             first,
             orders,
         ));
+        (process, supervisor)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn restarts_wait_doubling_delays_up_to_thirty_seconds_and_a_kill_ends_the_wait() {
+        let home = tempfile::tempdir().unwrap();
+        let daemon = daemon(&home);
+        let begun = Instant::now();
+        let (process, supervisor) = supervised(&daemon).await;
         let mut state = process.watch();
         let mut starts = Vec::new();
         while starts.len() < 12 {
@@ -207,18 +213,7 @@ mod tests {
     async fn the_daemon_stopping_ends_the_wait_between_runs() {
         let home = tempfile::tempdir().unwrap();
         let daemon = daemon(&home);
-        let spec = never_starts();
-        let (process, orders) = daemon
-            .table
-            .insert(|id| daemon.new_process(id, "never".into(), Work::Command(spec.clone())));
-        let first = launch(&daemon, &process, &spec).await;
-        let supervisor = tokio::spawn(supervise(
-            daemon.clone(),
-            process.clone(),
-            spec,
-            first,
-            orders,
-        ));
+        let (process, supervisor) = supervised(&daemon).await;
         let mut state = process.watch();
         state
             .wait_for(|s| s.phase == Phase::Restarting)
