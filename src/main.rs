@@ -10,7 +10,7 @@ use rhizome::client::output::{StdoutError, note};
 use rhizome::client::sanitize;
 use rhizome::client::style::{ERROR, HINT, Paint};
 use rhizome::client::{self, Failure};
-use rhizome::paths::Paths;
+use rhizome::paths::{PathError, Paths};
 
 fn main() -> ExitCode {
     // A shell asking for completions (`COMPLETE` set) is answered here; otherwise this costs one
@@ -39,7 +39,9 @@ fn report(err: &anyhow::Error) -> Exit {
         note(format_args!("{error} {stdout}"));
         return Exit::Failure;
     }
-    match err.downcast_ref::<Failure>() {
+    // A path refused by the daemon's own start (`daemon run`, `daemon start`) says its fix too.
+    let from_path = err.downcast_ref::<PathError>().map(Failure::from);
+    match err.downcast_ref::<Failure>().or(from_path.as_ref()) {
         Some(failure) => {
             note(format_args!("{error} {}", sanitize::text(&failure.message)));
             if let Some(hint) = &failure.hint {

@@ -15,6 +15,12 @@ use crate::paths::{self, PathError, Paths, SocketDir};
 
 impl From<PathError> for Failure {
     fn from(err: PathError) -> Self {
+        Failure::from(&err)
+    }
+}
+
+impl From<&PathError> for Failure {
+    fn from(err: &PathError) -> Self {
         let hint = err.hint();
         let failure = Failure::new(err.to_string());
         match hint {

@@ -210,7 +210,7 @@ pub enum Started {
 /// only the calling thread. The detached grandchild reports back through a pipe once its socket is
 /// bound, or sends the error that stopped it.
 pub fn start(paths: &Paths) -> anyhow::Result<Started> {
-    paths.ensure_dirs().map_err(crate::client::Failure::from)?;
+    paths.ensure_dirs()?;
     let Some(lock) = Lock::try_acquire(&paths.lock)
         .with_context(|| format!("could not open the lock file {}", paths.lock.display()))?
     else {
@@ -261,7 +261,7 @@ pub fn start(paths: &Paths) -> anyhow::Result<Started> {
 
 /// Serves in the foreground until stopped: `rhizome daemon run`.
 pub fn run_foreground(paths: &Paths) -> anyhow::Result<i32> {
-    paths.ensure_dirs().map_err(crate::client::Failure::from)?;
+    paths.ensure_dirs()?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let lock = Lock::try_acquire(&paths.lock)
         .with_context(|| format!("could not open the lock file {}", paths.lock.display()))?

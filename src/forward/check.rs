@@ -1,7 +1,7 @@
 //! Validation of a target's fields: every value that will reach kubectl's command line is checked
 //! here, and each error names the target, the field and why.
 
-use super::target::TargetError;
+use super::error::TargetError;
 
 /// Validation of one target's fields, naming the target and the field in every error.
 pub(super) struct Check<'a> {

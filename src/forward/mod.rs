@@ -4,6 +4,7 @@
 //! cluster. Nothing here knows the daemon: supervising a tunnel is `daemon::supervise::tunnel`.
 
 mod check;
+mod error;
 pub mod kubectl;
 pub mod port;
 pub mod simulate;

@@ -5,40 +5,12 @@ use std::collections::BTreeMap;
 use std::num::NonZeroU16;
 
 use super::check::Check;
+pub use super::error::TargetError;
 use crate::config::{Config, Database, Environment, Service};
 pub use crate::protocol::{Route, Target};
 
 /// The Cloud SQL Auth Proxy v2 line announcing a port, the default `port_pattern`.
 pub const DEFAULT_PORT_PATTERN: &str = r"\[{sql_connection}\] Listening on [^ ]+:(\d+)";
-
-/// Why a target could not be resolved. Each names the thing and what to do.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TargetError {
-    #[error(
-        "`{0}` is not a target name; target names are ENV/NAME, for example na-prod/billing-bookkeeper"
-    )]
-    BadName(String),
-    #[error("there is no target `{name}`{}", suggestion(.close))]
-    Unknown { name: String, close: Vec<String> },
-    #[error(
-        "target {target}: `{field}` is missing; set it on the target or its environment in rhizome.toml"
-    )]
-    Missing { target: String, field: &'static str },
-    #[error("target {target}: `{field}` = {value:?} is not allowed: {why}")]
-    Invalid {
-        target: String,
-        field: &'static str,
-        value: String,
-        why: &'static str,
-    },
-}
-
-fn suggestion(close: &[String]) -> String {
-    match close {
-        [] => "; `rhizome targets` lists them".to_string(),
-        names => format!("; did you mean {}?", names.join(", ")),
-    }
-}
 
 /// Every target name in the config, sorted.
 pub fn names(config: &Config) -> Vec<String> {
