@@ -53,6 +53,16 @@ fn forward_imports_nothing_from_the_daemon() {
 }
 
 #[test]
+fn the_daemon_imports_nothing_from_the_client() {
+    let hits = mentions(&sources(&src("daemon")), "crate::client");
+    assert!(
+        hits.is_empty(),
+        "daemon/ must not use the client:\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
 fn cli_imports_no_client_code() {
     let hits = mentions(&sources(&src("cli")), "crate::client");
     assert!(
