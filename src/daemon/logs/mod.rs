@@ -7,6 +7,8 @@ pub mod capture;
 pub mod format;
 pub mod read;
 pub mod redact;
+#[cfg(test)]
+mod tests;
 pub mod writer;
 
 use std::fs::{self, File, OpenOptions};
@@ -95,7 +97,7 @@ impl ProcessLog {
         self.progress.subscribe()
     }
 
-    /// Appends bytes, rotating first if they would push the file past its limit.
+    /// Appends whole lines, rotating whenever the next line would push the file past its limit.
     /// Called only from the writer thread. On error the file is dropped, so the next append opens it
     /// afresh (recreating a removed directory) and logging resumes by itself.
     fn append(&self, bytes: &[u8]) -> io::Result<()> {
@@ -110,16 +112,7 @@ impl ProcessLog {
         result
     }
 
-    fn append_locked(&self, slot: &mut Option<OpenLog>, bytes: &[u8]) -> io::Result<()> {
-        let len = self.progress.borrow().len;
-        if len > 0 && len + bytes.len() as u64 > self.rotation.max_bytes {
-            *slot = None;
-            self.rotate()?;
-            self.progress.send_modify(|p| {
-                p.generation += 1;
-                p.len = 0;
-            });
-        }
+    fn append_locked(&self, slot: &mut Option<OpenLog>, mut bytes: &[u8]) -> io::Result<()> {
         // Writing to a file someone deleted (or whose directory went) succeeds, into nowhere.
         if let Some(open) = slot
             .as_mut()
@@ -134,15 +127,36 @@ impl ProcessLog {
                 *slot = None;
             }
         }
-        let open = match slot {
-            Some(open) => open,
-            None => slot.insert(OpenLog {
-                file: self.open()?,
-                checked: Instant::now(),
-            }),
-        };
-        open.file.write_all(bytes)?;
-        self.progress.send_modify(|p| p.len += bytes.len() as u64);
+        while !bytes.is_empty() {
+            // Opened first, so that the size is the file's own (see `open`).
+            let open = match slot {
+                Some(open) => open,
+                None => slot.insert(OpenLog {
+                    file: self.open()?,
+                    checked: Instant::now(),
+                }),
+            };
+            let len = self.progress.borrow().len;
+            let mut take = fitting(bytes, self.rotation.max_bytes.saturating_sub(len));
+            if take == 0 {
+                if len > 0 {
+                    *slot = None;
+                    self.rotate()?;
+                    self.progress.send_modify(|p| {
+                        p.generation += 1;
+                        p.len = 0;
+                    });
+                    continue;
+                }
+                // A line longer than a whole file is written alone, into a file of its own, not
+                // split: a piece would have no time stamp and no name, and the capture already
+                // cuts lines at 64 KiB, so such a file is at most that large.
+                take = memchr::memchr(b'\n', bytes).map_or(bytes.len(), |i| i + 1);
+            }
+            open.file.write_all(&bytes[..take])?;
+            self.progress.send_modify(|p| p.len += take as u64);
+            bytes = &bytes[take..];
+        }
         Ok(())
     }
 
@@ -196,4 +210,12 @@ impl ProcessLog {
             let _ = fs::remove_file(self.path_at(age));
         }
     }
+}
+
+/// How many of `bytes` fit in `room`: all of them, or the whole lines that do.
+fn fitting(bytes: &[u8], room: u64) -> usize {
+    if bytes.len() as u64 <= room {
+        return bytes.len();
+    }
+    memchr::memrchr(b'\n', &bytes[..room as usize]).map_or(0, |i| i + 1)
 }
