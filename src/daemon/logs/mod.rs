@@ -22,10 +22,13 @@ use tokio::sync::watch;
 
 use crate::config::Rotation;
 
-/// What has been written so far: `generation` counts rotations, `len` is the current file's size.
+/// What has been written so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
+    /// Counts rotations: the file `age` rotations old holds generation `generation - age`. It
+    /// starts at `keep - 1`, so that the files a previous daemon rotated have generations too.
     pub generation: u64,
+    /// The current file's size.
     pub len: u64,
 }
 
@@ -63,10 +66,11 @@ impl ProcessLog {
             .collect();
         let path = dir.join(format!("{id}-{safe}.log"));
         let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let generation = rotation.keep.max(1) as u64 - 1;
         ProcessLog {
             path,
             rotation,
-            progress: watch::Sender::new(Progress { generation: 0, len }),
+            progress: watch::Sender::new(Progress { generation, len }),
             file: Mutex::new(None),
         }
     }
@@ -82,15 +86,15 @@ impl ProcessLog {
         }
     }
 
-    /// The kept files that exist, oldest first, with the progress they were listed at.
-    pub fn files_oldest_first(&self) -> (Vec<PathBuf>, Progress) {
-        let progress = *self.progress.borrow();
-        let files = (0..self.rotation.keep as u64)
-            .rev()
-            .map(|age| self.path_at(age))
-            .filter(|path| path.exists())
-            .collect();
-        (files, progress)
+    /// The ages of the kept files that exist, newest first.
+    fn kept_ages(&self) -> Vec<u64> {
+        (0..self.keep())
+            .filter(|&age| self.path_at(age).exists())
+            .collect()
+    }
+
+    fn keep(&self) -> u64 {
+        self.rotation.keep.max(1) as u64
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Progress> {

@@ -26,23 +26,22 @@ impl LogCursor {
     }
 
     fn open_blocking(log: Arc<ProcessLog>, lines: Option<u64>) -> io::Result<LogCursor> {
-        let (files, progress) = log.files_oldest_first();
-        let newest_first = files.iter().rev().enumerate();
+        let progress = *log.progress.borrow();
+        // Real ages, newest first: a file missing in between must not shift the older ones.
+        let ages = log.kept_ages();
+        let oldest = ages.last().copied().unwrap_or(0);
         let (age, offset) = match lines {
-            None => (files.len().saturating_sub(1) as u64, 0),
+            None => (oldest, 0),
             Some(wanted) => {
-                let mut found = (files.len().saturating_sub(1) as u64, 0);
+                let mut found = (oldest, 0);
                 let mut remaining = wanted;
-                for (age, path) in newest_first {
-                    match start_of_last_lines(path, remaining)? {
+                for &age in &ages {
+                    match start_of_last_lines(&log.path_at(age), remaining)? {
                         Tail::StartsAt(offset) => {
-                            found = (age as u64, offset);
+                            found = (age, offset);
                             break;
                         }
-                        Tail::Short(counted) => {
-                            found = (age as u64, 0);
-                            remaining -= counted;
-                        }
+                        Tail::Short(counted) => remaining -= counted,
                     }
                 }
                 found
@@ -57,7 +56,7 @@ impl LogCursor {
             file.seek(SeekFrom::Start(offset))?;
         }
         Ok(LogCursor {
-            generation: progress.generation.saturating_sub(age),
+            generation: progress.generation - age,
             log,
             file,
         })
@@ -114,7 +113,7 @@ fn next_chunk_blocking(
                 return Ok((file, generation, Some(buf)));
             }
         }
-        let keep = log.rotation.keep.max(1) as u64;
+        let keep = log.keep();
         generation = (generation + 1).max(latest.saturating_sub(keep - 1));
         file = open_if_exists(&log.path_at(latest - generation))?;
     }

@@ -1,8 +1,9 @@
-//! The writer's rotation, in process.
+//! The writer's rotation and the cursor's reading, in process.
 
 use std::sync::Arc;
 
 use super::ProcessLog;
+use super::read::LogCursor;
 use crate::config::Rotation;
 
 fn log(dir: &tempfile::TempDir, max_bytes: u64, keep: usize) -> Arc<ProcessLog> {
@@ -58,4 +59,30 @@ fn a_batch_is_split_between_files_at_line_ends() {
             ("1-web.log.3".into(), 4095),
         ]
     );
+}
+
+/// Everything the cursor has to give now, as the numbers read.
+async fn drain(cursor: &mut LogCursor) -> Vec<u64> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = cursor.next_chunk().await.unwrap() {
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_daemon_reads_every_file_an_old_one_rotated() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = log(&dir, 70, 3);
+    old.append(&lines(0, 25)).unwrap();
+    drop(old);
+    let new = log(&dir, 70, 3);
+    let mut cursor = LogCursor::open(new.clone(), None).await.unwrap();
+    assert_eq!(drain(&mut cursor).await, (0..25).collect::<Vec<_>>());
+    new.append(&lines(25, 40)).unwrap();
+    assert_eq!(drain(&mut cursor).await, (25..40).collect::<Vec<_>>());
 }
