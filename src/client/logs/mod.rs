@@ -5,6 +5,9 @@
 //! showing a process's control characters escaped there (so that it cannot retitle, clear or
 //! overwrite the terminal), `--raw`, and the `--since` and `--grep` filters. In a pipe with none
 //! of those the bytes pass straight through, exactly as the process wrote them.
+//!
+//! What the output lacks is said on stderr: lines that rotated away (or were deleted) before the
+//! daemon could read them, where they are missing, and then exit 1.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -20,7 +23,7 @@ use super::style::{DIM, Paint};
 use super::{Client, unexpected};
 use crate::cli::{LogsArgs, Since};
 use crate::paths::Paths;
-use crate::protocol::{LogsRequest, Request, Response};
+use crate::protocol::{GapCause, GapSize, LogGap, LogsRequest, Request, Response};
 
 mod line;
 
@@ -38,7 +41,7 @@ pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<Exit> {
     if !out.view.filters() {
         // The daemon picks the last lines itself.
         stream(&mut client, target, args.lines, args.follow, &mut out).await?;
-        return Ok(Exit::Success);
+        return Ok(out.exit());
     }
     // The last LINES lines that match: look through the whole log so far and keep the last
     // matches, then follow (if asked) from where that look ended.
@@ -46,13 +49,13 @@ pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<Exit> {
         out.tail = Some(VecDeque::new());
         out.tail_len = lines as usize;
         if !stream(&mut client, target, None, false, &mut out).await? || !args.follow {
-            return Ok(Exit::Success);
+            return Ok(out.exit());
         }
         out.skip = out.seen;
         out.seen = 0;
     }
     stream(&mut client, target, None, args.follow, &mut out).await?;
-    Ok(Exit::Success)
+    Ok(out.exit())
 }
 
 /// Sends one logs request and prints the answer until the log ends (true) or the daemon goes
@@ -75,6 +78,7 @@ async fn stream(
     let ended = loop {
         match client.next().await? {
             Some(Response::LogChunk(bytes)) => out.chunk(&bytes)?,
+            Some(Response::LogGap(gap)) => out.gap(&gap)?,
             Some(Response::LogEnd) => break true,
             Some(other) => return Err(unexpected(other)),
             None => break false,
@@ -85,6 +89,26 @@ async fn stream(
         note("rhizome: the daemon stopped; no more lines will come");
     }
     Ok(ended)
+}
+
+/// What stderr says of a gap.
+fn gap_note(gap: &LogGap) -> String {
+    let name = &gap.name;
+    let (lost, were, they) = match gap.size {
+        GapSize::Lines(1) => ("1 line".to_string(), "was", "it"),
+        GapSize::Lines(n) => (format!("{n} lines"), "were", "they"),
+        GapSize::Bytes(n) => (format!("{n} bytes (lines not countable)"), "were", "they"),
+        GapSize::Unknown => ("part".to_string(), "was", "it"),
+    };
+    let how = match gap.cause {
+        GapCause::Rotated => "rotated away",
+        GapCause::Deleted => "deleted",
+    };
+    let fix = match gap.cause {
+        GapCause::Rotated => " (keep_files and max_file_bytes in rhizome.toml keep more)",
+        GapCause::Deleted => "",
+    };
+    format!("rhizome: {lost} of {name}'s log {were} {how} before {they} could be read{fix}")
 }
 
 /// How lines are shown and which are.
@@ -160,6 +184,8 @@ struct Printer {
     /// With `-n` and a filter: the last `tail_len` matching lines, printed at the end.
     tail: Option<VecDeque<Vec<u8>>>,
     tail_len: usize,
+    /// Gaps told so far: parts of the log the daemon could not send.
+    gaps: u32,
 }
 
 impl Printer {
@@ -171,6 +197,7 @@ impl Printer {
             skip: 0,
             tail: None,
             tail_len: 0,
+            gaps: 0,
         }
     }
 
@@ -189,6 +216,28 @@ impl Printer {
         let rest = self.pending.split_off(end + 1);
         let complete = std::mem::replace(&mut self.pending, rest);
         self.lines(&complete)
+    }
+
+    /// Says on stderr, after what came before it on stdout, that lines are missing here.
+    fn gap(&mut self, gap: &LogGap) -> Result<(), StdoutError> {
+        let mut last = std::mem::take(&mut self.pending);
+        if !last.is_empty() {
+            last.push(b'\n');
+            self.lines(&last)?;
+        }
+        self.gaps += 1;
+        note(sanitize::text(&gap_note(gap)));
+        Ok(())
+    }
+
+    /// How the command ends: every gap was told on stderr as it came; the status says the
+    /// copy is not whole.
+    fn exit(&self) -> Exit {
+        if self.gaps > 0 {
+            Exit::Failure
+        } else {
+            Exit::Success
+        }
     }
 
     /// Prints a last line without its newline, and the kept tail.
