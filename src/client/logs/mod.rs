@@ -7,7 +7,8 @@
 //! of those the bytes pass straight through, exactly as the process wrote them.
 //!
 //! What the output lacks is said on stderr: lines that rotated away (or were deleted) before the
-//! daemon could read them, where they are missing, and then exit 1.
+//! daemon could read them, where they are missing, and then exit 1; a daemon that went away
+//! before the log ended, as an error.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -20,7 +21,7 @@ use super::exit::Exit;
 use super::output::{self, StdoutError, note};
 use super::sanitize;
 use super::style::{DIM, Paint};
-use super::{Client, unexpected};
+use super::{Client, Failure, unexpected};
 use crate::cli::{LogsArgs, Since};
 use crate::paths::Paths;
 use crate::protocol::{GapCause, GapSize, LogGap, LogsRequest, Request, Response};
@@ -48,7 +49,8 @@ pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<Exit> {
     if let Some(lines) = args.lines {
         out.tail = Some(VecDeque::new());
         out.tail_len = lines as usize;
-        if !stream(&mut client, target, None, false, &mut out).await? || !args.follow {
+        stream(&mut client, target, None, false, &mut out).await?;
+        if !args.follow {
             return Ok(out.exit());
         }
         out.skip = out.seen;
@@ -58,16 +60,16 @@ pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<Exit> {
     Ok(out.exit())
 }
 
-/// Sends one logs request and prints the answer until the log ends (true) or the daemon goes
-/// away (false). A stdout that was closed (`rhizome logs x | head`) ends it with an error that
-/// `main` takes for the normal end it is.
+/// Sends one logs request and prints the answer until the log ends. A daemon that goes away
+/// first is an error, not an end: the process may still be writing. A stdout that was closed
+/// (`rhizome logs x | head`) ends it with an error that `main` takes for the normal end it is.
 async fn stream(
     client: &mut Client,
     target: &str,
     lines: Option<u64>,
     follow: bool,
     out: &mut Printer,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<()> {
     client
         .send(&Request::Logs(LogsRequest {
             target: target.to_string(),
@@ -75,20 +77,35 @@ async fn stream(
             follow,
         }))
         .await?;
-    let ended = loop {
-        match client.next().await? {
-            Some(Response::LogChunk(bytes)) => out.chunk(&bytes)?,
-            Some(Response::LogGap(gap)) => out.gap(&gap)?,
-            Some(Response::LogEnd) => break true,
-            Some(other) => return Err(unexpected(other)),
-            None => break false,
+    loop {
+        let response = match client.next().await {
+            Ok(Some(response)) => response,
+            // An error the daemon sent (the log could not be read) says what it is.
+            Err(err) if err.is::<Failure>() => return Err(err),
+            lost => {
+                out.finish()?;
+                return Err(daemon_lost(target, lost.err()));
+            }
+        };
+        match response {
+            Response::LogChunk(bytes) => out.chunk(&bytes)?,
+            Response::LogGap(gap) => out.gap(&gap)?,
+            Response::LogEnd => break,
+            other => return Err(unexpected(other)),
         }
-    };
-    out.finish()?;
-    if !ended {
-        note("rhizome: the daemon stopped; no more lines will come");
     }
-    Ok(ended)
+    out.finish()?;
+    Ok(())
+}
+
+/// The connection ended before the log did: the daemon was killed, crashed or stopped.
+fn daemon_lost(target: &str, cause: Option<anyhow::Error>) -> anyhow::Error {
+    let cause = cause.map(|err| format!(" ({err:#})")).unwrap_or_default();
+    Failure::new(format!(
+        "the daemon went away before the log of {target} ended{cause}"
+    ))
+    .hint("it was killed, crashed or stopped; run the command again to start one and read on")
+    .into()
 }
 
 /// What stderr says of a gap.
