@@ -82,6 +82,8 @@ pub enum Response {
     Forwarded(ForwardInfo),
     /// Something the user should know, told once, before the answer to a request.
     Notice(String),
+    /// Part of a log will never be sent, at this point of the stream: it went before it was read.
+    LogGap(LogGap),
 }
 
 /// A failed request, as a sentence for the user and, where one is known, what to do about it.
@@ -321,4 +323,30 @@ pub struct DaemonStatus {
     pub home: String,
     pub running: u32,
     pub finished: u32,
+}
+
+/// Lines of a log a reader will never see, told where they are missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogGap {
+    /// The process whose log it is.
+    pub name: String,
+    pub cause: GapCause,
+    pub size: GapSize,
+}
+
+/// Why part of a log was lost to a reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GapCause {
+    /// Rotation dropped files (past `keep_files`) faster than the reader read them.
+    Rotated,
+    /// Someone deleted a file before the reader got to it.
+    Deleted,
+}
+
+/// How much was lost: lines when they could be counted, else bytes, else not even that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GapSize {
+    Lines(u64),
+    Bytes(u64),
+    Unknown,
 }

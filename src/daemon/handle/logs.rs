@@ -2,11 +2,12 @@
 
 use crate::connection::DaemonSide;
 use crate::daemon::Daemon;
-use crate::daemon::logs::read::LogCursor;
-use crate::protocol::{LogsRequest, Response};
+use crate::daemon::logs::read::{LogCursor, Piece};
+use crate::protocol::{ErrorReply, LogsRequest, Response};
 
 /// Streams a log: the requested tail, then (with `follow`) new lines until the process is final.
-/// Returns when done or when the client leaves.
+/// Lines that went before they could be read are told as gaps where they are missing. Returns
+/// when done or when the client leaves.
 pub(super) async fn logs(
     daemon: &Daemon,
     conn: &mut DaemonSide,
@@ -16,15 +17,36 @@ pub(super) async fn logs(
         Ok(process) => process,
         Err(reply) => return conn.send(&Response::Error(reply)).await,
     };
-    let mut cursor = LogCursor::open(process.log.clone(), request.lines).await?;
+    let unreadable = |err: std::io::Error| {
+        Response::Error(
+            ErrorReply::new(format!("could not read the log of {}: {err}", process.name))
+                .with_hint(format!(
+                    "its files are {}*",
+                    process.log.path_at(0).display()
+                )),
+        )
+    };
+    let mut cursor = match LogCursor::open(process.log.clone(), request.lines).await {
+        Ok(cursor) => cursor,
+        Err(err) => return conn.send(&unreadable(err)).await,
+    };
     let mut progress = process.log.subscribe();
     let mut state = process.watch();
     loop {
         progress.borrow_and_update();
         // Read after noting the state: the final status is set only once the last line is written.
         let done = !request.follow || state.borrow_and_update().phase.is_final();
-        while let Some(chunk) = cursor.next_chunk().await? {
-            conn.send(&Response::LogChunk(chunk)).await?;
+        loop {
+            match cursor.next().await {
+                Ok(Some(Piece::Bytes(chunk))) => conn.send(&Response::LogChunk(chunk)).await?,
+                Ok(Some(Piece::Gap(missed))) => {
+                    for gap in missed.gaps(&process.name) {
+                        conn.send(&Response::LogGap(gap)).await?;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => return conn.send(&unreadable(err)).await,
+            }
         }
         if done {
             break;

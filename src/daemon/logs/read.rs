@@ -1,131 +1,272 @@
-//! Reading a process log back: the last N lines across rotated files, then whatever is appended.
+//! Reading a process log back: the last N lines across rotated files, then whatever is appended,
+//! across rotations and a file deleted and started again, with what could not be read told as
+//! a gap rather than skipped.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
-use super::ProcessLog;
+use super::readers::Missed;
+use super::{FileId, ProcessLog, open_if_exists};
 
 /// Bytes sent to the client per message.
 const CHUNK: usize = 64 * 1024;
 
+/// What a cursor read next.
+#[derive(Debug)]
+pub enum Piece {
+    Bytes(Vec<u8>),
+    /// Lines that went before they could be read belong here.
+    Gap(Missed),
+}
+
 /// A reading position in a log that survives rotation: it holds the open file of one generation and
-/// moves on to the next generation once that file is complete.
+/// moves on to the next generation once that file is complete. Nothing is looked up per read: the
+/// files are looked at again only when `Progress` says the writer rotated or changed files.
 pub struct LogCursor {
+    /// `None` only while a read is under way on the blocking pool.
+    at: Option<Position>,
+}
+
+struct Position {
     log: Arc<ProcessLog>,
-    file: Option<File>,
+    /// This reader's entry among the log's readers; left when the position is dropped.
+    place: u64,
     generation: u64,
+    file: Option<Held>,
+    /// The writer's file when last looked at: a change is when a deleted `file` may be complete.
+    writing: Option<FileId>,
+}
+
+struct Held {
+    file: File,
+    id: FileId,
+}
+
+impl Held {
+    fn open(path: &std::path::Path) -> io::Result<Option<Held>> {
+        let Some(file) = open_if_exists(path)? else {
+            return Ok(None);
+        };
+        let id = FileId::of(&file.metadata()?);
+        Ok(Some(Held { file, id }))
+    }
+
+    fn deleted(&self) -> io::Result<bool> {
+        Ok(self.file.metadata()?.nlink() == 0)
+    }
+}
+
+impl Drop for Position {
+    fn drop(&mut self) {
+        self.log.readers().leave(self.place);
+    }
 }
 
 impl LogCursor {
     /// A cursor at the start of the last `lines` lines, or of everything kept when `None`.
     pub async fn open(log: Arc<ProcessLog>, lines: Option<u64>) -> io::Result<LogCursor> {
-        tokio::task::spawn_blocking(move || LogCursor::open_blocking(log, lines))
+        let at = tokio::task::spawn_blocking(move || Position::open(log, lines))
             .await
-            .map_err(io::Error::other)?
+            .map_err(io::Error::other)??;
+        Ok(LogCursor { at: Some(at) })
     }
 
-    fn open_blocking(log: Arc<ProcessLog>, lines: Option<u64>) -> io::Result<LogCursor> {
-        let (files, progress) = log.files_oldest_first();
-        let newest_first = files.iter().rev().enumerate();
-        let (age, offset) = match lines {
-            None => (files.len().saturating_sub(1) as u64, 0),
-            Some(wanted) => {
-                let mut found = (files.len().saturating_sub(1) as u64, 0);
-                let mut remaining = wanted;
-                for (age, path) in newest_first {
-                    match start_of_last_lines(path, remaining)? {
-                        Tail::StartsAt(offset) => {
-                            found = (age as u64, offset);
-                            break;
-                        }
-                        Tail::Short(counted) => {
-                            found = (age as u64, 0);
-                            remaining -= counted;
-                        }
-                    }
-                }
-                found
-            }
+    /// The next bytes written or gap found, or `None` when the cursor has reached the end of
+    /// what is written now.
+    pub async fn next(&mut self) -> io::Result<Option<Piece>> {
+        let mut at = self
+            .at
+            .take()
+            .ok_or_else(|| io::Error::other("a log cursor was used after a failed read"))?;
+        let (at, piece) = tokio::task::spawn_blocking(move || {
+            let piece = at.step();
+            (at, piece)
+        })
+        .await
+        .map_err(io::Error::other)?;
+        self.at = Some(at);
+        piece
+    }
+}
+
+/// Where a reader starts: `age` files back, at `offset`, as found when the newest generation
+/// was `latest`.
+struct Start {
+    latest: u64,
+    age: u64,
+    offset: u64,
+}
+
+impl Position {
+    fn open(log: Arc<ProcessLog>, lines: Option<u64>) -> io::Result<Position> {
+        // Found without holding up rotation, and found again under the lock in the rare case a
+        // rotation came in between (its files then moved, or went).
+        let first = find_start(&log, lines);
+        let mut readers = log.readers();
+        let now = *log.progress.borrow();
+        let start = match first {
+            Ok(start) if start.latest == now.generation => start,
+            _ => find_start(&log, lines)?,
         };
-        let mut file = match File::open(log.path_at(age)) {
-            Ok(file) => Some(file),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
-            Err(err) => return Err(err),
-        };
-        if let Some(file) = &mut file {
-            file.seek(SeekFrom::Start(offset))?;
+        let mut file = Held::open(&log.path_at(start.age))?;
+        if let Some(held) = &mut file {
+            held.file.seek(SeekFrom::Start(start.offset))?;
         }
-        Ok(LogCursor {
-            generation: progress.generation.saturating_sub(age),
+        let generation = now.generation - start.age;
+        let place = readers.join(generation, file.as_ref().map(|h| h.id));
+        drop(readers);
+        Ok(Position {
             log,
+            place,
+            generation,
             file,
+            writing: now.writing,
         })
     }
 
-    /// The next bytes written, or `None` when the cursor has reached the end of what is written now.
-    pub async fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
-        let file = self.file.take();
-        let log = self.log.clone();
-        let generation = self.generation;
-        let (file, generation, chunk) =
-            tokio::task::spawn_blocking(move || next_chunk_blocking(&log, file, generation))
-                .await
-                .map_err(io::Error::other)??;
-        self.file = file;
-        self.generation = generation;
-        Ok(chunk)
-    }
-}
-
-type Step = (Option<File>, u64, Option<Vec<u8>>);
-
-fn next_chunk_blocking(
-    log: &ProcessLog,
-    mut file: Option<File>,
-    mut generation: u64,
-) -> io::Result<Step> {
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        if let Some(f) = &mut file {
-            let n = f.read(&mut buf)?;
-            if n > 0 {
-                buf.truncate(n);
-                return Ok((file, generation, Some(buf)));
+    fn step(&mut self) -> io::Result<Option<Piece>> {
+        loop {
+            if let Some(bytes) = self.read()? {
+                return Ok(Some(Piece::Bytes(bytes)));
             }
-        }
-        let latest = log.progress.borrow().generation;
-        if generation >= latest {
-            if file.is_none() {
-                // The log did not exist yet when the cursor opened; it may now.
-                file = open_if_exists(&log.path_at(0))?;
-                if file.is_some() {
-                    continue;
+            let now = *self.log.progress.borrow();
+            if now.generation != self.generation {
+                // Our generation rotated away and the writer has left its files for good:
+                // what was written to ours before that is there now. Read it, then move on.
+                if let Some(bytes) = self.read()? {
+                    return Ok(Some(Piece::Bytes(bytes)));
+                }
+                if let Some(missed) = self.next_file()? {
+                    return Ok(Some(Piece::Gap(missed)));
+                }
+                continue;
+            }
+            if let Some(held) = &self.file {
+                if now.writing == self.writing {
+                    return Ok(None);
+                }
+                // The writer opened or closed a file. Ours is complete only if it was deleted
+                // and is not the writer's: the writer opens files by path, never a deleted one.
+                if now.writing == Some(held.id) || !held.deleted()? {
+                    self.writing = now.writing;
+                    return Ok(None);
+                }
+                if let Some(bytes) = self.read()? {
+                    return Ok(Some(Piece::Bytes(bytes)));
                 }
             }
-            return Ok((file, generation, None));
-        }
-        // The file rotated away. Anything written to it before the rotation is there now: read it
-        // once more before moving on.
-        if let Some(f) = &mut file {
-            let n = f.read(&mut buf)?;
-            if n > 0 {
-                buf.truncate(n);
-                return Ok((file, generation, Some(buf)));
+            if !self.reopen()? {
+                return Ok(None);
             }
         }
-        let keep = log.rotation.keep.max(1) as u64;
-        generation = (generation + 1).max(latest.saturating_sub(keep - 1));
-        file = open_if_exists(&log.path_at(latest - generation))?;
+    }
+
+    /// The bytes past the offset of the file held, `None` at its end (or holding none).
+    fn read(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let Some(held) = &mut self.file else {
+            return Ok(None);
+        };
+        let mut buf = vec![0u8; CHUNK];
+        let n = held.file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some(buf))
+    }
+
+    /// Takes the current file at its path, in place of a complete deleted one or of none: false
+    /// when there is none yet.
+    fn reopen(&mut self) -> io::Result<bool> {
+        let mut readers = self.log.readers();
+        let now = *self.log.progress.borrow();
+        if now.generation != self.generation {
+            // It rotated meanwhile: the caller goes round again and moves on properly.
+            return Ok(true);
+        }
+        self.writing = now.writing;
+        self.file = Held::open(&self.log.path_at(0))?;
+        readers.hold(
+            self.place,
+            self.generation,
+            self.file.as_ref().map(|h| h.id),
+        );
+        Ok(self.file.is_some())
+    }
+
+    /// Moves on from a generation that rotated away: to the next file, or, if rotation dropped
+    /// files this reader never got to, to the oldest kept one, returning what was lost.
+    fn next_file(&mut self) -> io::Result<Option<Missed>> {
+        let keep = self.log.keep();
+        let mut readers = self.log.readers();
+        let now = *self.log.progress.borrow();
+        self.writing = now.writing;
+        // Our generation's file is still kept, and is not the one we hold: ours was deleted and
+        // the writer started the generation again, or we held none yet. Read it first.
+        let age = now.generation - self.generation;
+        let ours_went = match &self.file {
+            Some(held) => held.deleted()?,
+            None => true,
+        };
+        if age < keep
+            && ours_went
+            && let Some(next) = Held::open(&self.log.path_at(age))?
+            && self.file.as_ref().map(|h| h.id) != Some(next.id)
+        {
+            readers.hold(self.place, self.generation, Some(next.id));
+            self.file = Some(next);
+            return Ok(None);
+        }
+        let oldest = now.generation + 1 - keep;
+        self.generation = (self.generation + 1).max(oldest);
+        let age = now.generation - self.generation;
+        self.file = Held::open(&self.log.path_at(age))?;
+        readers.hold(
+            self.place,
+            self.generation,
+            self.file.as_ref().map(|h| h.id),
+        );
+        let mut missed = readers.take_missed(self.place);
+        if self.file.is_none() && age > 0 {
+            // Rotated, so once written: someone deleted it.
+            missed.deleted_unseen();
+        }
+        Ok((!missed.is_empty()).then_some(missed))
     }
 }
 
-fn open_if_exists(path: &std::path::Path) -> io::Result<Option<File>> {
-    match File::open(path) {
-        Ok(file) => Ok(Some(file)),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err),
+/// Where the last `lines` lines start, or the start of the oldest kept file when `None`.
+fn find_start(log: &ProcessLog, lines: Option<u64>) -> io::Result<Start> {
+    let latest = log.progress.borrow().generation;
+    let ages = log.kept_ages();
+    let oldest = ages.last().copied().unwrap_or(0);
+    let Some(wanted) = lines else {
+        return Ok(Start {
+            latest,
+            age: oldest,
+            offset: 0,
+        });
+    };
+    let mut remaining = wanted;
+    for &age in &ages {
+        match start_of_last_lines(&log.path_at(age), remaining)? {
+            Tail::StartsAt(offset) => {
+                return Ok(Start {
+                    latest,
+                    age,
+                    offset,
+                });
+            }
+            Tail::Short(counted) => remaining -= counted,
+        }
     }
+    Ok(Start {
+        latest,
+        age: oldest,
+        offset: 0,
+    })
 }
 
 enum Tail {

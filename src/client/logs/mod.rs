@@ -5,24 +5,28 @@
 //! showing a process's control characters escaped there (so that it cannot retitle, clear or
 //! overwrite the terminal), `--raw`, and the `--since` and `--grep` filters. In a pipe with none
 //! of those the bytes pass straight through, exactly as the process wrote them.
+//!
+//! What the output lacks is said on stderr: lines that rotated away (or were deleted) before the
+//! daemon could read them, where they are missing, and then exit 1; a daemon that went away
+//! before the log ended, as an error.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
 
-use chrono::{DateTime, Duration as ChronoDuration, Local, NaiveTime};
+use chrono::{DateTime, Local};
 
+use self::line::{Line, cutoff, moment};
 use super::exit::Exit;
 use super::output::{self, StdoutError, note};
 use super::sanitize;
 use super::style::{DIM, Paint};
-use super::{Client, unexpected};
+use super::{Client, Failure, unexpected};
 use crate::cli::{LogsArgs, Since};
 use crate::paths::Paths;
-use crate::protocol::{LogsRequest, Request, Response};
+use crate::protocol::{GapCause, GapSize, LogGap, LogsRequest, Request, Response};
 
-/// Width the daemon pads a line's text to (see `daemon::logs::format`).
-const TEXT_COLUMNS: usize = 30;
+mod line;
 
 pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<Exit> {
     let view = View {
@@ -38,33 +42,34 @@ pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<Exit> {
     if !out.view.filters() {
         // The daemon picks the last lines itself.
         stream(&mut client, target, args.lines, args.follow, &mut out).await?;
-        return Ok(Exit::Success);
+        return Ok(out.exit());
     }
     // The last LINES lines that match: look through the whole log so far and keep the last
     // matches, then follow (if asked) from where that look ended.
     if let Some(lines) = args.lines {
         out.tail = Some(VecDeque::new());
         out.tail_len = lines as usize;
-        if !stream(&mut client, target, None, false, &mut out).await? || !args.follow {
-            return Ok(Exit::Success);
+        stream(&mut client, target, None, false, &mut out).await?;
+        if !args.follow {
+            return Ok(out.exit());
         }
         out.skip = out.seen;
         out.seen = 0;
     }
     stream(&mut client, target, None, args.follow, &mut out).await?;
-    Ok(Exit::Success)
+    Ok(out.exit())
 }
 
-/// Sends one logs request and prints the answer until the log ends (true) or the daemon goes
-/// away (false). A stdout that was closed (`rhizome logs x | head`) ends it with an error that
-/// `main` takes for the normal end it is.
+/// Sends one logs request and prints the answer until the log ends. A daemon that goes away
+/// first is an error, not an end: the process may still be writing. A stdout that was closed
+/// (`rhizome logs x | head`) ends it with an error that `main` takes for the normal end it is.
 async fn stream(
     client: &mut Client,
     target: &str,
     lines: Option<u64>,
     follow: bool,
     out: &mut Printer,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<()> {
     client
         .send(&Request::Logs(LogsRequest {
             target: target.to_string(),
@@ -72,19 +77,55 @@ async fn stream(
             follow,
         }))
         .await?;
-    let ended = loop {
-        match client.next().await? {
-            Some(Response::LogChunk(bytes)) => out.chunk(&bytes)?,
-            Some(Response::LogEnd) => break true,
-            Some(other) => return Err(unexpected(other)),
-            None => break false,
+    loop {
+        let response = match client.next().await {
+            Ok(Some(response)) => response,
+            // An error the daemon sent (the log could not be read) says what it is.
+            Err(err) if err.is::<Failure>() => return Err(err),
+            lost => {
+                out.finish()?;
+                return Err(daemon_lost(target, lost.err()));
+            }
+        };
+        match response {
+            Response::LogChunk(bytes) => out.chunk(&bytes)?,
+            Response::LogGap(gap) => out.gap(&gap)?,
+            Response::LogEnd => break,
+            other => return Err(unexpected(other)),
         }
-    };
-    out.finish()?;
-    if !ended {
-        note("rhizome: the daemon stopped; no more lines will come");
     }
-    Ok(ended)
+    out.finish()?;
+    Ok(())
+}
+
+/// The connection ended before the log did: the daemon was killed, crashed or stopped.
+fn daemon_lost(target: &str, cause: Option<anyhow::Error>) -> anyhow::Error {
+    let cause = cause.map(|err| format!(" ({err:#})")).unwrap_or_default();
+    Failure::new(format!(
+        "the daemon went away before the log of {target} ended{cause}"
+    ))
+    .hint("it was killed, crashed or stopped; run the command again to start one and read on")
+    .into()
+}
+
+/// What stderr says of a gap.
+fn gap_note(gap: &LogGap) -> String {
+    let name = &gap.name;
+    let (lost, were, they) = match gap.size {
+        GapSize::Lines(1) => ("1 line".to_string(), "was", "it"),
+        GapSize::Lines(n) => (format!("{n} lines"), "were", "they"),
+        GapSize::Bytes(n) => (format!("{n} bytes (lines not countable)"), "were", "they"),
+        GapSize::Unknown => ("part".to_string(), "was", "it"),
+    };
+    let how = match gap.cause {
+        GapCause::Rotated => "rotated away",
+        GapCause::Deleted => "deleted",
+    };
+    let fix = match gap.cause {
+        GapCause::Rotated => " (keep_files and max_file_bytes in rhizome.toml keep more)",
+        GapCause::Deleted => "",
+    };
+    format!("rhizome: {lost} of {name}'s log {were} {how} before {they} could be read{fix}")
 }
 
 /// How lines are shown and which are.
@@ -160,6 +201,8 @@ struct Printer {
     /// With `-n` and a filter: the last `tail_len` matching lines, printed at the end.
     tail: Option<VecDeque<Vec<u8>>>,
     tail_len: usize,
+    /// Gaps told so far: parts of the log the daemon could not send.
+    gaps: u32,
 }
 
 impl Printer {
@@ -171,6 +214,7 @@ impl Printer {
             skip: 0,
             tail: None,
             tail_len: 0,
+            gaps: 0,
         }
     }
 
@@ -189,6 +233,28 @@ impl Printer {
         let rest = self.pending.split_off(end + 1);
         let complete = std::mem::replace(&mut self.pending, rest);
         self.lines(&complete)
+    }
+
+    /// Says on stderr, after what came before it on stdout, that lines are missing here.
+    fn gap(&mut self, gap: &LogGap) -> Result<(), StdoutError> {
+        let mut last = std::mem::take(&mut self.pending);
+        if !last.is_empty() {
+            last.push(b'\n');
+            self.lines(&last)?;
+        }
+        self.gaps += 1;
+        note(sanitize::text(&gap_note(gap)));
+        Ok(())
+    }
+
+    /// How the command ends: every gap was told on stderr as it came; the status says the
+    /// copy is not whole.
+    fn exit(&self) -> Exit {
+        if self.gaps > 0 {
+            Exit::Failure
+        } else {
+            Exit::Success
+        }
     }
 
     /// Prints a last line without its newline, and the kept tail.
@@ -229,148 +295,5 @@ impl Printer {
             }
         }
         output::write(&out)
-    }
-}
-
-/// One stored log line, `HH:MM:SS <text padded to 30> [name] pid=N`, in its parts.
-#[derive(Debug, PartialEq, Eq)]
-struct Line<'a> {
-    stamp: &'a str,
-    /// The text with the padding the daemon added.
-    padded: &'a str,
-    /// ` [name] pid=N` (or ` [name]` for a process that never started), leading space included.
-    suffix: &'a str,
-}
-
-impl<'a> Line<'a> {
-    fn parse(line: &'a str) -> Option<Line<'a>> {
-        let stamp = line.get(..8)?;
-        let digits =
-            |range: std::ops::Range<usize>| stamp.as_bytes()[range].iter().all(u8::is_ascii_digit);
-        if !(digits(0..2) && digits(3..5) && digits(6..8)) || line.as_bytes().get(8) != Some(&b' ')
-        {
-            return None;
-        }
-        let rest = &line[9..];
-        let body = match rest.rfind(" pid=") {
-            Some(at)
-                if rest[at + 5..].bytes().all(|b| b.is_ascii_digit()) && at + 5 < rest.len() =>
-            {
-                &rest[..at]
-            }
-            _ => rest,
-        };
-        if !body.ends_with(']') {
-            return None;
-        }
-        let open = body.rfind(" [")?;
-        Some(Line {
-            stamp,
-            padded: &rest[..open],
-            suffix: &rest[open..],
-        })
-    }
-
-    /// What the process wrote. Padding is removed only where the daemon added some: a text
-    /// shorter than the column width, filled up to it.
-    fn text(&self) -> &'a str {
-        if self.padded.len() == TEXT_COLUMNS || self.padded.chars().count() == TEXT_COLUMNS {
-            self.padded.trim_end_matches(' ')
-        } else {
-            self.padded
-        }
-    }
-
-    fn time(&self) -> Option<NaiveTime> {
-        NaiveTime::parse_from_str(self.stamp, "%H:%M:%S").ok()
-    }
-}
-
-/// When a line stamped `time` was written: the latest moment at or before `now` with that time
-/// of day (lines carry no date). A minute of slack lets a clock a little ahead count as now.
-fn moment(time: NaiveTime, now: DateTime<Local>) -> Option<DateTime<Local>> {
-    let today = now
-        .date_naive()
-        .and_time(time)
-        .and_local_timezone(Local)
-        .earliest()?;
-    if today > now + ChronoDuration::minutes(1) {
-        return Some(today - ChronoDuration::days(1));
-    }
-    Some(today)
-}
-
-/// The first moment `--since` lets through.
-fn cutoff(since: Since, now: DateTime<Local>) -> Option<DateTime<Local>> {
-    match since {
-        Since::Ago(ago) => Some(now - ChronoDuration::from_std(ago).ok()?),
-        Since::At(time) => {
-            let at = moment(time, now)?;
-            Some(if at > now {
-                at - ChronoDuration::days(1)
-            } else {
-                at
-            })
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn lines_split_into_stamp_text_and_suffix() {
-        let line = "08:46:06 0                              [sleeper] pid=48211";
-        let parts = Line::parse(line).unwrap();
-        assert_eq!(parts.stamp, "08:46:06");
-        assert_eq!(parts.text(), "0");
-        assert_eq!(parts.suffix, " [sleeper] pid=48211");
-
-        let long = "08:46:06 a line longer than thirty columns, kept whole  [web] pid=7";
-        assert_eq!(
-            Line::parse(long).unwrap().text(),
-            "a line longer than thirty columns, kept whole "
-        );
-
-        let never_started = "08:46:06 failed to start: no such file  [x y]";
-        let parts = Line::parse(never_started).unwrap();
-        assert_eq!(parts.suffix, " [x y]");
-        assert_eq!(
-            parts.text(),
-            "failed to start: no such file",
-            "padded to 30"
-        );
-
-        let tricky = "08:46:06 says [a] pid=1 itself           [web] pid=2";
-        assert_eq!(Line::parse(tricky).unwrap().suffix, " [web] pid=2");
-        assert_eq!(Line::parse("not a log line"), None);
-    }
-
-    #[test]
-    fn since_reads_times_against_todays_clock() {
-        let now = Local.with_ymd_and_hms(2030, 5, 6, 0, 5, 0).unwrap();
-        let time = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap();
-        // Just after midnight, 23:58 was yesterday.
-        assert_eq!(
-            moment(time(23, 58), now),
-            Local.with_ymd_and_hms(2030, 5, 5, 23, 58, 0).single()
-        );
-        assert_eq!(
-            moment(time(0, 1), now),
-            Local.with_ymd_and_hms(2030, 5, 6, 0, 1, 0).single()
-        );
-        let ten_minutes = cutoff(Since::Ago(std::time::Duration::from_secs(600)), now).unwrap();
-        assert!(moment(time(23, 58), now).unwrap() >= ten_minutes);
-        assert!(moment(time(23, 50), now).unwrap() < ten_minutes);
-        assert_eq!(
-            cutoff(Since::At(time(0, 0)), now),
-            Local.with_ymd_and_hms(2030, 5, 6, 0, 0, 0).single()
-        );
-        assert_eq!(
-            cutoff(Since::At(time(0, 6)), now),
-            Local.with_ymd_and_hms(2030, 5, 5, 0, 6, 0).single()
-        );
     }
 }
