@@ -5,9 +5,7 @@
 //! another program is never touched. Tunnels and `run --restart always|on-failure` come back with
 //! their ids and local ports; one-shot processes are recorded as lost, not run again.
 
-use std::ffi::OsString;
 use std::num::NonZeroU16;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +14,7 @@ use tokio::sync::mpsc;
 use super::Daemon;
 use super::child;
 use super::handle;
-use super::process::{ChildId, Context, KillOrder, Phase, Process, Spec, TunnelPart, Work};
+use super::process::{ChildId, KillOrder, Phase, Process, Spec, TunnelPart, Work};
 use super::state::{Loaded, SavedProcess};
 use super::supervise::command;
 use crate::forward::tunnel::Tunnel;
@@ -97,14 +95,7 @@ fn entry(
     daemon: &Daemon,
     saved: SavedProcess,
 ) -> (Arc<Process>, mpsc::Receiver<KillOrder>, Option<Spec>) {
-    let context = Context {
-        env: saved
-            .env
-            .iter()
-            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
-            .collect(),
-        cwd: PathBuf::from(&saved.cwd),
-    };
+    let context = saved.context().unwrap_or_default();
     let (work, spec, failed) = match saved.forward {
         Some(forward) => {
             let mut target = forward.target;
@@ -134,7 +125,7 @@ fn entry(
                     Kind::Sleeper => CommandKind::Sleeper,
                     Kind::Run | Kind::Forward => CommandKind::Run,
                 },
-                argv: saved.argv.iter().map(OsString::from).collect(),
+                argv: saved.argv.into_iter().map(|arg| arg.0).collect(),
                 context,
                 restart: saved.restart,
             };

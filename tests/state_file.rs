@@ -1,0 +1,182 @@
+//! What `state/processes.json` keeps, through the real binary: exact bytes, and the environment
+//! only where a restart needs it.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+/// The state file as JSON, and as text.
+fn read_state(rh: &Rhizome) -> (Value, String) {
+    let text =
+        std::fs::read_to_string(rh.path().join("state/processes.json")).expect("a state file");
+    (serde_json::from_str(&text).expect("JSON"), text)
+}
+
+/// The entry of `name` in the state file.
+fn saved<'a>(state: &'a Value, name: &str) -> &'a Value {
+    state["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is not in the state file: {state}"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn path_var() -> String {
+    std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
+}
+
+#[test]
+fn non_utf8_argv_environment_and_directory_come_back_byte_for_byte() {
+    let rh = Rhizome::new();
+    let dir = rh.path().join(OsStr::from_bytes(b"dir-\xfc\x80"));
+    std::fs::create_dir(&dir).unwrap();
+    let arg = b"arg-\xff\xfe";
+    let value = b"value-\xfd";
+    // Prints what it was given as hex, then stays up.
+    let script = "printf 'bytes argv=%s env=%s cwd=%s\\n' \
+        \"$(printf %s \"$1\" | od -An -tx1 | tr -d ' \\n')\" \
+        \"$(printf %s \"$RAW\" | od -An -tx1 | tr -d ' \\n')\" \
+        \"$(pwd | od -An -tx1 | tr -d ' \\n')\"; exec sleep 1000";
+    let out = rh
+        .command([
+            "run",
+            "--name",
+            "raw",
+            "--restart",
+            "always",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .args([OsStr::new(script), OsStr::new("sh"), OsStr::from_bytes(arg)])
+        .env("RAW", OsStr::from_bytes(value))
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (_, pid) = parse_started(&String::from_utf8_lossy(&out.stdout));
+    let _orphan = GroupGuard(vec![pid]);
+    let mut cwd = dir.as_os_str().as_bytes().to_vec();
+    cwd.push(b'\n');
+    let expected = format!(
+        "bytes argv={} env={} cwd={}",
+        hex(arg),
+        hex(value),
+        hex(&cwd)
+    );
+    let runs = |rh: &Rhizome| -> Vec<String> {
+        rh.ok(["logs", "--raw", "raw"])
+            .lines()
+            .filter(|l| l.starts_with("bytes "))
+            .map(str::to_string)
+            .collect()
+    };
+    wait_for("the first run's line", Duration::from_secs(10), || {
+        (runs(&rh).len() == 1).then_some(())
+    });
+    assert_eq!(runs(&rh), [expected.as_str()]);
+
+    rh.ok(["daemon", "restart"]);
+    let lines = wait_for("the restored run's line", Duration::from_secs(10), || {
+        let lines = runs(&rh);
+        (lines.len() >= 2).then_some(lines)
+    });
+    assert_eq!(
+        lines,
+        [expected.clone(), expected],
+        "the same bytes after the restart"
+    );
+    assert_eq!(rh.process(1)["status"], "running", "{:?}", rh.process(1));
+    assert_eq!(rh.process(1)["restarts"], 0, "no crash loop");
+}
+
+#[test]
+fn a_state_file_of_format_1_still_loads() {
+    let rh = Rhizome::new();
+    std::fs::create_dir_all(rh.path().join("state")).unwrap();
+    let file = serde_json::json!({
+        "format": 1,
+        "next_id": 8,
+        "processes": [
+            {"id": 5, "name": "keeper", "kind": "Run", "argv": ["sleep", "1000"],
+             "env": [["PATH", path_var()]], "cwd": "/", "restart": "Always", "restarts": 2,
+             "children": [], "forward": null},
+            {"id": 7, "name": "once", "kind": "Sleeper", "argv": ["sleeper"],
+             "env": [["PATH", path_var()]], "cwd": "/", "restart": "Never", "restarts": 0,
+             "children": [], "forward": null},
+        ],
+    });
+    std::fs::write(rh.path().join("state/processes.json"), file.to_string()).unwrap();
+    let out = rh.run(["ps"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(!out.stderr.contains("state file"), "{}", out.stderr);
+    wait_for("keeper running again", Duration::from_secs(10), || {
+        (rh.process(5)["status"] == "running").then_some(())
+    });
+    assert_eq!(rh.process(5)["name"], "keeper");
+    assert_eq!(rh.process(5)["restarts"], 2);
+    assert_eq!(rh.process(7)["status"], "lost");
+    let (id, pid) = rh.start(["run", "--name", "new", "--", "sleep", "1000"]);
+    let _child = GroupGuard(vec![pid]);
+    assert_eq!(id, 8, "ids go on after the old file's next_id");
+}
+
+#[test]
+fn only_processes_that_are_restarted_keep_their_environment_on_disk() {
+    let rh = Rhizome::new();
+    let port = free_port();
+    write_config(
+        &rh,
+        &format!(
+            "[environments.sim.services.web]\ncontext = \"sim\"\nnamespace = \"sim\"\nresource = \"svc/web\"\nremote_port = 80\nlocal_port = {port}\n"
+        ),
+    );
+    let start = |args: &[&str], var: &str| {
+        let out = rh
+            .command(args)
+            .env(var, format!("value-of-{var}"))
+            .env("RHIZOME_SIMULATE", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    start(
+        &["run", "--name", "once", "--", "sleep", "1000"],
+        "ONE_SHOT_MARK",
+    );
+    start(&["run", "--name", "done", "--", "true"], "FINISHED_MARK");
+    start(
+        &[
+            "run",
+            "--name",
+            "kept",
+            "--restart",
+            "on-failure",
+            "--",
+            "sleep",
+            "1000",
+        ],
+        "KEPT_MARK",
+    );
+    start(&["forward", "sim/web", "-q"], "TUNNEL_MARK");
+    let (state, text) = read_state(&rh);
+    let once = saved(&state, "once");
+    assert!(
+        once.get("env").is_none() && once.get("cwd").is_none(),
+        "{once}"
+    );
+    assert!(!text.contains("ONE_SHOT_MARK"), "{text}");
+    assert!(text.contains("value-of-KEPT_MARK"), "{text}");
+    assert!(text.contains("value-of-TUNNEL_MARK"), "{text}");
+    assert!(saved(&state, "kept")["cwd"].is_string(), "{state}");
+}
