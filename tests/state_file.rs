@@ -1,5 +1,5 @@
-//! What `state/processes.json` keeps, through the real binary: exact bytes, and the environment
-//! only where a restart needs it.
+//! What `state/processes.json` keeps, through the real binary: exact bytes, ids never given twice,
+//! and the environment only where a restart needs it.
 
 mod common;
 
@@ -129,6 +129,50 @@ fn a_state_file_of_format_1_still_loads() {
     let (id, pid) = rh.start(["run", "--name", "new", "--", "sleep", "1000"]);
     let _child = GroupGuard(vec![pid]);
     assert_eq!(id, 8, "ids go on after the old file's next_id");
+}
+
+#[test]
+fn ids_are_not_reused_after_a_stop_with_nothing_running() {
+    let rh = Rhizome::new();
+    let (old, _) = rh.start(["run", "--name", "web", "--", "echo", "old-web-line"]);
+    assert!(rh.finished_log("web").contains("old-web-line"));
+    rh.ok(["daemon", "stop"]);
+
+    let (new, _) = rh.start(["run", "--name", "web", "--", "echo", "new-web-line"]);
+    assert!(
+        new > old,
+        "id {new} was given before (the old web was {old})"
+    );
+    let log = rh.finished_log("web");
+    assert!(log.contains("new-web-line"), "{log}");
+    assert!(
+        !log.contains("old-web-line"),
+        "the new web shows the old one's log: {log}"
+    );
+}
+
+#[test]
+fn ids_are_not_reused_after_a_rejected_state_file() {
+    let rh = Rhizome::new();
+    let (first, _) = rh.start(["run", "--name", "web", "--", "echo", "old-web-line"]);
+    assert!(rh.finished_log("web").contains("old-web-line"));
+    rh.ok(["daemon", "stop"]);
+    std::fs::write(
+        rh.path().join("state/processes.json"),
+        "{\"format\": 1, \"next_",
+    )
+    .unwrap();
+
+    let out = rh.run(["run", "--name", "web", "--", "echo", "new-web-line"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("could not be used"), "{}", out.stderr);
+    let (new, _) = parse_started(&out.stdout);
+    assert!(new > first, "id {new} was given before");
+    let log = rh.finished_log("web");
+    assert!(
+        !log.contains("old-web-line"),
+        "the new web shows the old one's log: {log}"
+    );
 }
 
 #[test]

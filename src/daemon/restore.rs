@@ -5,7 +5,9 @@
 //! another program is never touched. Tunnels and `run --restart always|on-failure` come back with
 //! their ids and local ports; one-shot processes are recorded as lost, not run again.
 
+use std::fs;
 use std::num::NonZeroU16;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,12 +25,24 @@ use crate::protocol::{CommandKind, Kind, RestartPolicy};
 /// Grace between SIGTERM and SIGKILL for a previous daemon's children.
 const ORPHAN_GRACE: Duration = Duration::from_secs(3);
 
-/// Reads the state file and puts its processes back in the table at once (so the first `ps`
-/// shows them); ending orphans and starting again happens in the background.
+/// Reads the state file and the log directory and puts the processes back in the table at once
+/// (so the first `ps` shows them), giving ids above every id of the file and of the logs on disk;
+/// ending orphans and starting again happens in the background.
 pub async fn restore(daemon: &Arc<Daemon>) {
     let loading = daemon.clone();
-    let loaded = tokio::task::spawn_blocking(move || loading.store.load()).await;
-    let file = match loaded.unwrap_or(Loaded::Nothing) {
+    let found = tokio::task::spawn_blocking(move || {
+        (loading.store.load(), process_logs(&loading.paths.logs))
+    })
+    .await;
+    let (loaded, logs) = found.unwrap_or((Loaded::Nothing, Vec::new()));
+    // Every id with a log was given out, whatever the state file says.
+    let floor = logs
+        .iter()
+        .map(|(id, _)| *id)
+        .max()
+        .map_or(1, |id| id.saturating_add(1));
+    daemon.table.start_ids_at(floor);
+    let file = match loaded {
         Loaded::Nothing => return,
         Loaded::State(file) => file,
         Loaded::Rejected { moved_to, why } => {
@@ -43,6 +57,7 @@ pub async fn restore(daemon: &Arc<Daemon>) {
             return;
         }
     };
+    daemon.table.start_ids_at(file.next_id);
     if file.processes.is_empty() {
         return;
     }
@@ -54,7 +69,7 @@ pub async fn restore(daemon: &Arc<Daemon>) {
     for saved in file.processes {
         let orphans = saved.children.clone();
         let (process, orders, spec) = entry(daemon, saved);
-        daemon.table.restore(process.clone(), file.next_id);
+        daemon.table.restore(process.clone());
         restored.push((process, orders, orphans, spec));
     }
     let daemon = daemon.clone();
@@ -161,4 +176,51 @@ async fn end_orphan(orphan: ChildId) {
         orphan.pid
     );
     child::end_group(orphan.pid, ORPHAN_GRACE).await;
+}
+
+/// The process logs in `dir` with their ids: `<id>-<name>.log`, and `.log.N` as they rotate (see
+/// `ProcessLog`). Blocks.
+fn process_logs(dir: &Path) -> Vec<(u32, PathBuf)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| Some((log_id(entry.file_name().to_str()?)?, entry.path())))
+        .collect()
+}
+
+/// The id in a process log's file name.
+fn log_id(name: &str) -> Option<u32> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (id, rest) = name.split_once('-')?;
+    let (_, rotation) = rest.rsplit_once(".log")?;
+    let rotated = rotation.strip_prefix('.').is_some_and(digits);
+    if !digits(id) || !(rotation.is_empty() || rotated) {
+        return None;
+    }
+    id.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_logs_are_told_from_other_files_by_name() {
+        assert_eq!(log_id("12-web.log"), Some(12));
+        assert_eq!(log_id("3-na-prod_billing.log.2"), Some(3));
+        for other in [
+            "daemon.2025-01-01.log",
+            "daemon.out",
+            "x-web.log",
+            "+1-web.log",
+            "12-web.log.",
+            "12-web.log.x",
+            "12-web.txt",
+            "99999999999-web.log",
+        ] {
+            assert_eq!(log_id(other), None, "{other}");
+        }
+    }
 }
