@@ -1,5 +1,6 @@
 //! What `state/processes.json` keeps, through the real binary: exact bytes, ids never given twice,
-//! and the environment only where a restart needs it.
+//! finished processes and their logs (and only theirs), and the environment only where a restart
+//! needs it.
 
 mod common;
 
@@ -25,6 +26,17 @@ fn saved<'a>(state: &'a Value, name: &str) -> &'a Value {
         .iter()
         .find(|p| p["name"] == name)
         .unwrap_or_else(|| panic!("{name} is not in the state file: {state}"))
+}
+
+/// The names of the per-process log files in the home, sorted.
+fn log_files(rh: &Rhizome) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(rh.path().join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("daemon."))
+        .collect();
+    names.sort();
+    names
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -176,6 +188,64 @@ fn ids_are_not_reused_after_a_rejected_state_file() {
 }
 
 #[test]
+fn finished_processes_survive_a_restart_and_only_their_logs_are_kept() {
+    let rh = Rhizome::new();
+    for i in 0..102 {
+        let (_, _) = rh.start([
+            "run",
+            "--name",
+            &format!("job{i}"),
+            "--",
+            "echo",
+            &format!("line-of-job{i}"),
+        ]);
+    }
+    wait_for("every job to finish", Duration::from_secs(20), || {
+        let ps = rh.ps();
+        (ps["count"] == 0 && ps["finished"].as_array()?.len() == 100).then_some(())
+    });
+    // The two oldest were forgotten; a stray log of an id the daemon does not know goes at start.
+    std::fs::write(rh.path().join("logs/2-job1.log"), "stray\n").unwrap();
+    std::fs::write(rh.path().join("logs/2-job1.log.1"), "stray\n").unwrap();
+    rh.ok(["daemon", "restart"]);
+
+    let finished: Vec<u64> = rh.ps()["finished"]
+        .as_array()
+        .expect("finished processes after the restart")
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(finished, (3..=102).collect::<Vec<u64>>());
+    assert_eq!(rh.process(50)["name"], "job49");
+    assert_eq!(rh.process(50)["status"], "exited(0)");
+    assert!(rh.logs("job49").contains("line-of-job49"));
+    wait_for(
+        "the stray logs to be deleted",
+        Duration::from_secs(5),
+        || {
+            let files = log_files(&rh);
+            (files.len() == 100).then_some(())
+        },
+    );
+    let files = log_files(&rh);
+    assert!(
+        files
+            .iter()
+            .all(|f| !f.starts_with("1-") && !f.starts_with("2-")),
+        "{files:?}"
+    );
+    let (state, _) = read_state(&rh);
+    assert!(saved(&state, "job49").get("env").is_none(), "{state}");
+
+    // One more finished process forgets the oldest, and its log, for good.
+    let (id, _) = rh.start(["run", "--name", "last", "--", "true"]);
+    assert_eq!(id, 103);
+    wait_for("job2's log to go", Duration::from_secs(5), || {
+        (!log_files(&rh).iter().any(|f| f.starts_with("3-"))).then_some(())
+    });
+}
+
+#[test]
 fn only_processes_that_are_restarted_keep_their_environment_on_disk() {
     let rh = Rhizome::new();
     let port = free_port();
@@ -222,5 +292,24 @@ fn only_processes_that_are_restarted_keep_their_environment_on_disk() {
     assert!(!text.contains("ONE_SHOT_MARK"), "{text}");
     assert!(text.contains("value-of-KEPT_MARK"), "{text}");
     assert!(text.contains("value-of-TUNNEL_MARK"), "{text}");
+    // A finished process is kept for `ps --all` and `logs`, without its environment.
+    let (state, text) = wait_for(
+        "done to be finished on disk",
+        Duration::from_secs(5),
+        || {
+            let (state, text) = read_state(&rh);
+            let ended = state["processes"]
+                .as_array()?
+                .iter()
+                .any(|p| p["name"] == "done" && p.get("ended").is_some());
+            ended.then_some((state, text))
+        },
+    );
+    let done = saved(&state, "done");
+    assert!(
+        done.get("env").is_none() && done.get("cwd").is_none(),
+        "{done}"
+    );
+    assert!(!text.contains("FINISHED_MARK"), "{text}");
     assert!(saved(&state, "kept")["cwd"].is_string(), "{state}");
 }

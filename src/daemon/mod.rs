@@ -113,14 +113,25 @@ impl Daemon {
 
     /// Called once a process is final: its log is closed, and the oldest finished processes are
     /// forgotten.
-    pub async fn retire(&self, process: &process::Process) {
+    pub async fn retire(self: &Arc<Self>, process: &process::Process) {
         self.writer.close(&process.log).await;
         self.forget_old().await;
     }
 
-    /// Forgets the oldest finished processes and deletes their logs.
-    pub async fn forget_old(&self) {
-        for process in self.table.prune() {
+    /// Forgets the oldest finished processes and deletes their logs, once the state file no
+    /// longer names them: a daemon that dies in between leaves files the next one deletes, never
+    /// an entry whose log is gone.
+    pub async fn forget_old(self: &Arc<Self>) {
+        let forgotten = self.table.prune();
+        if forgotten.is_empty() {
+            return;
+        }
+        // Unsaved, or the last file was written before the prune: the file may still name them,
+        // so their logs stay, and the next daemon forgets them again.
+        if !self.persist().await || self.store.is_frozen() {
+            return;
+        }
+        for process in forgotten {
             self.writer.remove(&process.log).await;
         }
     }
@@ -132,16 +143,22 @@ impl Daemon {
     }
 
     /// Writes the state file now. Called before a new process is reported started, so that what a
-    /// user was told runs is on disk before a crash could lose it.
-    pub async fn persist(self: &Arc<Self>) {
+    /// user was told runs is on disk before a crash could lose it. Returns whether it was written
+    /// (or the store is frozen), so that what must follow a saved state can wait for it.
+    pub async fn persist(self: &Arc<Self>) -> bool {
         let daemon = self.clone();
         let saved =
             tokio::task::spawn_blocking(move || daemon.store.save(|| daemon.snapshot())).await;
-        if let Ok(Err(err)) = saved {
-            tracing::error!(
-                "could not save the state file in {}: {err}",
-                self.paths.state.display()
-            );
+        match saved {
+            Ok(Ok(())) => true,
+            Ok(Err(err)) => {
+                tracing::error!(
+                    "could not save the state file in {}: {err}",
+                    self.paths.state.display()
+                );
+                false
+            }
+            Err(_) => false,
         }
     }
 

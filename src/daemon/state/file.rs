@@ -1,19 +1,21 @@
 //! The shape of `state/processes.json`, and how a table entry becomes a saved one.
 //!
-//! Format 2 keeps every byte of a command line, environment and directory (`OsBytes`), and keeps
-//! the environment and directory only of what may run again. Format 1 (strings everywhere,
-//! environment always) reads as format 2.
+//! Format 2 keeps every byte of a command line, environment and directory (`OsBytes`), keeps the
+//! environment and directory only of what may run again, and keeps finished processes with how
+//! they ended. Format 1 (strings everywhere, environment always, no finished processes) reads as
+//! format 2: every field it lacks has a default.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::daemon::logs::redact::redact_argv;
-use crate::daemon::process::{ChildId, Context, Process};
-use crate::protocol::{Kind, RestartPolicy, Target, Tool, TunnelSettings};
+use crate::daemon::process::{ChildId, Context, Phase, Process};
+use crate::protocol::{Kind, RestartPolicy, Signal, Target, Tool, TunnelSettings};
 
 /// Bumped when the file's shape changes; a daemon refuses (and sets aside) a newer file.
 pub const FORMAT: u32 = 2;
@@ -23,7 +25,7 @@ pub struct StateFile {
     pub format: u32,
     /// The next id to give out, so ids are never reused across daemons either.
     pub next_id: u32,
-    /// Oldest first.
+    /// Oldest first: what should run, and the newest finished processes.
     pub processes: Vec<SavedProcess>,
 }
 
@@ -36,7 +38,7 @@ pub struct SavedProcess {
     /// since it is only ever shown.
     pub argv: Vec<OsBytes>,
     /// The environment children run with: kept only for what may run again (tunnels, and
-    /// commands with a restart policy).
+    /// commands with a restart policy), and only until it is over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<Vec<(OsBytes, OsBytes)>>,
     /// The working directory, kept like `env`.
@@ -47,6 +49,9 @@ pub struct SavedProcess {
     /// OS children alive when the file was written.
     pub children: Vec<ChildId>,
     pub forward: Option<SavedForward>,
+    /// How it ended; absent while it should run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<SavedEnd>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -59,10 +64,74 @@ pub struct SavedForward {
     pub settings: TunnelSettings,
 }
 
+/// What `ps --all` shows of a finished process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedEnd {
+    pub status: Ended,
+    /// The pid of its last run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// When its last run started, in milliseconds since the epoch.
+    pub started_at_ms: u64,
+    /// For a tunnel, the port in the pod it last forwarded to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_port: Option<u16>,
+}
+
+/// The final phases, as the file writes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ended {
+    Exited(i32),
+    Killed(Option<Signal>),
+    Failed(String),
+    Lost,
+}
+
+impl Ended {
+    /// The final phase `phase` is, if it is one.
+    pub fn of(phase: &Phase) -> Option<Ended> {
+        Some(match phase {
+            Phase::Exited(code) => Ended::Exited(*code),
+            Phase::Killed(signal) => Ended::Killed(*signal),
+            Phase::Failed(reason) => Ended::Failed(reason.clone()),
+            Phase::Lost => Ended::Lost,
+            Phase::Starting | Phase::Running { .. } | Phase::Restarting | Phase::Reconnecting => {
+                return None;
+            }
+        })
+    }
+
+    pub fn phase(self) -> Phase {
+        match self {
+            Ended::Exited(code) => Phase::Exited(code),
+            Ended::Killed(signal) => Phase::Killed(signal),
+            Ended::Failed(reason) => Phase::Failed(reason),
+            Ended::Lost => Phase::Lost,
+        }
+    }
+}
+
+impl SavedEnd {
+    pub fn started_at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.started_at_ms)
+    }
+}
+
 impl SavedProcess {
     pub fn of(process: &Process) -> SavedProcess {
         let state = process.state();
-        let runs_again = process.restart_policy() != RestartPolicy::Never;
+        let ended = Ended::of(&state.phase).map(|status| SavedEnd {
+            status,
+            pid: state.pid(),
+            started_at_ms: state
+                .started_at
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            remote_port: state.remote_port,
+        });
+        let runs_again = ended.is_none() && process.restart_policy() != RestartPolicy::Never;
         let argv = if runs_again {
             process.command_line().into_iter().map(OsBytes).collect()
         } else {
@@ -96,12 +165,13 @@ impl SavedProcess {
                 wait_ms: part.wait.as_millis() as u64,
                 settings: part.settings,
             }),
+            ended,
         }
     }
 
-    /// Whether it should be started again: a tunnel or a restartable command.
+    /// Whether it should be started again: not over, and a tunnel or a restartable command.
     pub fn runs_again(&self) -> bool {
-        self.forward.is_some() || self.restart != RestartPolicy::Never
+        self.ended.is_none() && (self.forward.is_some() || self.restart != RestartPolicy::Never)
     }
 
     /// The environment and directory to run it with, when they were kept.
@@ -212,5 +282,29 @@ mod tests {
         let context = saved.context().unwrap();
         assert_eq!(context.env, [("PATH".into(), "/bin".into())]);
         assert_eq!(context.cwd, PathBuf::from("/srv"));
+        assert!(saved.ended.is_none());
+    }
+
+    #[test]
+    fn how_a_process_ended_is_written_in_words() {
+        let end = SavedEnd {
+            status: Ended::Killed(Some(Signal::Term)),
+            pid: Some(7),
+            started_at_ms: 1,
+            remote_port: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&end).unwrap(),
+            r#"{"status":{"killed":"Term"},"pid":7,"started_at_ms":1}"#
+        );
+        for phase in [
+            Phase::Exited(-9),
+            Phase::Killed(None),
+            Phase::Failed("why".into()),
+            Phase::Lost,
+        ] {
+            assert_eq!(Ended::of(&phase).unwrap().phase(), phase);
+        }
+        assert_eq!(Ended::of(&Phase::Restarting), None);
     }
 }

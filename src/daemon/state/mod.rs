@@ -2,8 +2,10 @@
 //! restarted, or upgraded) can stop what its predecessor left behind and bring the rest back.
 //!
 //! `state/processes.json` is rewritten, atomically (temporary file, fsync, rename), whenever the
-//! table changes. It is JSON so that a person can read it. Only processes that are not final are
-//! kept: the file says what should run, not what ran. `file.rs` has its shape.
+//! table changes. It is JSON so that a person can read it. It holds every process of the table:
+//! what should run, with what it needs to run again, and the newest finished processes (the
+//! table keeps `KEEP_FINISHED`), so that `ps --all` and `logs` still know them; `file.rs` has
+//! its shape.
 
 mod file;
 
@@ -16,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-pub use self::file::{FORMAT, OsBytes, SavedForward, SavedProcess, StateFile};
+pub use self::file::{Ended, FORMAT, OsBytes, SavedEnd, SavedForward, SavedProcess, StateFile};
 use super::process::Process;
 
 /// What was found on disk at start.
@@ -96,6 +98,11 @@ impl Store {
         write_atomically(&self.path, &bytes)
     }
 
+    /// Whether the last write is done: the daemon is stopping.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.load(Ordering::SeqCst)
+    }
+
     /// Writes the state one last time and ignores every later change.
     pub fn freeze(&self, snapshot: impl FnOnce() -> StateFile) -> io::Result<()> {
         let result = self.save(snapshot);
@@ -104,16 +111,12 @@ impl Store {
     }
 }
 
-/// The file of all that should run, as the table says now.
+/// The file of the table as it is now.
 pub fn snapshot(next_id: u32, processes: &[Arc<Process>]) -> StateFile {
     StateFile {
         format: FORMAT,
         next_id,
-        processes: processes
-            .iter()
-            .filter(|p| !p.is_final())
-            .map(|p| SavedProcess::of(p))
-            .collect(),
+        processes: processes.iter().map(|p| SavedProcess::of(p)).collect(),
     }
 }
 
