@@ -1,6 +1,6 @@
 //! What `state/processes.json` keeps, through the real binary: exact bytes, ids never given twice,
-//! finished processes and their logs (and only theirs), and the environment only where a restart
-//! needs it.
+//! finished processes and their logs (and only theirs), the environment only where a restart
+//! needs it, and a previous daemon's children until they are ended.
 
 mod common;
 
@@ -312,4 +312,55 @@ fn only_processes_that_are_restarted_keep_their_environment_on_disk() {
     );
     assert!(!text.contains("FINISHED_MARK"), "{text}");
     assert!(saved(&state, "kept")["cwd"].is_string(), "{state}");
+}
+
+#[test]
+fn a_daemon_that_dies_while_ending_orphans_leaves_them_to_the_next() {
+    let rh = Rhizome::new();
+    let (_, old_pid) = rh.start([
+        "run",
+        "--name",
+        "stubborn",
+        "--restart",
+        "always",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; exec sleep 1000",
+    ]);
+    let (_, one_shot) = rh.start(["run", "--name", "once", "--", "sleep", "1000"]);
+    let _orphans = GroupGuard(vec![old_pid, one_shot]);
+    let kill_daemon = |rh: &Rhizome| {
+        let daemon = rh.daemon_pid().unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(daemon as i32),
+            nix::sys::signal::SIGKILL,
+        )
+        .unwrap();
+        wait_for("the daemon to die", Duration::from_secs(5), || {
+            (!rh.daemon_running()).then_some(())
+        });
+    };
+    kill_daemon(&rh);
+    let (_, first) = read_state(&rh);
+
+    // The next daemon is still waiting out the stubborn child's grace when it dies too, after it
+    // wrote the state file again.
+    rh.ok(["daemon", "start"]);
+    wait_for(
+        "the next daemon to save the state",
+        Duration::from_secs(5),
+        || (read_state(&rh).1 != first).then_some(()),
+    );
+    assert!(alive(old_pid), "the stubborn child outlives SIGTERM");
+    kill_daemon(&rh);
+
+    rh.ok(["daemon", "start"]);
+    wait_for(
+        "the first daemon's children to be ended",
+        Duration::from_secs(10),
+        || (!alive(old_pid) && !alive(one_shot)).then_some(()),
+    );
+    // The stubborn child's successor would hold up the daemon's stop for its grace.
+    rh.ok(["kill", "stubborn", "--timeout", "0"]);
 }

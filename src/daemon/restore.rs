@@ -7,8 +7,9 @@
 //! processes come back as they ended, for `ps --all` and `logs`.
 //!
 //! The order is what a crash at any step needs. The table is built before any client is served,
-//! giving ids above every id of the file and of the logs on disk. The state is then saved before
-//! any log is deleted.
+//! giving ids above every id of the file and of the logs on disk. The state is then saved, still
+//! naming the children to end, before any log is deleted or anything started; a child leaves it
+//! only once it is ended.
 
 use std::collections::HashSet;
 use std::fs;
@@ -88,15 +89,20 @@ pub async fn restore(daemon: &Arc<Daemon>) {
         .collect();
     let daemon = daemon.clone();
     tokio::spawn(async move {
-        // The ids are on disk before any log goes (a log's id is the floor of the next ids).
+        // The ids and children still to end are on disk before anything else happens; no log
+        // goes unless they are (a log's id is the floor of the next ids).
         let saved = daemon.persist().await;
         if saved && !keep_logs {
             delete_unknown_logs(&daemon, logs).await;
         }
         daemon.forget_old().await;
-        let sweeps = restored
-            .iter()
-            .flat_map(|r| r.orphans.iter().map(|o| end_orphan(*o)));
+        let sweeps = restored.iter().flat_map(|r| {
+            let process = &r.process;
+            r.orphans.iter().map(move |&orphan| async move {
+                end_orphan(orphan).await;
+                process.update(|s| s.children.retain(|c| *c != orphan));
+            })
+        });
         futures_util::future::join_all(sweeps).await;
         for Restored {
             process,
@@ -200,6 +206,7 @@ fn entry(daemon: &Daemon, saved: SavedProcess) -> Restored {
     process.update(|s| {
         s.restarts = saved.restarts;
         s.last_pid = orphans.first().map(|c| c.pid);
+        s.children = saved.children;
         match (saved.ended, failed) {
             (Some(end), _) => {
                 s.last_pid = end.pid;

@@ -131,13 +131,14 @@ impl Table {
     }
 
     /// Forgets finished processes beyond the newest `KEEP_FINISHED`, returning them so their logs
-    /// can be deleted.
+    /// can be deleted. One with a previous daemon's child not yet ended stays: the state file
+    /// must name that child until it is gone.
     pub fn prune(&self) -> Vec<Arc<Process>> {
         let mut inner = self.lock();
         let finished: Vec<u32> = inner
             .processes
             .values()
-            .filter(|p| p.is_final())
+            .filter(|p| p.is_final() && p.state().children.is_empty())
             .map(|p| p.id)
             .collect();
         let excess = finished.len().saturating_sub(KEEP_FINISHED);

@@ -46,7 +46,8 @@ pub struct SavedProcess {
     pub cwd: Option<OsBytes>,
     pub restart: RestartPolicy,
     pub restarts: u32,
-    /// OS children alive when the file was written.
+    /// OS children alive, or not yet known to be gone, when the file was written: the next
+    /// daemon ends each that is still the same process.
     pub children: Vec<ChildId>,
     pub forward: Option<SavedForward>,
     /// How it ended; absent while it should run.
