@@ -1,6 +1,7 @@
 //! What `state/processes.json` keeps, through the real binary: exact bytes, ids never given twice,
-//! finished processes and their logs (and only theirs), the environment only where a restart
-//! needs it, and a previous daemon's children until they are ended.
+//! finished processes and their logs (and only theirs), repairs of a hand-edited file, the
+//! environment only where a restart needs it, and a previous daemon's children until they are
+//! ended.
 
 mod common;
 
@@ -37,6 +38,21 @@ fn log_files(rh: &Rhizome) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// The daemon's own log, all days.
+fn daemon_log(rh: &Rhizome) -> String {
+    std::fs::read_dir(rh.path().join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("daemon.2")
+        })
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -243,6 +259,58 @@ fn finished_processes_survive_a_restart_and_only_their_logs_are_kept() {
     wait_for("job2's log to go", Duration::from_secs(5), || {
         (!log_files(&rh).iter().any(|f| f.starts_with("3-"))).then_some(())
     });
+}
+
+#[test]
+fn a_hand_edited_state_file_is_repaired_and_hides_nothing() {
+    let rh = Rhizome::new();
+    std::fs::create_dir_all(rh.path().join("state")).unwrap();
+    let keeper = |name: &str| {
+        serde_json::json!({"id": 3, "name": name, "kind": "Run", "argv": ["sleep", "1000"],
+            "env": [["PATH", path_var()]], "cwd": "/", "restart": "Always", "restarts": 0,
+            "children": [], "forward": null})
+    };
+    let file = serde_json::json!({
+        "format": 1,
+        "next_id": u32::MAX,
+        "processes": [keeper("first"), keeper("second")],
+    });
+    std::fs::write(rh.path().join("state/processes.json"), file.to_string()).unwrap();
+
+    let out = rh.run(["ps"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("repaired"),
+        "the repair is told: {}",
+        out.stderr
+    );
+    assert!(!rh.run(["ps"]).stderr.contains("repaired"), "told once");
+    assert!(daemon_log(&rh).contains("repaired"), "and logged");
+    let ids = wait_for("both keepers running", Duration::from_secs(10), || {
+        let ps = rh.ps();
+        let running = ps["running"].as_array()?;
+        let ids: Vec<u64> = ["first", "second"]
+            .iter()
+            .filter_map(|name| {
+                running
+                    .iter()
+                    .find(|p| p["name"] == *name && p["status"] == "running")
+                    .map(|p| p["id"].as_u64().unwrap())
+            })
+            .collect();
+        (ids.len() == 2).then_some(ids)
+    });
+    assert_ne!(ids[0], ids[1], "one id each");
+    let mut seen = ids.clone();
+    let mut children = GroupGuard(Vec::new());
+    for i in 0..2 {
+        let (id, pid) = rh.start(["run", "--name", &format!("new{i}"), "--", "sleep", "1000"]);
+        children.0.push(pid);
+        assert!(id > 0 && !seen.contains(&id), "id {id} is taken: {seen:?}");
+        assert!(id < 1 << 31, "ids stay far from wrapping: {id}");
+        seen.push(id);
+    }
+    assert_eq!(rh.ps()["count"], 4, "{}", rh.ps());
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Taking over from the previous daemon: stop the children it left
+//! Taking over from the previous daemon: repair what it left on disk, stop the children it left
 //! behind (their output pipes went with it), then bring back what should run.
 //!
 //! Children are recognised by pid *and* kernel start time, so a pid the system has since given to
@@ -24,7 +24,7 @@ use super::Daemon;
 use super::child;
 use super::handle;
 use super::process::{ChildId, KillOrder, Phase, Process, Spec, TunnelPart, Work};
-use super::state::{FORMAT, Loaded, SavedProcess, StateFile};
+use super::state::{FORMAT, Loaded, MAX_ID, SavedProcess, StateFile};
 use super::supervise::command;
 use crate::forward::tunnel::Tunnel;
 use crate::protocol::{CommandKind, Kind};
@@ -57,9 +57,10 @@ pub async fn restore(daemon: &Arc<Daemon>) {
     let floor = logs
         .iter()
         .map(|(id, _)| *id)
+        .filter(|id| *id < MAX_ID)
         .max()
-        .map_or(1, |id| id.saturating_add(1));
-    let (file, keep_logs) = match loaded {
+        .map_or(1, |id| id + 1);
+    let (mut file, mut keep_logs) = match loaded {
         Loaded::Nothing if logs.is_empty() => return,
         Loaded::Nothing => (empty(), false),
         Loaded::State(file) => (file, false),
@@ -75,7 +76,19 @@ pub async fn restore(daemon: &Arc<Daemon>) {
             (empty(), true)
         }
     };
-    daemon.table.start_ids_at(floor.max(file.next_id));
+    let repairs = file.repair(floor);
+    if !repairs.is_empty() {
+        tell(
+            daemon,
+            format!(
+                "the state file {} was inconsistent and was repaired: {}",
+                daemon.paths.state.join("processes.json").display(),
+                repairs.join("; ")
+            ),
+        );
+        keep_logs = true;
+    }
+    daemon.table.start_ids_at(file.next_id);
     if !file.processes.is_empty() {
         tracing::info!(
             "restoring {} processes from the previous daemon",
@@ -89,8 +102,8 @@ pub async fn restore(daemon: &Arc<Daemon>) {
         .collect();
     let daemon = daemon.clone();
     tokio::spawn(async move {
-        // The ids and children still to end are on disk before anything else happens; no log
-        // goes unless they are (a log's id is the floor of the next ids).
+        // The ids, repairs and children still to end are on disk before anything else happens;
+        // no log goes unless they are (a log's id is the floor of the next ids).
         let saved = daemon.persist().await;
         if saved && !keep_logs {
             delete_unknown_logs(&daemon, logs).await;
@@ -150,7 +163,7 @@ fn tell(daemon: &Daemon, message: String) {
     }
 }
 
-/// The table entry for a saved process, under its old id, put in the table. A tunnel gets its
+/// The table entry for a saved process, under its (repaired) id, put in the table. A tunnel gets its
 /// old local port back, and one that cannot is failed; one-shots are `lost`; finished processes
 /// are as they ended.
 fn entry(daemon: &Daemon, saved: SavedProcess) -> Restored {

@@ -5,9 +5,10 @@
 //! table changes. It is JSON so that a person can read it. It holds every process of the table:
 //! what should run, with what it needs to run again, and the newest finished processes (the
 //! table keeps `KEEP_FINISHED`), so that `ps --all` and `logs` still know them; `file.rs` has
-//! its shape.
+//! its shape, `repair.rs` what makes a hand-edited file safe to load.
 
 mod file;
+mod repair;
 
 use std::fs;
 use std::io::{self, Write};
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 pub use self::file::{Ended, FORMAT, OsBytes, SavedEnd, SavedForward, SavedProcess, StateFile};
+pub use self::repair::MAX_ID;
 use super::process::Process;
 
 /// What was found on disk at start.
