@@ -1,7 +1,7 @@
 //! What `state/processes.json` keeps, through the real binary: exact bytes, ids never given twice,
 //! finished processes and their logs (and only theirs), repairs of a hand-edited file, the
-//! environment only where a restart needs it, and a previous daemon's children until they are
-//! ended.
+//! environment only where a restart needs it, a previous daemon's children until they are ended,
+//! and what `ps` shows of a process being restored.
 
 mod common;
 
@@ -380,6 +380,51 @@ fn only_processes_that_are_restarted_keep_their_environment_on_disk() {
     );
     assert!(!text.contains("FINISHED_MARK"), "{text}");
     assert!(saved(&state, "kept")["cwd"].is_string(), "{state}");
+}
+
+#[test]
+fn a_restored_process_shows_no_pid_until_it_runs_again() {
+    let rh = Rhizome::new();
+    // Ignores SIGTERM, so the next daemon takes its grace time to end it.
+    let (id, old_pid) = rh.start([
+        "run",
+        "--name",
+        "stubborn",
+        "--restart",
+        "always",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; exec sleep 1000",
+    ]);
+    let _orphan = GroupGuard(vec![old_pid]);
+    let daemon = rh.daemon_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon as i32),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("the daemon to die", Duration::from_secs(5), || {
+        (!rh.daemon_running()).then_some(())
+    });
+
+    let first = rh.process(id);
+    assert_eq!(first["status"], "restarting", "{first}");
+    assert!(
+        first["pid"].is_null(),
+        "the old pid is not shown as the process's: {first}"
+    );
+    let running = wait_for("stubborn running again", Duration::from_secs(10), || {
+        let entry = rh.process(id);
+        if entry["status"] != "running" {
+            assert!(entry["pid"].is_null(), "{entry}");
+            return None;
+        }
+        Some(entry)
+    });
+    assert_ne!(running["pid"].as_u64(), Some(old_pid as u64), "{running}");
+    assert!(!alive(old_pid), "the old child was ended first");
+    let _new = GroupGuard(vec![running["pid"].as_u64().unwrap() as u32]);
 }
 
 #[test]

@@ -163,9 +163,10 @@ fn tell(daemon: &Daemon, message: String) {
     }
 }
 
-/// The table entry for a saved process, under its (repaired) id, put in the table. A tunnel gets its
-/// old local port back, and one that cannot is failed; one-shots are `lost`; finished processes
-/// are as they ended.
+/// The table entry for a saved process, under its (repaired) id, put in the table. What runs
+/// again shows no pid until it does: its old children are being ended. A tunnel gets its old
+/// local port back, and one that cannot is failed; one-shots are `lost`; finished processes are
+/// as they ended.
 fn entry(daemon: &Daemon, saved: SavedProcess) -> Restored {
     let runs_again = saved.runs_again();
     let context = saved.context().unwrap_or_default();
@@ -218,7 +219,6 @@ fn entry(daemon: &Daemon, saved: SavedProcess) -> Restored {
     let (process, orders) = daemon.new_process(saved.id, saved.name, work);
     process.update(|s| {
         s.restarts = saved.restarts;
-        s.last_pid = orphans.first().map(|c| c.pid);
         s.children = saved.children;
         match (saved.ended, failed) {
             (Some(end), _) => {
@@ -228,8 +228,16 @@ fn entry(daemon: &Daemon, saved: SavedProcess) -> Restored {
                 s.phase = end.status.phase();
             }
             (None, Some(reason)) => s.phase = Phase::Failed(reason),
-            (None, None) if runs_again => {}
-            (None, None) => s.phase = Phase::Lost,
+            (None, None) if runs_again => {
+                s.phase = match process.tunnel() {
+                    Some(_) => Phase::Reconnecting,
+                    None => Phase::Restarting,
+                }
+            }
+            (None, None) => {
+                s.last_pid = orphans.first().map(|c| c.pid);
+                s.phase = Phase::Lost;
+            }
         }
     });
     daemon.table.restore(process.clone());
