@@ -177,17 +177,15 @@ fn entry(daemon: &Daemon, saved: SavedProcess) -> Restored {
             // Back on the port it had, even if it was given any free one.
             target.local_port = NonZeroU16::new(forward.local_port);
             let wait = Duration::from_millis(forward.wait_ms);
-            let bound = if runs_again {
-                handle::bind(target.local_port, wait).map_err(|r| r.describe())
-            } else {
-                Err(String::new())
-            };
+            // A tunnel that is over listens no more.
+            let bound = runs_again.then(|| handle::bind(target.local_port, wait));
             let (tunnel, failed) = match bound {
-                Ok(tunnel) => (tunnel, None),
-                Err(reason) => (
+                Some(Ok(tunnel)) => (tunnel, None),
+                Some(Err(refused)) => (
                     Tunnel::unbound(forward.local_port),
-                    runs_again.then_some(reason),
+                    Some(refused.describe()),
                 ),
+                None => (Tunnel::unbound(forward.local_port), None),
             };
             let part = TunnelPart {
                 target,
