@@ -267,12 +267,18 @@ fn the_state_file_says_what_should_run() {
         || {
             let text = std::fs::read_to_string(rh.path().join("state/processes.json")).ok()?;
             let state: serde_json::Value = serde_json::from_str(&text).ok()?;
-            let ids: Vec<u64> = state["processes"]
-                .as_array()?
-                .iter()
-                .map(|p| p["id"].as_u64().unwrap())
-                .collect();
-            (ids == [id] && rh.process(done)["status"] == "exited(0)").then_some(state)
+            // What should run has no `ended`; a finished process is kept with how it ended.
+            let ids = |ended: bool| -> Option<Vec<u64>> {
+                Some(
+                    state["processes"]
+                        .as_array()?
+                        .iter()
+                        .filter(|p| p.get("ended").is_some() == ended)
+                        .map(|p| p["id"].as_u64().unwrap())
+                        .collect(),
+                )
+            };
+            (ids(false)? == [id] && ids(true)? == [done]).then_some(state)
         },
     );
     assert_eq!(state["processes"][0]["name"], "keeper");

@@ -128,14 +128,25 @@ impl Daemon {
 
     /// Called once a process is final: its log is closed, and the oldest finished processes are
     /// forgotten.
-    pub async fn retire(&self, process: &process::Process) {
+    pub async fn retire(self: &Arc<Self>, process: &process::Process) {
         self.writer.close(&process.log).await;
         self.forget_old().await;
     }
 
-    /// Forgets the oldest finished processes and deletes their logs.
-    pub async fn forget_old(&self) {
-        for process in self.table.prune() {
+    /// Forgets the oldest finished processes and deletes their logs, once the state file no
+    /// longer names them: a daemon that dies in between leaves files the next one deletes, never
+    /// an entry whose log is gone.
+    pub async fn forget_old(self: &Arc<Self>) {
+        let forgotten = self.table.prune();
+        if forgotten.is_empty() {
+            return;
+        }
+        // Unsaved, or the last file was written before the prune: the file may still name them,
+        // so their logs stay, and the next daemon forgets them again.
+        if self.persist().await.is_err() || self.store.is_frozen() {
+            return;
+        }
+        for process in forgotten {
             self.writer.remove(&process.log).await;
         }
     }

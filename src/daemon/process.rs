@@ -29,7 +29,7 @@ pub enum Work {
 
 /// The environment and working directory children run with: the client's, so that they run as if
 /// started from its shell.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Context {
     pub env: Vec<(OsString, OsString)>,
     pub cwd: PathBuf,

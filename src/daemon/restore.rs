@@ -1,13 +1,20 @@
-//! Taking over from the previous daemon: stop the children it left behind (their output pipes
-//! went with it), then bring back what should run.
+//! Taking over from the previous daemon: repair what it left on disk, stop the children it left
+//! behind (their output pipes went with it), then bring back what should run.
 //!
 //! Children are recognised by pid *and* kernel start time, so a pid the system has since given to
 //! another program is never touched. Tunnels and `run --restart always|on-failure` come back with
-//! their ids and local ports; one-shot processes are recorded as lost, not run again.
+//! their ids and local ports; one-shot processes are recorded as lost, not run again; finished
+//! processes come back as they ended, for `ps --all` and `logs`.
+//!
+//! The order is what a crash at any step needs. The table is built before any client is served,
+//! giving ids above every id of the file and of the logs on disk. The state is then saved, still
+//! naming the children to end, before any log is deleted or anything started; a child leaves it
+//! only once it is ended.
 
-use std::ffi::OsString;
+use std::collections::HashSet;
+use std::fs;
 use std::num::NonZeroU16;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,58 +23,109 @@ use tokio::sync::mpsc;
 use super::Daemon;
 use super::child;
 use super::handle;
-use super::process::{ChildId, Context, KillOrder, Phase, Process, Spec, TunnelPart, Work};
-use super::state::{Loaded, SavedProcess};
+use super::process::{ChildId, KillOrder, Phase, Process, Spec, TunnelPart, Work};
+use super::state::{FORMAT, Loaded, MAX_ID, SavedProcess, StateFile};
 use super::supervise::command;
 use crate::forward::tunnel::Tunnel;
-use crate::protocol::{CommandKind, Kind, RestartPolicy};
+use crate::protocol::{CommandKind, Kind};
 
 /// Grace between SIGTERM and SIGKILL for a previous daemon's children.
 const ORPHAN_GRACE: Duration = Duration::from_secs(3);
 
-/// Reads the state file and puts its processes back in the table at once (so the first `ps`
-/// shows them); ending orphans and starting again happens in the background.
+/// A restored entry and what is left to do for it.
+struct Restored {
+    process: Arc<Process>,
+    orders: mpsc::Receiver<KillOrder>,
+    /// The previous daemon's children of it, ended before it runs again.
+    orphans: Vec<ChildId>,
+    /// The command to run again; `None` for a tunnel (its entry has all it needs) and for what
+    /// is over.
+    spec: Option<Spec>,
+}
+
+/// Reads the state file and the log directory and puts the processes back in the table at once
+/// (so the first `ps` shows them); saving, deleting logs, ending orphans and starting again
+/// happen in the background.
 pub async fn restore(daemon: &Arc<Daemon>) {
     let loading = daemon.clone();
-    let loaded = tokio::task::spawn_blocking(move || loading.store.load()).await;
-    let file = match loaded.unwrap_or(Loaded::Nothing) {
-        Loaded::Nothing => return,
-        Loaded::State(file) => file,
+    let found = tokio::task::spawn_blocking(move || {
+        (loading.store.load(), process_logs(&loading.paths.logs))
+    })
+    .await;
+    let (loaded, logs) = found.unwrap_or((Loaded::Nothing, Vec::new()));
+    // Every id with a log was given out, whatever the state file says.
+    let floor = logs
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| *id < MAX_ID)
+        .max()
+        .map_or(1, |id| id + 1);
+    let (mut file, mut keep_logs) = match loaded {
+        Loaded::Nothing if logs.is_empty() => return,
+        Loaded::Nothing => (empty(), false),
+        Loaded::State(file) => (file, false),
+        // The logs stay this time: they are all that is left of what ran.
         Loaded::Rejected { moved_to, why } => {
-            let message = format!(
-                "the state file could not be used ({why}); it was moved to {} and nothing was restored",
-                moved_to.display()
+            tell(
+                daemon,
+                format!(
+                    "the state file could not be used ({why}); it was moved to {} and nothing was restored",
+                    moved_to.display()
+                ),
             );
-            tracing::error!("{message}");
-            if let Ok(mut notice) = daemon.notice.lock() {
-                *notice = Some(message);
-            }
-            return;
+            (empty(), true)
         }
     };
-    if file.processes.is_empty() {
-        return;
+    let repairs = file.repair(floor);
+    if !repairs.is_empty() {
+        tell(
+            daemon,
+            format!(
+                "the state file {} was inconsistent and was repaired: {}",
+                daemon.paths.state.join("processes.json").display(),
+                repairs.join("; ")
+            ),
+        );
+        keep_logs = true;
     }
-    tracing::info!(
-        "restoring {} processes from the previous daemon",
-        file.processes.len()
-    );
-    let mut restored = Vec::new();
-    for saved in file.processes {
-        let orphans = saved.children.clone();
-        let (process, orders, spec) = entry(daemon, saved);
-        daemon.table.restore(process.clone(), file.next_id);
-        restored.push((process, orders, orphans, spec));
+    daemon.table.start_ids_at(file.next_id);
+    if !file.processes.is_empty() {
+        tracing::info!(
+            "restoring {} processes from the previous daemon",
+            file.processes.len()
+        );
     }
+    let restored: Vec<Restored> = file
+        .processes
+        .into_iter()
+        .map(|saved| entry(daemon, saved))
+        .collect();
     // Part of the shutdown like a supervisor: a daemon stopping meanwhile starts nothing more.
     let tracker = daemon.supervisors.clone();
     let daemon = daemon.clone();
     tracker.spawn(async move {
-        let sweeps = restored
-            .iter()
-            .flat_map(|(_, _, orphans, _)| orphans.iter().map(|o| end_orphan(*o)));
+        // The ids, repairs and children still to end are on disk before anything else happens;
+        // no log goes unless they are (a log's id is the floor of the next ids).
+        let saved = daemon.persist().await.is_ok();
+        if saved && !keep_logs {
+            delete_unknown_logs(&daemon, logs).await;
+        }
+        daemon.forget_old().await;
+        let sweeps = restored.iter().flat_map(|r| {
+            let process = &r.process;
+            r.orphans.iter().map(move |&orphan| async move {
+                end_orphan(orphan).await;
+                process.update(|s| s.children.retain(|c| *c != orphan));
+            })
+        });
         futures_util::future::join_all(sweeps).await;
-        for (process, orders, _, spec) in restored {
+        for Restored {
+            process,
+            orders,
+            spec,
+            ..
+        } in restored
+        {
             if process.is_final() || daemon.stop.is_cancelled() {
                 continue;
             }
@@ -88,37 +146,48 @@ pub async fn restore(daemon: &Arc<Daemon>) {
                 }
             }
         }
-        daemon.store.changed.notify_one();
     });
 }
 
-/// The table entry for a saved process, under its old id, and the spec to run again for a
-/// command. A tunnel gets its old local port back; one that cannot is failed, and one-shots are
-/// `lost`: both are final at once.
-fn entry(
-    daemon: &Daemon,
-    saved: SavedProcess,
-) -> (Arc<Process>, mpsc::Receiver<KillOrder>, Option<Spec>) {
-    let context = Context {
-        env: saved
-            .env
-            .iter()
-            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
-            .collect(),
-        cwd: PathBuf::from(&saved.cwd),
-    };
+fn empty() -> StateFile {
+    StateFile {
+        format: FORMAT,
+        next_id: 1,
+        processes: Vec::new(),
+    }
+}
+
+/// Says `message` in the daemon's log and, once, to the next client.
+fn tell(daemon: &Daemon, message: String) {
+    tracing::warn!("{message}");
+    if let Ok(mut notice) = daemon.notice.lock() {
+        *notice = Some(message);
+    }
+}
+
+/// The table entry for a saved process, under its (repaired) id, put in the table. What runs
+/// again shows no pid until it does: its old children are being ended. A tunnel gets its old
+/// local port back, and one that cannot is failed; one-shots are `lost`; finished processes are
+/// as they ended.
+fn entry(daemon: &Daemon, saved: SavedProcess) -> Restored {
+    let runs_again = saved.runs_again();
+    let context = saved.context().unwrap_or_default();
+    let orphans = saved.children.clone();
     let (work, spec, failed) = match saved.forward {
         Some(forward) => {
             let mut target = forward.target;
             // Back on the port it had, even if it was given any free one.
             target.local_port = NonZeroU16::new(forward.local_port);
             let wait = Duration::from_millis(forward.wait_ms);
-            let (tunnel, failed) = match handle::bind(target.local_port, wait) {
-                Ok(tunnel) => (tunnel, None),
-                Err(refused) => (
+            // A tunnel that is over listens no more.
+            let bound = runs_again.then(|| handle::bind(target.local_port, wait));
+            let (tunnel, failed) = match bound {
+                Some(Ok(tunnel)) => (tunnel, None),
+                Some(Err(refused)) => (
                     Tunnel::unbound(forward.local_port),
                     Some(refused.describe()),
                 ),
+                None => (Tunnel::unbound(forward.local_port), None),
             };
             let part = TunnelPart {
                 target,
@@ -136,27 +205,48 @@ fn entry(
                     Kind::Sleeper => CommandKind::Sleeper,
                     Kind::Run | Kind::Forward => CommandKind::Run,
                 },
-                argv: saved.argv.iter().map(OsString::from).collect(),
+                argv: saved.argv.into_iter().map(|arg| arg.0).collect(),
                 context,
                 restart: saved.restart,
             };
-            (Work::Command(spec.clone()), Some(spec), None)
+            (
+                Work::Command(spec.clone()),
+                runs_again.then_some(spec),
+                None,
+            )
         }
     };
-    let one_shot = spec
-        .as_ref()
-        .is_some_and(|s| s.restart == RestartPolicy::Never);
     let (process, orders) = daemon.new_process(saved.id, saved.name, work);
     process.update(|s| {
         s.restarts = saved.restarts;
-        s.last_pid = saved.children.first().map(|c| c.pid);
-        if let Some(reason) = failed {
-            s.phase = Phase::Failed(reason);
-        } else if one_shot {
-            s.phase = Phase::Lost;
+        s.children = saved.children;
+        match (saved.ended, failed) {
+            (Some(end), _) => {
+                s.last_pid = end.pid;
+                s.started_at = end.started_at();
+                s.remote_port = end.remote_port;
+                s.phase = end.status.phase();
+            }
+            (None, Some(reason)) => s.phase = Phase::Failed(reason),
+            (None, None) if runs_again => {
+                s.phase = match process.tunnel() {
+                    Some(_) => Phase::Reconnecting,
+                    None => Phase::Restarting,
+                }
+            }
+            (None, None) => {
+                s.last_pid = orphans.first().map(|c| c.pid);
+                s.phase = Phase::Lost;
+            }
         }
     });
-    (process, orders, spec)
+    daemon.table.restore(process.clone());
+    Restored {
+        process,
+        orders,
+        orphans,
+        spec,
+    }
 }
 
 /// Stops a previous daemon's child, if it is still that same process.
@@ -172,4 +262,82 @@ async fn end_orphan(orphan: ChildId) {
         orphan.pid
     );
     child::end_group(orphan.pid, ORPHAN_GRACE).await;
+}
+
+/// Deletes the process logs in `found` that no entry of the table owns: those of processes
+/// forgotten just before a daemon died, of ids the state does not know, and rotations beyond the
+/// number kept.
+async fn delete_unknown_logs(daemon: &Daemon, found: Vec<(u32, PathBuf)>) {
+    let keep = daemon.rotation.keep as u64;
+    let owned: HashSet<PathBuf> = daemon
+        .table
+        .list(true)
+        .iter()
+        .flat_map(|p| (0..keep).map(|age| p.log.path_at(age)))
+        .collect();
+    let unknown: Vec<PathBuf> = found
+        .into_iter()
+        .map(|(_, path)| path)
+        .filter(|path| !owned.contains(path))
+        .collect();
+    if unknown.is_empty() {
+        return;
+    }
+    let count = unknown.len();
+    let deleted = tokio::task::spawn_blocking(move || {
+        unknown
+            .iter()
+            .filter(|path| fs::remove_file(path).is_ok())
+            .count()
+    })
+    .await
+    .unwrap_or(0);
+    tracing::info!("deleted {deleted} of {count} log files of processes the state does not know");
+}
+
+/// The process logs in `dir` with their ids: `<id>-<name>.log`, and `.log.N` as they rotate (see
+/// `ProcessLog`). Blocks.
+fn process_logs(dir: &Path) -> Vec<(u32, PathBuf)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| Some((log_id(entry.file_name().to_str()?)?, entry.path())))
+        .collect()
+}
+
+/// The id in a process log's file name.
+fn log_id(name: &str) -> Option<u32> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (id, rest) = name.split_once('-')?;
+    let (_, rotation) = rest.rsplit_once(".log")?;
+    let rotated = rotation.strip_prefix('.').is_some_and(digits);
+    if !digits(id) || !(rotation.is_empty() || rotated) {
+        return None;
+    }
+    id.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_logs_are_told_from_other_files_by_name() {
+        assert_eq!(log_id("12-web.log"), Some(12));
+        assert_eq!(log_id("3-na-prod_billing.log.2"), Some(3));
+        for other in [
+            "daemon.2025-01-01.log",
+            "daemon.out",
+            "x-web.log",
+            "+1-web.log",
+            "12-web.log.",
+            "12-web.log.x",
+            "12-web.txt",
+            "99999999999-web.log",
+        ] {
+            assert_eq!(log_id(other), None, "{other}");
+        }
+    }
 }

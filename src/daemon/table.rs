@@ -22,9 +22,29 @@ pub struct Table {
 
 #[derive(Default)]
 struct Inner {
-    /// Ids are never reused while the daemon runs.
-    next_id: u32,
+    /// The last id given out (0: none yet). Ids only grow, from daemon to daemon too: the state
+    /// file keeps the next one, and a restore starts after it.
+    last_id: u32,
     processes: BTreeMap<u32, Arc<Process>>,
+}
+
+impl Inner {
+    /// The id the next process gets: one past the last. Should ids ever run out, the count goes
+    /// round, past every id still in the table: an entry is never replaced by another.
+    fn next_id(&self) -> u32 {
+        let mut id = self.last_id;
+        loop {
+            id = id.checked_add(1).unwrap_or(1);
+            if !self.processes.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    fn add(&mut self, process: Arc<Process>) {
+        self.last_id = process.id;
+        self.processes.insert(process.id, process);
+    }
 }
 
 impl Table {
@@ -37,9 +57,8 @@ impl Table {
     /// Adds the process `make` builds for the next free id.
     pub fn insert<T>(&self, make: impl FnOnce(u32) -> (Arc<Process>, T)) -> (Arc<Process>, T) {
         let mut inner = self.lock();
-        inner.next_id += 1;
-        let (process, extra) = make(inner.next_id);
-        inner.processes.insert(process.id, process.clone());
+        let (process, extra) = make(inner.next_id());
+        inner.add(process.clone());
         (process, extra)
     }
 
@@ -75,9 +94,8 @@ impl Table {
                 .into());
             }
         }
-        let (process, orders) = make(inner.next_id + 1)?;
-        inner.next_id += 1;
-        inner.processes.insert(process.id, process.clone());
+        let (process, orders) = make(inner.next_id())?;
+        inner.add(process.clone());
         Ok(Claim::New(process, orders))
     }
 
@@ -113,13 +131,14 @@ impl Table {
     }
 
     /// Forgets finished processes beyond the newest `KEEP_FINISHED`, returning them so their logs
-    /// can be deleted.
+    /// can be deleted. One with a previous daemon's child not yet ended stays: the state file
+    /// must name that child until it is gone.
     pub fn prune(&self) -> Vec<Arc<Process>> {
         let mut inner = self.lock();
         let finished: Vec<u32> = inner
             .processes
             .values()
-            .filter(|p| p.is_final())
+            .filter(|p| p.is_final() && p.state().children.is_empty())
             .map(|p| p.id)
             .collect();
         let excess = finished.len().saturating_sub(KEEP_FINISHED);
@@ -132,17 +151,21 @@ impl Table {
     /// The next id and every process, for the state file.
     pub fn all(&self) -> (u32, Vec<Arc<Process>>) {
         let inner = self.lock();
-        (
-            inner.next_id + 1,
-            inner.processes.values().cloned().collect(),
-        )
+        (inner.next_id(), inner.processes.values().cloned().collect())
     }
 
-    /// Puts back a process restored from the state file, under its old id; ids given out later
-    /// start after `next_id`.
-    pub fn restore(&self, process: Arc<Process>, next_id: u32) {
+    /// Ids given out from now on are `next_id` or above (a restore calls it before any client is
+    /// served).
+    pub fn start_ids_at(&self, next_id: u32) {
         let mut inner = self.lock();
-        inner.next_id = inner.next_id.max(next_id.saturating_sub(1)).max(process.id);
+        inner.last_id = inner.last_id.max(next_id.saturating_sub(1));
+    }
+
+    /// Puts back a process restored from the state file, under its old id, which the repaired
+    /// file makes unique and below the `next_id` given to `start_ids_at`.
+    pub fn restore(&self, process: Arc<Process>) {
+        let mut inner = self.lock();
+        inner.last_id = inner.last_id.max(process.id);
         inner.processes.insert(process.id, process);
     }
 
@@ -224,6 +247,48 @@ mod tests {
             log,
             Arc::new(Notify::new()),
         ))
+    }
+
+    /// A finished-looking command entry for `id`; nothing runs it.
+    fn command_entry(id: u32) -> (Arc<Process>, mpsc::Receiver<KillOrder>) {
+        let spec = crate::daemon::process::Spec {
+            kind: crate::protocol::CommandKind::Run,
+            argv: vec!["true".into()],
+            context: Context::default(),
+            restart: crate::protocol::RestartPolicy::Never,
+        };
+        let log = Arc::new(ProcessLog::new(
+            std::path::Path::new("/nonexistent"),
+            id,
+            "cmd",
+            Default::default(),
+        ));
+        Process::new(
+            id,
+            "cmd".into(),
+            Work::Command(spec),
+            log,
+            Arc::new(Notify::new()),
+        )
+    }
+
+    #[test]
+    fn ids_start_above_what_was_given_and_never_replace_an_entry() {
+        let table = Table::default();
+        table.start_ids_at(5);
+        assert_eq!(table.insert(command_entry).0.id, 5);
+        table.restore(command_entry(9).0);
+        assert_eq!(table.insert(command_entry).0.id, 10);
+        assert_eq!(table.all().0, 11, "the state file's next_id");
+        table.start_ids_at(3);
+        assert_eq!(table.insert(command_entry).0.id, 11, "ids only grow");
+
+        // Past the last id the count goes round, but never onto an id in the table.
+        table.restore(command_entry(1).0);
+        table.start_ids_at(u32::MAX);
+        assert_eq!(table.insert(command_entry).0.id, u32::MAX);
+        assert_eq!(table.insert(command_entry).0.id, 2);
+        assert_eq!(table.list(true).len(), 7, "nothing was replaced");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -2,10 +2,14 @@
 //! restarted, or upgraded) can stop what its predecessor left behind and bring the rest back.
 //!
 //! `state/processes.json` is rewritten, atomically (temporary file, fsync, rename), whenever the
-//! table changes. It is JSON so that a person can read it. Only processes that are not final are
-//! kept: the file says what should run, not what ran.
+//! table changes. It is JSON so that a person can read it. It holds every process of the table:
+//! what should run, with what it needs to run again, and the newest finished processes (the
+//! table keeps `KEEP_FINISHED`), so that `ps --all` and `logs` still know them; `file.rs` has
+//! its shape, `repair.rs` what makes a hand-edited file safe to load.
 
-use std::ffi::OsString;
+mod file;
+mod repair;
+
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -13,77 +17,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use super::process::{ChildId, Process};
-use crate::protocol::{Kind, RestartPolicy, Target, Tool, TunnelSettings};
-
-/// Bumped when the file's shape changes; a daemon refuses (and sets aside) a newer file.
-const FORMAT: u32 = 1;
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct StateFile {
-    pub format: u32,
-    /// The next id to give out, so ids are never reused across daemons either.
-    pub next_id: u32,
-    pub processes: Vec<SavedProcess>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SavedProcess {
-    pub id: u32,
-    pub name: String,
-    pub kind: Kind,
-    pub argv: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub cwd: String,
-    pub restart: RestartPolicy,
-    pub restarts: u32,
-    /// OS children alive when the file was written.
-    pub children: Vec<ChildId>,
-    pub forward: Option<SavedForward>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SavedForward {
-    pub target: Target,
-    pub tool: Tool,
-    /// The port the tunnel was bound to, so it comes back on the same one.
-    pub local_port: u16,
-    pub wait_ms: u64,
-    pub settings: TunnelSettings,
-}
-
-impl SavedProcess {
-    pub fn of(process: &Process) -> SavedProcess {
-        let state = process.state();
-        let text = |s: &OsString| s.to_string_lossy().into_owned();
-        let context = process.context();
-        SavedProcess {
-            id: process.id,
-            name: process.name.clone(),
-            kind: process.kind(),
-            argv: process.command_line().iter().map(text).collect(),
-            env: context
-                .env
-                .iter()
-                .map(|(k, v)| (text(k), text(v)))
-                .collect(),
-            cwd: context.cwd.to_string_lossy().into_owned(),
-            restart: process.restart_policy(),
-            restarts: state.restarts,
-            children: state.children,
-            forward: process.tunnel().map(|part| SavedForward {
-                target: part.target.clone(),
-                tool: part.tool.clone(),
-                local_port: part.local_port(),
-                wait_ms: part.wait.as_millis() as u64,
-                settings: part.settings,
-            }),
-        }
-    }
-}
+pub use self::file::{Ended, FORMAT, OsBytes, SavedEnd, SavedForward, SavedProcess, StateFile};
+pub use self::repair::MAX_ID;
+use super::process::Process;
 
 /// What was found on disk at start.
 pub enum Loaded {
@@ -167,6 +105,11 @@ impl Store {
         write_atomically(&self.path, &bytes)
     }
 
+    /// Whether the last write is done: the daemon is stopping.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.load(Ordering::SeqCst)
+    }
+
     /// Writes the state one last time and ignores every later change.
     pub fn freeze(&self, snapshot: impl FnOnce() -> StateFile) -> io::Result<()> {
         let result = self.save(snapshot);
@@ -181,16 +124,12 @@ impl Store {
     }
 }
 
-/// The file of all that should run, as the table says now.
+/// The file of the table as it is now.
 pub fn snapshot(next_id: u32, processes: &[Arc<Process>]) -> StateFile {
     StateFile {
         format: FORMAT,
         next_id,
-        processes: processes
-            .iter()
-            .filter(|p| !p.is_final())
-            .map(|p| SavedProcess::of(p))
-            .collect(),
+        processes: processes.iter().map(|p| SavedProcess::of(p)).collect(),
     }
 }
 
