@@ -430,7 +430,9 @@ fn a_restored_process_shows_no_pid_until_it_runs_again() {
 #[test]
 fn a_daemon_that_dies_while_ending_orphans_leaves_them_to_the_next() {
     let rh = Rhizome::new();
-    let (_, old_pid) = rh.start([
+    // The kernel ends a direct child with its daemon (PR_SET_PDEATHSIG); what that child started
+    // outlives it, here deaf to SIGTERM, and is left for the next daemon to find.
+    let (_, leader) = rh.start([
         "run",
         "--name",
         "stubborn",
@@ -439,10 +441,12 @@ fn a_daemon_that_dies_while_ending_orphans_leaves_them_to_the_next() {
         "--",
         "sh",
         "-c",
-        "trap '' TERM; exec sleep 1000",
+        "trap '' TERM; sleep 1000 & wait",
     ]);
-    let (_, one_shot) = rh.start(["run", "--name", "once", "--", "sleep", "1000"]);
-    let _orphans = GroupGuard(vec![old_pid, one_shot]);
+    let stubborn = wait_for("the stubborn child", Duration::from_secs(5), || {
+        children_of(leader).first().copied()
+    });
+    let _orphans = GroupGuard(vec![leader, stubborn]);
     let kill_daemon = |rh: &Rhizome| {
         let daemon = rh.daemon_pid().unwrap();
         nix::sys::signal::kill(
@@ -458,21 +462,22 @@ fn a_daemon_that_dies_while_ending_orphans_leaves_them_to_the_next() {
     let (_, first) = read_state(&rh);
 
     // The next daemon is still waiting out the stubborn child's grace when it dies too, after it
-    // wrote the state file again.
+    // saved the state file again (the same: the child stays in it until it is gone).
     rh.ok(["daemon", "start"]);
     wait_for(
-        "the next daemon to save the state",
+        "the next daemon to be ending the orphans",
         Duration::from_secs(5),
-        || (read_state(&rh).1 != first).then_some(()),
+        || daemon_log(&rh).contains("left running by").then_some(()),
     );
-    assert!(alive(old_pid), "the stubborn child outlives SIGTERM");
+    assert_eq!(read_state(&rh).1, first, "the orphans are still on record");
+    assert!(alive(stubborn), "the stubborn child outlives SIGTERM");
     kill_daemon(&rh);
 
     rh.ok(["daemon", "start"]);
     wait_for(
         "the first daemon's children to be ended",
         Duration::from_secs(10),
-        || (!alive(old_pid) && !alive(one_shot)).then_some(()),
+        || (!alive(stubborn) && !alive(leader)).then_some(()),
     );
     // The stubborn child's successor would hold up the daemon's stop for its grace.
     rh.ok(["kill", "stubborn", "--timeout", "0"]);
