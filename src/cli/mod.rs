@@ -166,7 +166,7 @@ pub struct PsArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Print only the last LINES lines (with --since or --grep, the last LINES that match)
+    /// Print only the last LINES lines (with --since, --grep or --raw, the last LINES shown)
     #[arg(short = 'n', long = "lines", value_name = "LINES")]
     pub lines: Option<u64>,
     /// Keep printing new lines until the process ends (Ctrl-C stops only this command)
@@ -186,7 +186,7 @@ pub struct LogsArgs {
     /// Only lines whose text matches the regular expression PATTERN ((?i) ignores case)
     #[arg(long, value_name = "PATTERN", value_parser = parse_pattern)]
     pub grep: Option<regex::Regex>,
-    /// Print only what the process wrote, without the time stamp and the `[name] pid=N` part
+    /// Print only what the process wrote: no time stamp, no `[name] pid=N`, none of the daemon's lines (`subprocess started`, ...)
     #[arg(long)]
     pub raw: bool,
     /// Id, name or pid of the process

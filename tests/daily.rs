@@ -1,0 +1,76 @@
+//! The tenth day (issue 13): `logs --raw` fit for `jq`, Ctrl-C in `forward` that says what goes
+//! on, `run` errors that teach, and smaller things a person meets every day.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::cluster::Cluster;
+use common::*;
+
+/// Waits until the process with `id` has finished by itself.
+fn wait_finished(rh: &Rhizome, id: u64) {
+    wait_for("the process to finish", Duration::from_secs(10), || {
+        let status = rh.process(id)["status"].as_str().unwrap_or("").to_string();
+        status.starts_with("exited").then_some(())
+    });
+}
+
+#[test]
+fn logs_raw_is_only_what_the_process_wrote() {
+    let rh = Rhizome::new();
+    let (id, _) = rh.start([
+        "run",
+        "--name",
+        "json",
+        "--",
+        "sh",
+        "-c",
+        r#"printf '{"level":"info","n":1}\n{"level":"warn","n":2}\n'"#,
+    ]);
+    wait_finished(&rh, id);
+    let raw = rh.ok(["logs", "--raw", "json"]);
+    let lines: Vec<serde_json::Value> = raw
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|err| panic!("not JSON: {line:?} ({err}) in {raw:?}"))
+        })
+        .collect();
+    assert_eq!(lines.len(), 2, "{raw:?}");
+    assert_eq!(lines[1]["level"], "warn");
+    // Without --raw the daemon's own lines are still there.
+    let log = rh.ok(["logs", "json"]);
+    assert!(log.contains("subprocess started"), "{log}");
+    assert!(log.contains("subprocess finished (exit 0)"), "{log}");
+    // And a client nobody here wrote reads it, where python3 is.
+    if let Some(python) = require_tool("python3") {
+        let mut tool = std::process::Command::new(python)
+            .args(["-m", "json.tool", "--json-lines"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        tool.stdin.take().unwrap().write_all(raw.as_bytes()).unwrap();
+        let out = tool.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The screen a person would be left looking at.
+fn screen(bytes_as_chars: &str) -> String {
+    // rexpect hands back each byte as a char; the terminal would read UTF-8.
+    let bytes: Vec<u8> = bytes_as_chars.chars().map(|c| c as u32 as u8).collect();
+    let size = |n| std::num::NonZeroU16::new(n).unwrap();
+    let mut parser = vt100::Parser::new(size(24), size(120), 0);
+    parser.process(&bytes);
+    parser.screen().contents()
+}
