@@ -74,3 +74,37 @@ fn screen(bytes_as_chars: &str) -> String {
     parser.process(&bytes);
     parser.screen().contents()
 }
+
+#[test]
+fn forward_env_lines_are_exported() {
+    let rh = Rhizome::new();
+    let port = free_port();
+    let out: Out = rh
+        .command([
+            "forward",
+            "na-prod/billing-bookkeeper",
+            "--port",
+            &port.to_string(),
+            "--format",
+            "env",
+        ])
+        .env("RHIZOME_SIMULATE", "1")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(
+        out.stdout,
+        format!(
+            "export RHIZOME_HOST=127.0.0.1\nexport RHIZOME_PORT={port}\nexport RHIZOME_URL=mysql://127.0.0.1:{port}\n"
+        ),
+        "{out:?}"
+    );
+    // A shell's child sees them.
+    if let Some(sh) = require_tool("sh") {
+        let seen = std::process::Command::new(sh)
+            .args(["-c", &format!("eval \"$1\"; sh -c 'echo $RHIZOME_PORT'"), "sh", &out.stdout])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&seen.stdout), format!("{port}\n"));
+    }
+}

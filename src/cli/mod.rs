@@ -263,7 +263,7 @@ pub enum ForwardFormat {
     Port,
     /// {"connection_string", "local_port", "sql_connection", "target", "id", "pid"}
     Json,
-    /// RHIZOME_HOST=..., RHIZOME_PORT=..., RHIZOME_URL=... lines for `eval`
+    /// `export RHIZOME_HOST=...`, `RHIZOME_PORT`, `RHIZOME_URL` lines for `eval`
     Env,
 }
 

@@ -149,7 +149,7 @@ fn render(info: &ForwardInfo, format: ForwardFormat) -> String {
             })
         ),
         ForwardFormat::Env => format!(
-            "RHIZOME_HOST=127.0.0.1\nRHIZOME_PORT={}\nRHIZOME_URL={}\n",
+            "export RHIZOME_HOST=127.0.0.1\nexport RHIZOME_PORT={}\nexport RHIZOME_URL={}\n",
             info.local_port, info.connection_string
         ),
     }
