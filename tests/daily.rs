@@ -108,3 +108,14 @@ fn forward_env_lines_are_exported() {
         assert_eq!(String::from_utf8_lossy(&seen.stdout), format!("{port}\n"));
     }
 }
+
+#[test]
+fn a_kill_with_an_unknown_target_says_nothing_was_stopped() {
+    let rh = Rhizome::new();
+    let (id, _) = rh.start(["run", "--name", "nap", "--", "sleep", "600"]);
+    let out = rh.run(["kill", "nap", "nosuch"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("nosuch"), "{}", out.stderr);
+    assert!(out.stderr.contains("nothing was stopped"), "{}", out.stderr);
+    assert_eq!(rh.process(id)["status"], "running");
+}
