@@ -110,6 +110,21 @@ fn forward_env_lines_are_exported() {
 }
 
 #[test]
+fn sleeper_is_the_last_command_in_help() {
+    let help = Rhizome::new().ok(["--help"]);
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|&c| c != "help")
+        .collect();
+    assert_eq!(commands.first(), Some(&"run"), "{help}");
+    assert_eq!(commands.last(), Some(&"sleeper"), "{help}");
+}
+
+#[test]
 fn a_kill_with_an_unknown_target_says_nothing_was_stopped() {
     let rh = Rhizome::new();
     let (id, _) = rh.start(["run", "--name", "nap", "--", "sleep", "600"]);

@@ -50,10 +50,6 @@ pub enum ColorWhen {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start a test process that prints a count, one line per interval
-    #[command(after_help = "Example:\n  SLEEP_OVERRIDE=0.1 rhizome sleeper --count 20")]
-    Sleeper(SleeperArgs),
-
     /// Start any command under the daemon, with this shell's directory and environment
     #[command(
         after_help = "Example:\n  rhizome run --name web --restart on-failure -- python3 -m http.server 8000"
@@ -106,6 +102,10 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+
+    /// Start a test process that prints a count, one line per interval
+    #[command(after_help = "Example:\n  SLEEP_OVERRIDE=0.1 rhizome sleeper --count 20")]
+    Sleeper(SleeperArgs),
 
     /// The managed process behind `rhizome sleeper` (internal)
     #[command(name = "__sleeper", hide = true)]
