@@ -76,6 +76,49 @@ fn screen(bytes_as_chars: &str) -> String {
 }
 
 #[test]
+fn ctrl_c_in_forward_clears_the_spinner_and_says_the_tunnel_goes_on() {
+    // The proxy step takes long enough to press Ctrl-C in.
+    let Some((cluster, rh)) = Cluster::new("exec * slow-ms 4000\n") else {
+        return;
+    };
+    let mut command = cluster.command(&rh, &["forward", "fake/orders"]);
+    command
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::inherit());
+    let mut session = rexpect::session::spawn_command(command, Some(20_000)).expect("a pty");
+    let step = "starting proxy in pod";
+    let before = session
+        .exp_string(step)
+        .expect("the spinner shows the daemon's step");
+    session.send_control('c').unwrap();
+    let rest = session.exp_eof().expect("Ctrl-C ends the command");
+    let status = session.process().wait().unwrap();
+    assert!(
+        format!("{status:?}").contains(", 130)"),
+        "exit 130: {status:?}"
+    );
+    let shown = screen(&format!("{before}{step}{rest}"));
+    assert!(
+        !shown.contains("fake/orders:"),
+        "no spinner line left: {shown:?}"
+    );
+    assert!(
+        shown.contains(
+            "rhizome: still starting in the background; rhizome kill fake/orders stops it"
+        ),
+        "{shown:?}"
+    );
+    // It is so: the tunnel is still there, and comes up by itself.
+    wait_for("the tunnel to be running", Duration::from_secs(20), || {
+        rh.processes()
+            .into_iter()
+            .any(|p| p["name"] == "fake/orders" && p["status"] == "running")
+            .then_some(())
+    });
+}
+
+#[test]
 fn forward_env_lines_are_exported() {
     let rh = Rhizome::new();
     let port = free_port();

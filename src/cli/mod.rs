@@ -79,7 +79,7 @@ pub enum Command {
 
     /// Open a tunnel to a target (or find the one already open) and print its address
     #[command(
-        after_help = "Examples:\n  rhizome forward na-prod/billing-bookkeeper\n  mysql -h 127.0.0.1 -P \"$(rhizome forward na-prod/billing-bookkeeper --format port)\"\n  eval \"$(rhizome forward na-prod/billing-bookkeeper --format env)\"\n  RHIZOME_SIMULATE=1 rhizome forward na-prod/billing-bookkeeper   # no cluster needed"
+        after_help = "Ctrl-C stops the waiting, not the tunnel: one this command started goes on starting in the background, and it says so (`rhizome kill ENV/NAME` stops it).\n\nExamples:\n  rhizome forward na-prod/billing-bookkeeper\n  mysql -h 127.0.0.1 -P \"$(rhizome forward na-prod/billing-bookkeeper --format port)\"\n  eval \"$(rhizome forward na-prod/billing-bookkeeper --format env)\"\n  RHIZOME_SIMULATE=1 rhizome forward na-prod/billing-bookkeeper   # no cluster needed"
     )]
     Forward(ForwardArgs),
 
