@@ -119,6 +119,46 @@ fn ctrl_c_in_forward_clears_the_spinner_and_says_the_tunnel_goes_on() {
 }
 
 #[test]
+fn run_errors_teach() {
+    let rh = Rhizome::new();
+    let out = rh.run(["run", "nosuchprog"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("after `--`") && out.stderr.contains("rhizome run -- nosuchprog"),
+        "{}",
+        out.stderr
+    );
+
+    let out = rh.run(["run", "--", "python3 -m http.server"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("no shell"), "{}", out.stderr);
+    assert!(out.stderr.contains("sh -c"), "{}", out.stderr);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out: Out = rh
+        .command(["run", "--", "./nope"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("no such file"), "{}", out.stderr);
+    assert!(!out.stderr.contains("PATH"), "{}", out.stderr);
+
+    let script = dir.path().join("script.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out: Out = rh
+        .command(["run", "--", "./script.sh"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("chmod +x ./script.sh"), "{}", out.stderr);
+}
+
+#[test]
 fn forward_env_lines_are_exported() {
     let rh = Rhizome::new();
     let port = free_port();

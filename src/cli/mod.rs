@@ -52,6 +52,7 @@ pub enum ColorWhen {
 pub enum Command {
     /// Start any command under the daemon, with this shell's directory and environment
     #[command(
+        override_usage = "rhizome run [OPTIONS] -- <CMD>...",
         after_help = "Example:\n  rhizome run --name web --restart on-failure -- python3 -m http.server 8000"
     )]
     Run(RunArgs),
@@ -144,9 +145,12 @@ pub struct RunArgs {
     /// When to start the command again after it ends by itself
     #[arg(long, value_enum, default_value_t = Restart::Never)]
     pub restart: Restart,
+    /// Words given without `--`: only kept to say that the command goes after `--`
+    #[arg(hide = true, value_name = "WORDS", allow_hyphen_values = true)]
+    pub before: Vec<OsString>,
     /// The command and its arguments
     #[arg(
-        required = true,
+        required_unless_present = "before",
         last = true,
         value_name = "CMD",
         value_hint = ValueHint::CommandWithArguments
