@@ -55,7 +55,11 @@ fn logs_raw_is_only_what_the_process_wrote() {
             .spawn()
             .unwrap();
         use std::io::Write;
-        tool.stdin.take().unwrap().write_all(raw.as_bytes()).unwrap();
+        tool.stdin
+            .take()
+            .unwrap()
+            .write_all(raw.as_bytes())
+            .unwrap();
         let out = tool.wait_with_output().unwrap();
         assert!(
             out.status.success(),
@@ -155,7 +159,11 @@ fn run_errors_teach() {
         .unwrap()
         .into();
     assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(out.stderr.contains("chmod +x ./script.sh"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("chmod +x ./script.sh"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -185,7 +193,12 @@ fn forward_env_lines_are_exported() {
     // A shell's child sees them.
     if let Some(sh) = require_tool("sh") {
         let seen = std::process::Command::new(sh)
-            .args(["-c", &format!("eval \"$1\"; sh -c 'echo $RHIZOME_PORT'"), "sh", &out.stdout])
+            .args([
+                "-c",
+                "eval \"$1\"; sh -c 'echo $RHIZOME_PORT'",
+                "sh",
+                &out.stdout,
+            ])
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&seen.stdout), format!("{port}\n"));

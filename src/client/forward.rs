@@ -15,9 +15,7 @@ use crate::config::{self, Config};
 use crate::forward::kubectl::{self, Tool};
 use crate::forward::target::{self, Route, TargetError};
 use crate::paths::Paths;
-use crate::protocol::{
-    ForwardInfo, ForwardRequest, Request, Response, Status, TunnelSettings,
-};
+use crate::protocol::{ForwardInfo, ForwardRequest, Request, Response, Status, TunnelSettings};
 
 pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> {
     let config = load_config(paths)?;

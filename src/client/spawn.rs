@@ -50,7 +50,9 @@ pub async fn run(paths: &Paths, args: &RunArgs) -> anyhow::Result<Exit> {
         context: super::context()?,
     };
     let program = args.command[0].clone();
-    start(paths, request).await.map_err(|err| teach(err, &program))
+    start(paths, request)
+        .await
+        .map_err(|err| teach(err, &program))
 }
 
 /// `rhizome run prog ...`: the command goes after `--`, so that its flags stay its own. Said
@@ -74,8 +76,10 @@ fn before_the_dashes(args: &RunArgs) -> Failure {
             .chain(&args.command)
             .map(|word| quoted(&word.to_string_lossy())),
     );
-    let mut failure = Failure::new("the command to run goes after `--`, so that its own flags are not read as rhizome's")
-        .hint(fixed.join(" "));
+    let mut failure = Failure::new(
+        "the command to run goes after `--`, so that its own flags are not read as rhizome's",
+    )
+    .hint(fixed.join(" "));
     failure.code = Exit::Usage;
     failure
 }
@@ -116,9 +120,9 @@ fn hint_for(program: &OsStr, cwd: Option<&Path>) -> Option<String> {
     };
     let is_path = shown.contains('/');
     match std::fs::metadata(&path) {
-        Ok(meta) if is_path && meta.is_dir() => Some(format!(
-            "`{shown}` is a directory; name the program in it"
-        )),
+        Ok(meta) if is_path && meta.is_dir() => {
+            Some(format!("`{shown}` is a directory; name the program in it"))
+        }
         Ok(meta) if is_path && meta.permissions().mode() & 0o111 == 0 => {
             Some(format!("make it executable: chmod +x {}", quoted(&shown)))
         }
