@@ -82,7 +82,7 @@ fn screen(bytes_as_chars: &str) -> String {
 #[test]
 fn ctrl_c_in_forward_clears_the_spinner_and_says_the_tunnel_goes_on() {
     // The proxy step takes long enough to press Ctrl-C in.
-    let Some((cluster, rh)) = Cluster::new("exec * slow-ms 4000\n") else {
+    let Some((cluster, rh)) = Cluster::new("exec * slow-ms 6000\n") else {
         return;
     };
     let mut command = cluster.command(&rh, &["forward", "fake/orders"]);
@@ -113,6 +113,30 @@ fn ctrl_c_in_forward_clears_the_spinner_and_says_the_tunnel_goes_on() {
         ),
         "{shown:?}"
     );
+    // Ctrl-C in front of a tunnel that was already starting: nothing of it is this command's.
+    let mut command = cluster.command(&rh, &["forward", "fake/orders"]);
+    command
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::inherit());
+    let mut session = rexpect::session::spawn_command(command, Some(20_000)).expect("a pty");
+    let before = session
+        .exp_string(step)
+        .expect("the spinner shows where the tunnel is");
+    session.send_control('c').unwrap();
+    let rest = session.exp_eof().expect("Ctrl-C ends the command");
+    let status = session.process().wait().unwrap();
+    assert!(
+        format!("{status:?}").contains(", 130)"),
+        "exit 130: {status:?}"
+    );
+    let shown = screen(&format!("{before}{step}{rest}"));
+    assert_eq!(
+        shown.trim(),
+        "",
+        "nothing left, nothing announced: {shown:?}"
+    );
+
     // It is so: the tunnel is still there, and comes up by itself.
     wait_for("the tunnel to be running", Duration::from_secs(20), || {
         rh.processes()
