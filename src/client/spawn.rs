@@ -179,3 +179,37 @@ async fn start(paths: &Paths, request: SpawnRequest) -> anyhow::Result<Exit> {
         other => Err(unexpected(other)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_quoted_only_where_a_shell_needs_it() {
+        assert_eq!(quoted("./script.sh"), "./script.sh");
+        assert_eq!(quoted("python3 -m http.server"), "'python3 -m http.server'");
+        assert_eq!(quoted("it's"), r"'it'\''s'");
+        assert_eq!(quoted(""), "''");
+    }
+
+    #[test]
+    fn the_file_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("s.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        let hint = |program: &str| hint_for(OsStr::new(program), Some(dir.path()));
+        assert_eq!(
+            hint("./s.sh").unwrap(),
+            "make it executable: chmod +x ./s.sh"
+        );
+        assert!(hint("./nope").unwrap().starts_with("check the path"));
+        assert!(
+            hint("no such words")
+                .unwrap()
+                .contains("sh -c 'no such words'")
+        );
+        assert_eq!(hint("nosuchprog"), None, "the daemon's PATH hint stands");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(hint("./s.sh"), None);
+    }
+}
