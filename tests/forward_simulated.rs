@@ -101,7 +101,7 @@ fn output_formats_are_exact() {
     assert_eq!(
         env,
         format!(
-            "RHIZOME_HOST=127.0.0.1\nRHIZOME_PORT={port}\nRHIZOME_URL=mysql://127.0.0.1:{port}\n"
+            "export RHIZOME_HOST=127.0.0.1\nexport RHIZOME_PORT={port}\nexport RHIZOME_URL=mysql://127.0.0.1:{port}\n"
         )
     );
     let json: serde_json::Value =

@@ -45,9 +45,8 @@ fn logs_filters_by_pattern_and_time_and_prints_raw_text() {
 
     let raw = rh.ok(["logs", "--raw", "talker"]);
     assert_eq!(
-        raw,
-        "subprocess started\nGET /a 200\nGET /b 500\nPOST /c 200\nGET /d 503\n  indented\nsubprocess finished (exit 0)\n",
-        "the process's text, without time stamp or name (padding cannot be told from trailing spaces)"
+        raw, "GET /a 200\nGET /b 500\nPOST /c 200\nGET /d 503\n  indented\n",
+        "the process's text, without time stamp, name or the daemon's lines (padding cannot be told from trailing spaces)"
     );
     let raw_grep = rh.ok(["logs", "--raw", "--grep", "(?i)post", "talker"]);
     assert_eq!(raw_grep, "POST /c 200\n");

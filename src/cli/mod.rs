@@ -50,12 +50,9 @@ pub enum ColorWhen {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start a test process that prints a count, one line per interval
-    #[command(after_help = "Example:\n  SLEEP_OVERRIDE=0.1 rhizome sleeper --count 20")]
-    Sleeper(SleeperArgs),
-
     /// Start any command under the daemon, with this shell's directory and environment
     #[command(
+        override_usage = "rhizome run [OPTIONS] -- <CMD>...",
         after_help = "Example:\n  rhizome run --name web --restart on-failure -- python3 -m http.server 8000"
     )]
     Run(RunArgs),
@@ -83,7 +80,7 @@ pub enum Command {
 
     /// Open a tunnel to a target (or find the one already open) and print its address
     #[command(
-        after_help = "Examples:\n  rhizome forward na-prod/billing-bookkeeper\n  mysql -h 127.0.0.1 -P \"$(rhizome forward na-prod/billing-bookkeeper --format port)\"\n  eval \"$(rhizome forward na-prod/billing-bookkeeper --format env)\"\n  RHIZOME_SIMULATE=1 rhizome forward na-prod/billing-bookkeeper   # no cluster needed"
+        after_help = "Ctrl-C stops the waiting, not the tunnel: one this command started goes on starting in the background, and it says so (`rhizome kill ENV/NAME` stops it).\n\nExamples:\n  rhizome forward na-prod/billing-bookkeeper\n  mysql -h 127.0.0.1 -P \"$(rhizome forward na-prod/billing-bookkeeper --format port)\"\n  eval \"$(rhizome forward na-prod/billing-bookkeeper --format env)\"\n  RHIZOME_SIMULATE=1 rhizome forward na-prod/billing-bookkeeper   # no cluster needed"
     )]
     Forward(ForwardArgs),
 
@@ -106,6 +103,10 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+
+    /// Start a test process that prints a count, one line per interval
+    #[command(after_help = "Example:\n  SLEEP_OVERRIDE=0.1 rhizome sleeper --count 20")]
+    Sleeper(SleeperArgs),
 
     /// The managed process behind `rhizome sleeper` (internal)
     #[command(name = "__sleeper", hide = true)]
@@ -144,9 +145,12 @@ pub struct RunArgs {
     /// When to start the command again after it ends by itself
     #[arg(long, value_enum, default_value_t = Restart::Never)]
     pub restart: Restart,
+    /// Words given without `--`: only kept to say that the command goes after `--`
+    #[arg(hide = true, value_name = "WORDS", allow_hyphen_values = true)]
+    pub before: Vec<OsString>,
     /// The command and its arguments
     #[arg(
-        required = true,
+        required_unless_present = "before",
         last = true,
         value_name = "CMD",
         value_hint = ValueHint::CommandWithArguments
@@ -166,7 +170,7 @@ pub struct PsArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Print only the last LINES lines (with --since or --grep, the last LINES that match)
+    /// Print only the last LINES lines (with --since, --grep or --raw, the last LINES shown)
     #[arg(short = 'n', long = "lines", value_name = "LINES")]
     pub lines: Option<u64>,
     /// Keep printing new lines until the process ends (Ctrl-C stops only this command)
@@ -186,7 +190,7 @@ pub struct LogsArgs {
     /// Only lines whose text matches the regular expression PATTERN ((?i) ignores case)
     #[arg(long, value_name = "PATTERN", value_parser = parse_pattern)]
     pub grep: Option<regex::Regex>,
-    /// Print only what the process wrote, without the time stamp and the `[name] pid=N` part
+    /// Print only what the process wrote: no time stamp, no `[name] pid=N`, none of the daemon's lines (`subprocess started`, ...)
     #[arg(long)]
     pub raw: bool,
     /// Id, name or pid of the process
@@ -263,7 +267,7 @@ pub enum ForwardFormat {
     Port,
     /// {"connection_string", "local_port", "sql_connection", "target", "id", "pid"}
     Json,
-    /// RHIZOME_HOST=..., RHIZOME_PORT=..., RHIZOME_URL=... lines for `eval`
+    /// `export RHIZOME_HOST=...`, `RHIZOME_PORT`, `RHIZOME_URL` lines for `eval`
     Env,
 }
 

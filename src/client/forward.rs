@@ -15,7 +15,7 @@ use crate::config::{self, Config};
 use crate::forward::kubectl::{self, Tool};
 use crate::forward::target::{self, Route, TargetError};
 use crate::paths::Paths;
-use crate::protocol::{ForwardInfo, ForwardRequest, Request, Response, TunnelSettings};
+use crate::protocol::{ForwardInfo, ForwardRequest, Request, Response, Status, TunnelSettings};
 
 pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> {
     let config = load_config(paths)?;
@@ -41,7 +41,10 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
             probe_interval_ms: config.forward.probe_interval_secs.saturating_mul(1000),
         },
     };
+    let name = request.target.name.clone();
     let mut client = Client::connect_or_start_within(paths, timeout).await?;
+    // Whether this command creates the tunnel, for what Ctrl-C says: the daemon does not tell.
+    let existed = tunnel_status(&mut client, &name).await?.is_some();
     client.send(&Request::Forward(Box::new(request))).await?;
     let mut progress = Progress::new(args.quiet, &args.target);
     if let Progress::Spinner(Some(spinner)) = &progress {
@@ -50,18 +53,21 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
             spinner.suspend(|| note(format_args!("rhizome: {}", sanitize::text(notice))))
         });
     }
+    // One listener for the whole wait: a Ctrl-C between two answers is not missed.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     let info = loop {
-        let response = if progress.is_spinner() {
-            tokio::select! {
-                response = client.receive() => response?,
+        let response = tokio::select! {
+            response = client.receive() => response?,
+            _ = &mut interrupted => {
                 // The spinner would stay on the screen if the default handler ended us.
-                _ = tokio::signal::ctrl_c() => {
-                    progress.clear();
-                    return Ok(Exit::Interrupted);
+                progress.clear();
+                drop(client);
+                if !existed {
+                    announce_if_starting(paths, &name).await;
                 }
+                return Ok(Exit::Interrupted);
             }
-        } else {
-            client.receive().await?
         };
         match response {
             Response::Progress(step) => progress.step(&step),
@@ -73,6 +79,36 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
     progress.clear();
     output::print(render(&info, args.format))?;
     Ok(Exit::Success)
+}
+
+/// The status of the tunnel named `name` that the daemon runs, if it runs one.
+async fn tunnel_status(client: &mut Client, name: &str) -> anyhow::Result<Option<Status>> {
+    match client.call(&Request::Ps { all: false }).await? {
+        Response::Ps(rows) => Ok(rows
+            .into_iter()
+            .find(|row| row.tunnel.is_some() && row.name == name && !row.status.is_final())
+            .map(|row| row.status)),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// After Ctrl-C: a tunnel this command created goes on starting in the daemon (a tunnel is
+/// meant to outlive the command that asked for it), so it is said, with how to stop it. Nothing
+/// is said once it is ready, or when the daemon cannot tell within a moment.
+async fn announce_if_starting(paths: &Paths, name: &str) {
+    let ask = async {
+        let mut client = Client::connect(paths).await.ok()??;
+        tunnel_status(&mut client, name).await.ok()?
+    };
+    let status = tokio::time::timeout(Duration::from_millis(500), ask).await;
+    if let Ok(Some(status)) = status
+        && status != Status::Running
+    {
+        note(format_args!(
+            "rhizome: still starting in the background; rhizome kill {} stops it",
+            sanitize::text(name)
+        ));
+    }
 }
 
 /// How `forward` shows its steps on stderr: a spinner naming the current step on a terminal,
@@ -102,10 +138,6 @@ impl Progress {
                 .with_message("asking the daemon");
         spinner.enable_steady_tick(Duration::from_millis(80));
         Progress::Spinner(Some(spinner))
-    }
-
-    fn is_spinner(&self) -> bool {
-        matches!(self, Progress::Spinner(Some(_)))
     }
 
     /// Shows a step, which may quote kubectl: escaped, as everything from outside.
@@ -149,7 +181,7 @@ fn render(info: &ForwardInfo, format: ForwardFormat) -> String {
             })
         ),
         ForwardFormat::Env => format!(
-            "RHIZOME_HOST=127.0.0.1\nRHIZOME_PORT={}\nRHIZOME_URL={}\n",
+            "export RHIZOME_HOST=127.0.0.1\nexport RHIZOME_PORT={}\nexport RHIZOME_URL={}\n",
             info.local_port, info.connection_string
         ),
     }

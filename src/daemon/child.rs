@@ -53,6 +53,14 @@ pub fn describe_spawn_error(argv: &[OsString], cwd: &Path, err: &io::Error) -> S
         io::ErrorKind::NotFound if !cwd.is_dir() => {
             format!("the working directory {} does not exist", cwd.display())
         }
+        // A path is not looked up on PATH: the file itself is missing.
+        io::ErrorKind::NotFound if program.contains('/') => {
+            format!("`{program}`: no such file (from {})", cwd.display())
+        }
+        // Not a shell: one argument is one program name, spaces and all.
+        io::ErrorKind::NotFound if program.contains(char::is_whitespace) => format!(
+            "`{program}` was not found: no shell is used, so the whole argument was taken as one program name"
+        ),
         io::ErrorKind::NotFound => {
             format!("`{program}` was not found (searched the PATH of this shell)")
         }

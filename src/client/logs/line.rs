@@ -56,6 +56,28 @@ impl<'a> Line<'a> {
         }
     }
 
+    /// Whether the daemon wrote this line rather than the process: `subprocess started`,
+    /// `subprocess finished (...)`, or a line without a pid (`failed to start: ...`, a tunnel's
+    /// steps). The stored format does not mark them otherwise, so a process that prints exactly
+    /// such a line itself has it left out of `--raw` too.
+    pub(super) fn is_daemons(&self) -> bool {
+        if !self.suffix.contains("] pid=") {
+            return true;
+        }
+        let text = self.text();
+        text == "subprocess started"
+            || text
+                .strip_prefix("subprocess finished (")
+                .and_then(|rest| rest.strip_suffix(')'))
+                .is_some_and(|how| {
+                    how.strip_prefix("exit ")
+                        .is_some_and(|code| code.parse::<i64>().is_ok())
+                        || how.strip_prefix("signal ").is_some_and(|name| {
+                            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric())
+                        })
+                })
+    }
+
     pub(super) fn time(&self) -> Option<NaiveTime> {
         NaiveTime::parse_from_str(self.stamp, "%H:%M:%S").ok()
     }
@@ -121,6 +143,27 @@ mod tests {
         let tricky = "08:46:06 says [a] pid=1 itself           [web] pid=2";
         assert_eq!(Line::parse(tricky).unwrap().suffix, " [web] pid=2");
         assert_eq!(Line::parse("not a log line"), None);
+    }
+
+    #[test]
+    fn the_daemons_lines_are_told_from_the_process_s() {
+        let daemons = |line: &str| Line::parse(line).unwrap().is_daemons();
+        assert!(daemons(
+            "08:46:06 subprocess started             [web] pid=7"
+        ));
+        assert!(daemons(
+            "08:46:06 subprocess finished (exit 0)   [web] pid=7"
+        ));
+        assert!(daemons(
+            "08:46:06 subprocess finished (signal SIGTERM) [web] pid=7"
+        ));
+        assert!(daemons("08:46:06 failed to start: no such file  [web]"));
+        assert!(!daemons(
+            "08:46:06 {\"level\":\"info\"}               [web] pid=7"
+        ));
+        assert!(!daemons(
+            "08:46:06 subprocess started, said the app [web] pid=7"
+        ));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! The daemon sends the log as it is stored, `HH:MM:SS <text padded to 30> [name] pid=N` lines.
 //! Everything else happens here: dimming the time stamp and the `[name] pid=N` part on a terminal,
 //! showing a process's control characters escaped there (so that it cannot retitle, clear or
-//! overwrite the terminal), `--raw`, and the `--since` and `--grep` filters. In a pipe with none
+//! overwrite the terminal), `--raw` (the process's own text, without the daemon's lines), and the
+//! `--since` and `--grep` filters. In a pipe with none
 //! of those the bytes pass straight through, exactly as the process wrote them.
 //!
 //! What the output lacks is said on stderr: lines that rotated away (or were deleted) before the
@@ -139,8 +140,9 @@ struct View {
 }
 
 impl View {
+    /// Whether some lines are left out, so that `-n` must count the ones shown.
     fn filters(&self) -> bool {
-        self.since.is_some() || self.grep.is_some()
+        self.since.is_some() || self.grep.is_some() || self.raw
     }
 
     /// Whether lines must be read one by one rather than passed through.
@@ -159,6 +161,10 @@ impl View {
 
     /// Whether a line passes `--since` and `--grep`; `now` is the client's clock.
     fn keep(&self, line: &str, parts: Option<&Line<'_>>, now: DateTime<Local>) -> bool {
+        // `--raw` is what the process wrote, fit for `jq`: not the daemon's own lines.
+        if self.raw && parts.is_some_and(Line::is_daemons) {
+            return false;
+        }
         if let Some(pattern) = &self.grep {
             let text = parts.map(Line::text).unwrap_or(line);
             if !pattern.is_match(text) {

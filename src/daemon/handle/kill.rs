@@ -16,6 +16,14 @@ pub(super) async fn kill(daemon: &Arc<Daemon>, request: KillRequest) -> Response
             match daemon.table.resolve(target) {
                 Ok(process) if found.iter().any(|p| p.id == process.id) => {}
                 Ok(process) => found.push(process),
+                // All or none: a kill of several stops none when one is not found, and says so,
+                // since a user who named several may think the others were stopped.
+                Err(reply) if request.targets.len() > 1 => {
+                    return Response::Error(ErrorReply {
+                        message: format!("{}; nothing was stopped", reply.message),
+                        ..reply
+                    });
+                }
                 Err(reply) => return Response::Error(reply),
             }
         }

@@ -1,0 +1,256 @@
+//! The tenth day (issue 13): `logs --raw` fit for `jq`, Ctrl-C in `forward` that says what goes
+//! on, `run` errors that teach, and smaller things a person meets every day.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::cluster::Cluster;
+use common::*;
+
+/// Waits until the process with `id` has finished by itself.
+fn wait_finished(rh: &Rhizome, id: u64) {
+    wait_for("the process to finish", Duration::from_secs(10), || {
+        let status = rh.process(id)["status"].as_str().unwrap_or("").to_string();
+        status.starts_with("exited").then_some(())
+    });
+}
+
+#[test]
+fn logs_raw_is_only_what_the_process_wrote() {
+    let rh = Rhizome::new();
+    let (id, _) = rh.start([
+        "run",
+        "--name",
+        "json",
+        "--",
+        "sh",
+        "-c",
+        r#"printf '{"level":"info","n":1}\n{"level":"warn","n":2}\n'"#,
+    ]);
+    wait_finished(&rh, id);
+    let raw = rh.ok(["logs", "--raw", "json"]);
+    let lines: Vec<serde_json::Value> = raw
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|err| panic!("not JSON: {line:?} ({err}) in {raw:?}"))
+        })
+        .collect();
+    assert_eq!(lines.len(), 2, "{raw:?}");
+    assert_eq!(lines[1]["level"], "warn");
+    // Without --raw the daemon's own lines are still there.
+    let log = rh.ok(["logs", "json"]);
+    assert!(log.contains("subprocess started"), "{log}");
+    assert!(log.contains("subprocess finished (exit 0)"), "{log}");
+    // And a client nobody here wrote reads it, where python3 is.
+    if let Some(python) = require_tool("python3") {
+        let mut tool = std::process::Command::new(python)
+            .args(["-m", "json.tool", "--json-lines"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        tool.stdin
+            .take()
+            .unwrap()
+            .write_all(raw.as_bytes())
+            .unwrap();
+        let out = tool.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The screen a person would be left looking at.
+fn screen(bytes_as_chars: &str) -> String {
+    // rexpect hands back each byte as a char; the terminal would read UTF-8.
+    let bytes: Vec<u8> = bytes_as_chars.chars().map(|c| c as u32 as u8).collect();
+    let size = |n| std::num::NonZeroU16::new(n).unwrap();
+    let mut parser = vt100::Parser::new(size(24), size(120), 0);
+    parser.process(&bytes);
+    parser.screen().contents()
+}
+
+#[test]
+fn ctrl_c_in_forward_clears_the_spinner_and_says_the_tunnel_goes_on() {
+    // The proxy step takes long enough to press Ctrl-C in.
+    let Some((cluster, rh)) = Cluster::new("exec * slow-ms 6000\n") else {
+        return;
+    };
+    let mut command = cluster.command(&rh, &["forward", "fake/orders"]);
+    command
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::inherit());
+    let mut session = rexpect::session::spawn_command(command, Some(20_000)).expect("a pty");
+    let step = "starting proxy in pod";
+    let before = session
+        .exp_string(step)
+        .expect("the spinner shows the daemon's step");
+    session.send_control('c').unwrap();
+    let rest = session.exp_eof().expect("Ctrl-C ends the command");
+    let status = session.process().wait().unwrap();
+    assert!(
+        format!("{status:?}").contains(", 130)"),
+        "exit 130: {status:?}"
+    );
+    let shown = screen(&format!("{before}{step}{rest}"));
+    assert!(
+        !shown.contains("fake/orders:"),
+        "no spinner line left: {shown:?}"
+    );
+    assert!(
+        shown.contains(
+            "rhizome: still starting in the background; rhizome kill fake/orders stops it"
+        ),
+        "{shown:?}"
+    );
+    // Ctrl-C in front of a tunnel that was already starting: nothing of it is this command's.
+    let mut command = cluster.command(&rh, &["forward", "fake/orders"]);
+    command
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::inherit());
+    let mut session = rexpect::session::spawn_command(command, Some(20_000)).expect("a pty");
+    let before = session
+        .exp_string(step)
+        .expect("the spinner shows where the tunnel is");
+    session.send_control('c').unwrap();
+    let rest = session.exp_eof().expect("Ctrl-C ends the command");
+    let status = session.process().wait().unwrap();
+    assert!(
+        format!("{status:?}").contains(", 130)"),
+        "exit 130: {status:?}"
+    );
+    let shown = screen(&format!("{before}{step}{rest}"));
+    assert_eq!(
+        shown.trim(),
+        "",
+        "nothing left, nothing announced: {shown:?}"
+    );
+
+    // It is so: the tunnel is still there, and comes up by itself.
+    wait_for("the tunnel to be running", Duration::from_secs(20), || {
+        rh.processes()
+            .into_iter()
+            .any(|p| p["name"] == "fake/orders" && p["status"] == "running")
+            .then_some(())
+    });
+}
+
+#[test]
+fn run_errors_teach() {
+    let rh = Rhizome::new();
+    let out = rh.run(["run", "nosuchprog"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("after `--`") && out.stderr.contains("rhizome run -- nosuchprog"),
+        "{}",
+        out.stderr
+    );
+
+    let out = rh.run(["run", "--", "python3 -m http.server"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("no shell"), "{}", out.stderr);
+    assert!(out.stderr.contains("sh -c"), "{}", out.stderr);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out: Out = rh
+        .command(["run", "--", "./nope"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("no such file"), "{}", out.stderr);
+    assert!(!out.stderr.contains("PATH"), "{}", out.stderr);
+
+    let script = dir.path().join("script.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out: Out = rh
+        .command(["run", "--", "./script.sh"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("chmod +x ./script.sh"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn forward_env_lines_are_exported() {
+    let rh = Rhizome::new();
+    let port = free_port();
+    let out: Out = rh
+        .command([
+            "forward",
+            "na-prod/billing-bookkeeper",
+            "--port",
+            &port.to_string(),
+            "--format",
+            "env",
+        ])
+        .env("RHIZOME_SIMULATE", "1")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(
+        out.stdout,
+        format!(
+            "export RHIZOME_HOST=127.0.0.1\nexport RHIZOME_PORT={port}\nexport RHIZOME_URL=mysql://127.0.0.1:{port}\n"
+        ),
+        "{out:?}"
+    );
+    // A shell's child sees them.
+    if let Some(sh) = require_tool("sh") {
+        let seen = std::process::Command::new(sh)
+            .args([
+                "-c",
+                "eval \"$1\"; sh -c 'echo $RHIZOME_PORT'",
+                "sh",
+                &out.stdout,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&seen.stdout), format!("{port}\n"));
+    }
+}
+
+#[test]
+fn sleeper_is_the_last_command_in_help() {
+    let help = Rhizome::new().ok(["--help"]);
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|&c| c != "help")
+        .collect();
+    assert_eq!(commands.first(), Some(&"run"), "{help}");
+    assert_eq!(commands.last(), Some(&"sleeper"), "{help}");
+}
+
+#[test]
+fn a_kill_with_an_unknown_target_says_nothing_was_stopped() {
+    let rh = Rhizome::new();
+    let (id, _) = rh.start(["run", "--name", "nap", "--", "sleep", "600"]);
+    let out = rh.run(["kill", "nap", "nosuch"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("nosuch"), "{}", out.stderr);
+    assert!(out.stderr.contains("nothing was stopped"), "{}", out.stderr);
+    assert_eq!(rh.process(id)["status"], "running");
+}
