@@ -43,8 +43,8 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
     };
     let name = request.target.name.clone();
     let mut client = Client::connect_or_start_within(paths, timeout).await?;
-    // Whether this command creates the tunnel, for what Ctrl-C says: the daemon does not tell.
-    let existed = tunnel_status(&mut client, &name).await?.is_some();
+    // Whether this command created the tunnel, for what Ctrl-C says: the daemon tells.
+    let mut created = false;
     client.send(&Request::Forward(Box::new(request))).await?;
     let mut progress = Progress::new(args.quiet, &args.target);
     if let Progress::Spinner(Some(spinner)) = &progress {
@@ -63,7 +63,7 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
                 // The spinner would stay on the screen if the default handler ended us.
                 progress.clear();
                 drop(client);
-                if !existed {
+                if created {
                     announce_if_starting(paths, &name).await;
                 }
                 return Ok(Exit::Interrupted);
@@ -71,6 +71,7 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
         };
         match response {
             Response::Progress(step) => progress.step(&step),
+            Response::TunnelCreated => created = true,
             Response::Forwarded(info) => break info,
             other => return Err(unexpected(other)),
         }

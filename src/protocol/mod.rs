@@ -84,6 +84,9 @@ pub enum Response {
     Notice(String),
     /// Part of a log will never be sent, at this point of the stream: it went before it was read.
     LogGap(LogGap),
+    /// The tunnel a `forward` waits for was created by this request (and goes on starting should
+    /// the client leave); sent before its first step.
+    TunnelCreated,
 }
 
 /// A failed request, as a sentence for the user and, where one is known, what to do about it.

@@ -58,6 +58,7 @@ pub async fn open(
             if let Err(reply) = daemon.persist_start(&process).await {
                 return conn.send(&Response::Error(reply)).await;
             }
+            conn.send(&Response::TunnelCreated).await?;
             true
         }
         None => false,
