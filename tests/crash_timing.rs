@@ -48,18 +48,6 @@ fn left_over(rh: &Rhizome) -> Vec<(u32, String)> {
         .collect()
 }
 
-fn kill_daemon(rh: &Rhizome) {
-    let pid = rh.daemon_pid().expect("a daemon");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::SIGKILL,
-    )
-    .unwrap();
-    wait_for("the daemon to be gone", Duration::from_secs(10), || {
-        (!rh.daemon_running()).then_some(())
-    });
-}
-
 fn none_left(rh: &Rhizome, moment: &str) {
     let until = std::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -105,7 +93,7 @@ fn children_started_while_the_daemon_is_killed_do_not_outlive_it() {
         wait_for("some of them to run", Duration::from_secs(20), || {
             (marked(rh.path()).len() >= 10 + round * 5).then_some(())
         });
-        kill_daemon(&rh);
+        rh.kill_daemon_hard();
         for mut start in starts {
             let _ = start.wait();
         }
@@ -143,7 +131,7 @@ fn restarting_processes_are_not_duplicated_by_a_crash() {
             (restarts >= 20 * (round + 1)).then_some(())
         });
         assert!(!marked(rh.path()).is_empty(), "its children carry the mark");
-        kill_daemon(&rh);
+        rh.kill_daemon_hard();
         rh.ok(["ps"]);
         none_left(&rh, &format!("round {round}, killed during restarts"));
         assert_eq!(rh.ps()["count"], 20, "each comes back once");
@@ -167,7 +155,7 @@ fn a_tunnel_forwarder_dies_with_its_daemon() {
             !marked(rh.path()).is_empty(),
             "the forwarder carries the mark"
         );
-        kill_daemon(&rh);
+        rh.kill_daemon_hard();
         // No new daemon: the kernel ends the forwarder with its daemon.
         none_left(
             &rh,
@@ -221,7 +209,7 @@ fn a_killed_process_stays_killed_when_the_daemon_dies_right_after() {
         ]);
         assert_eq!(marked(rh.path()).len(), 1, "web carries the mark");
         rh.ok(["kill", "web"]);
-        kill_daemon(&rh);
+        rh.kill_daemon_hard();
         rh.ok(["ps"]);
         assert_eq!(
             rh.ps()["count"],

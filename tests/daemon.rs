@@ -78,17 +78,7 @@ fn a_killed_daemon_leaves_nothing_that_blocks_the_next() {
     let rh = Rhizome::new();
     let (_, sleeper) = rh.start(["sleeper", "--count", "1000"]);
     let _orphan = GroupGuard(vec![sleeper]);
-    let old = rh.daemon_pid().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(old as i32),
-        nix::sys::signal::SIGKILL,
-    )
-    .unwrap();
-    wait_for(
-        "the killed daemon to release its lock",
-        Duration::from_secs(5),
-        || (!rh.daemon_running()).then_some(()),
-    );
+    let old = rh.kill_daemon_hard();
     assert!(
         rh.path().join("rhizome.sock").exists(),
         "a killed daemon leaves its socket file"

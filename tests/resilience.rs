@@ -117,15 +117,7 @@ fn kill_9_of_the_daemon_loses_nothing_and_leaves_no_orphan() {
     let rh = Rhizome::new();
     let work = start_workload(&rh);
     let _orphans = GroupGuard(work.old_children.clone());
-    let daemon = rh.daemon_pid().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon as i32),
-        nix::sys::signal::SIGKILL,
-    )
-    .unwrap();
-    wait_for("the daemon to die", Duration::from_secs(5), || {
-        (!rh.daemon_running()).then_some(())
-    });
+    let daemon = rh.kill_daemon_hard();
     assert_restored(&rh, &work);
     assert_ne!(rh.daemon_pid(), Some(daemon));
 }

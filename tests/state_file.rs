@@ -398,15 +398,7 @@ fn a_restored_process_shows_no_pid_until_it_runs_again() {
         "trap '' TERM; exec sleep 1000",
     ]);
     let _orphan = GroupGuard(vec![old_pid]);
-    let daemon = rh.daemon_pid().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon as i32),
-        nix::sys::signal::SIGKILL,
-    )
-    .unwrap();
-    wait_for("the daemon to die", Duration::from_secs(5), || {
-        (!rh.daemon_running()).then_some(())
-    });
+    rh.kill_daemon_hard();
 
     let first = rh.process(id);
     assert_eq!(first["status"], "restarting", "{first}");
@@ -447,18 +439,7 @@ fn a_daemon_that_dies_while_ending_orphans_leaves_them_to_the_next() {
         children_of(leader).first().copied()
     });
     let _orphans = GroupGuard(vec![leader, stubborn]);
-    let kill_daemon = |rh: &Rhizome| {
-        let daemon = rh.daemon_pid().unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(daemon as i32),
-            nix::sys::signal::SIGKILL,
-        )
-        .unwrap();
-        wait_for("the daemon to die", Duration::from_secs(5), || {
-            (!rh.daemon_running()).then_some(())
-        });
-    };
-    kill_daemon(&rh);
+    rh.kill_daemon_hard();
     let (_, first) = read_state(&rh);
 
     // The next daemon is still waiting out the stubborn child's grace when it dies too, after it
@@ -471,7 +452,7 @@ fn a_daemon_that_dies_while_ending_orphans_leaves_them_to_the_next() {
     );
     assert_eq!(read_state(&rh).1, first, "the orphans are still on record");
     assert!(alive(stubborn), "the stubborn child outlives SIGTERM");
-    kill_daemon(&rh);
+    rh.kill_daemon_hard();
 
     rh.ok(["daemon", "start"]);
     wait_for(

@@ -126,6 +126,23 @@ impl Rhizome {
             .ok()
     }
 
+    /// Kills this home's daemon with SIGKILL, as a crash would, and waits until its lock is free;
+    /// returns its pid.
+    pub fn kill_daemon_hard(&self) -> u32 {
+        let pid = self.daemon_pid().expect("a daemon");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::SIGKILL,
+        )
+        .unwrap();
+        wait_for(
+            "the killed daemon to be gone",
+            Duration::from_secs(10),
+            || (!self.daemon_running()).then_some(()),
+        );
+        pid
+    }
+
     /// Whether a daemon holds this home's lock.
     pub fn daemon_running(&self) -> bool {
         let Ok(file) = std::fs::OpenOptions::new()
