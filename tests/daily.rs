@@ -254,3 +254,62 @@ fn a_kill_with_an_unknown_target_says_nothing_was_stopped() {
     assert!(out.stderr.contains("nothing was stopped"), "{}", out.stderr);
     assert_eq!(rh.process(id)["status"], "running");
 }
+
+#[test]
+fn a_name_means_the_running_process_of_that_name() {
+    let rh = Rhizome::new();
+    let (running, pid) = rh.start(["run", "--name", "sleeper", "--", "sleep", "1000"]);
+    let (finished, _) = rh.start(["run", "--name", "sleeper", "--", "true"]);
+    wait_finished(&rh, finished);
+    let out = rh.ok(["kill", "sleeper"]);
+    assert!(
+        out.starts_with(&format!("killed sleeper  id={running}  pid={pid}")),
+        "the running one, not the newest: {out}"
+    );
+    assert!(!alive(pid));
+    let again = rh.ok(["kill", &finished.to_string()]);
+    assert!(
+        again.contains("was not running: it had already finished"),
+        "a finished process is not stopped: {again}"
+    );
+}
+
+#[test]
+fn a_name_shared_by_running_processes_is_refused_with_their_ids() {
+    let rh = Rhizome::new();
+    let (a, pid_a) = rh.start(["run", "--name", "web", "--", "sleep", "1000"]);
+    let (b, pid_b) = rh.start(["run", "--name", "web", "--", "sleep", "1000"]);
+    let out = rh.run(["kill", "web"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "2 processes named `web` are running (ids {a}, {b})"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(alive(pid_a) && alive(pid_b), "nothing was killed");
+}
+
+#[test]
+fn a_lost_one_shot_says_so_in_its_log() {
+    let rh = Rhizome::new();
+    let (once, _) = rh.start(["run", "--name", "once", "--", "sleep", "1000"]);
+    rh.kill_daemon_hard();
+    rh.ok(["ps"]);
+    wait_for(
+        "the log to say what happened",
+        Duration::from_secs(10),
+        || {
+            rh.logs("once")
+                .contains("lost: it was running when its daemon died")
+                .then_some(())
+        },
+    );
+    assert!(
+        !rh.logs("once").contains("restored after"),
+        "{}",
+        rh.logs("once")
+    );
+    assert_eq!(rh.process(once)["status"], "lost");
+}

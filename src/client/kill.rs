@@ -45,6 +45,10 @@ pub async fn run(paths: &Paths, args: &KillArgs) -> anyhow::Result<Exit> {
                 "killed {name}  id={}  pid={pid}  (another kill was already ending it; {signal})",
                 report.id
             ))?,
+            KillOutcome::AlreadyFinished => output::println(format_args!(
+                "{name}  id={}  was not running: it had already finished",
+                report.id
+            ))?,
             KillOutcome::NotRunning => output::println(format_args!(
                 "stopped {name}  id={}  (it was not running; it will not be restarted)",
                 report.id

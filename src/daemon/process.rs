@@ -231,7 +231,7 @@ impl Process {
     /// one ended once the process is final.
     pub async fn kill(&self, grace: Duration) -> KillOutcome {
         if self.is_final() {
-            return KillOutcome::NotRunning;
+            return KillOutcome::AlreadyFinished;
         }
         let (reply, answer) = oneshot::channel();
         if self.orders.send(KillOrder { grace, reply }).await.is_ok()

@@ -41,6 +41,8 @@ struct Restored {
     /// The command to run again; `None` for a tunnel (its entry has all it needs) and for what
     /// is over.
     spec: Option<Spec>,
+    /// A one-shot that was running when its daemon died: its log is told so, once.
+    lost_now: bool,
 }
 
 /// Reads the state file and the log directory and puts the processes back in the table at once
@@ -123,9 +125,18 @@ pub async fn restore(daemon: &Arc<Daemon>) {
             process,
             orders,
             spec,
+            lost_now,
             ..
         } in restored
         {
+            if lost_now {
+                daemon
+                    .say(
+                        &process,
+                        "lost: it was running when its daemon died, and a one-shot is not run again",
+                    )
+                    .await;
+            }
             if process.is_final() || daemon.stop.is_cancelled() {
                 continue;
             }
@@ -216,6 +227,7 @@ fn entry(daemon: &Daemon, saved: SavedProcess) -> Restored {
             )
         }
     };
+    let lost_now = saved.ended.is_none() && failed.is_none() && !runs_again;
     let (process, orders) = daemon.new_process(saved.id, saved.name, work);
     process.update(|s| {
         s.restarts = saved.restarts;
@@ -246,6 +258,7 @@ fn entry(daemon: &Daemon, saved: SavedProcess) -> Restored {
         orders,
         orphans,
         spec,
+        lost_now,
     }
 }
 

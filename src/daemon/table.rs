@@ -118,7 +118,28 @@ impl Table {
             Ok(number) => newest_first()
                 .find(|p| p.pid() == Some(number))
                 .or_else(|| inner.processes.get(&number)),
-            Err(_) => newest_first().find(|p| p.name == target),
+            Err(_) => {
+                // The running process of that name; a name shared by several running ones is
+                // ambiguous; with none running, the newest finished one (for its log).
+                let running: Vec<&Arc<Process>> = inner
+                    .processes
+                    .values()
+                    .filter(|p| p.name == target && !p.is_final())
+                    .collect();
+                if running.len() > 1 {
+                    let ids: Vec<String> = running.iter().map(|p| p.id.to_string()).collect();
+                    return Err(ErrorReply::new(format!(
+                        "{} processes named `{target}` are running (ids {})",
+                        running.len(),
+                        ids.join(", ")
+                    ))
+                    .with_hint(format!("name one by its id, for example `{}`", ids[0])));
+                }
+                running
+                    .first()
+                    .copied()
+                    .or_else(|| newest_first().find(|p| p.name == target))
+            }
         };
         found.cloned().ok_or_else(|| {
             let what = if target.parse::<u32>().is_ok() {

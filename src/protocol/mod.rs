@@ -166,6 +166,8 @@ pub enum KillOutcome {
     NotRunning,
     /// Another kill was ending it already; this is how that ended.
     AlreadyKilled { signal: Signal },
+    /// It had finished before the kill came: nothing was done.
+    AlreadyFinished,
 }
 
 /// The two signals `kill` sends.
