@@ -194,16 +194,19 @@ fn logs_accepts_an_id_a_name_or_a_pid() {
 }
 
 #[test]
-fn a_name_means_the_newest_process_of_that_name() {
+fn a_name_means_the_one_running_process_of_that_name() {
     let rh = Rhizome::new();
-    rh.start(["run", "--name", "twin", "--", "sleep", "1000"]);
+    let (older, _) = rh.start(["run", "--name", "twin", "--", "sleep", "1000"]);
     let (newer, _) = rh.start(["run", "--name", "twin", "--", "sleep", "1000"]);
+    // Two running with one name: a name alone is not enough (issue 13); an id is.
+    assert_eq!(rh.run(["kill", "twin"]).code, Some(1));
+    rh.ok(["kill", &newer.to_string()]);
     let out = rh.ok(["kill", "twin"]);
     assert!(
-        out.starts_with(&format!("killed twin  id={newer}  ")),
+        out.starts_with(&format!("killed twin  id={older}  ")),
         "{out}"
     );
-    assert_eq!(rh.ps()["count"], 1);
+    assert_eq!(rh.ps()["count"], 0);
 }
 
 #[test]

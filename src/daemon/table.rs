@@ -109,8 +109,8 @@ impl Table {
             .collect()
     }
 
-    /// Resolves `<ID|NAME|PID>`: a number is a managed pid first, then an id; a name is the newest
-    /// process of that name.
+    /// Resolves `<ID|NAME|PID>`: a number is a managed pid first, then an id; a name is the
+    /// running process of that name (an error when several run), else the newest finished one.
     pub fn resolve(&self, target: &str) -> Result<Arc<Process>, ErrorReply> {
         let inner = self.lock();
         let newest_first = || inner.processes.values().rev();
