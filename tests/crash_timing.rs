@@ -41,7 +41,11 @@ fn marked(home: &Path) -> Vec<(u32, String)> {
 
 /// The processes of this home started by a daemon other than the one running now.
 fn left_over(rh: &Rhizome) -> Vec<(u32, String)> {
-    let current = rh.daemon_pid().map(|pid| format!("{pid}-"));
+    // The lock file keeps a dead daemon's pid: only a daemon that holds the lock is current.
+    let current = rh
+        .daemon_pid()
+        .filter(|_| rh.daemon_running())
+        .map(|pid| format!("{pid}-"));
     marked(rh.path())
         .into_iter()
         .filter(|(_, instance)| current.as_ref().is_none_or(|c| !instance.starts_with(c)))
