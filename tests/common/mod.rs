@@ -126,8 +126,9 @@ impl Rhizome {
             .ok()
     }
 
-    /// Kills this home's daemon with SIGKILL, as a crash would, and waits until its lock is free;
-    /// returns its pid.
+    /// Kills this home's daemon with SIGKILL, as a crash would, and waits until it is gone (its
+    /// lock goes with it; a client still at work may start the next daemon at once); returns its
+    /// pid.
     pub fn kill_daemon_hard(&self) -> u32 {
         let pid = self.daemon_pid().expect("a daemon");
         nix::sys::signal::kill(
@@ -138,7 +139,7 @@ impl Rhizome {
         wait_for(
             "the killed daemon to be gone",
             Duration::from_secs(10),
-            || (!self.daemon_running()).then_some(()),
+            || (!alive(pid)).then_some(()),
         );
         pid
     }
