@@ -126,9 +126,9 @@ impl Rhizome {
             .ok()
     }
 
-    /// Kills this home's daemon with SIGKILL, as a crash would, and waits until it is gone (its
-    /// lock goes with it; a client still at work may start the next daemon at once); returns its
-    /// pid.
+    /// Kills this home's daemon with SIGKILL, as a crash would, and waits until it is gone: its
+    /// lock is free, or held by the next daemon, which a client still at work may start at once.
+    /// Returns its pid.
     pub fn kill_daemon_hard(&self) -> u32 {
         let pid = self.daemon_pid().expect("a daemon");
         nix::sys::signal::kill(
@@ -139,7 +139,8 @@ impl Rhizome {
         wait_for(
             "the killed daemon to be gone",
             Duration::from_secs(10),
-            || (!alive(pid)).then_some(()),
+            // Its lock is free, or another daemon's: every file it had is closed.
+            || (!self.daemon_running() || self.daemon_pid() != Some(pid)).then_some(()),
         );
         pid
     }
