@@ -79,19 +79,15 @@ fn screen(bytes_as_chars: &str) -> String {
     parser.screen().contents()
 }
 
-#[test]
-fn ctrl_c_in_forward_clears_the_spinner_and_says_the_tunnel_goes_on() {
-    // The proxy step takes long enough to press Ctrl-C in.
-    let Some((cluster, rh)) = Cluster::new("exec * slow-ms 6000\n") else {
-        return;
-    };
-    let mut command = cluster.command(&rh, &["forward", "fake/orders"]);
+/// `forward fake/orders` on a pty, Ctrl-C once its spinner shows `step`: it exits 130, and this
+/// is what the screen then shows.
+fn ctrl_c_in_forward(cluster: &Cluster, rh: &Rhizome, step: &str) -> String {
+    let mut command = cluster.command(rh, &["forward", "fake/orders"]);
     command
         .env_remove("NO_COLOR")
         .env("TERM", "xterm-256color")
         .stdin(Stdio::inherit());
     let mut session = rexpect::session::spawn_command(command, Some(20_000)).expect("a pty");
-    let step = "starting proxy in pod";
     let before = session
         .exp_string(step)
         .expect("the spinner shows the daemon's step");
@@ -102,7 +98,17 @@ fn ctrl_c_in_forward_clears_the_spinner_and_says_the_tunnel_goes_on() {
         format!("{status:?}").contains(", 130)"),
         "exit 130: {status:?}"
     );
-    let shown = screen(&format!("{before}{step}{rest}"));
+    screen(&format!("{before}{step}{rest}"))
+}
+
+#[test]
+fn ctrl_c_in_forward_clears_the_spinner_and_says_the_tunnel_goes_on() {
+    // The proxy step takes long enough to press Ctrl-C in.
+    let Some((cluster, rh)) = Cluster::new("exec * slow-ms 6000\n") else {
+        return;
+    };
+    let step = "starting proxy in pod";
+    let shown = ctrl_c_in_forward(&cluster, &rh, step);
     assert!(
         !shown.contains("fake/orders:"),
         "no spinner line left: {shown:?}"
@@ -114,23 +120,7 @@ fn ctrl_c_in_forward_clears_the_spinner_and_says_the_tunnel_goes_on() {
         "{shown:?}"
     );
     // Ctrl-C in front of a tunnel that was already starting: nothing of it is this command's.
-    let mut command = cluster.command(&rh, &["forward", "fake/orders"]);
-    command
-        .env_remove("NO_COLOR")
-        .env("TERM", "xterm-256color")
-        .stdin(Stdio::inherit());
-    let mut session = rexpect::session::spawn_command(command, Some(20_000)).expect("a pty");
-    let before = session
-        .exp_string(step)
-        .expect("the spinner shows where the tunnel is");
-    session.send_control('c').unwrap();
-    let rest = session.exp_eof().expect("Ctrl-C ends the command");
-    let status = session.process().wait().unwrap();
-    assert!(
-        format!("{status:?}").contains(", 130)"),
-        "exit 130: {status:?}"
-    );
-    let shown = screen(&format!("{before}{step}{rest}"));
+    let shown = ctrl_c_in_forward(&cluster, &rh, step);
     assert_eq!(
         shown.trim(),
         "",
