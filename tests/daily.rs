@@ -303,3 +303,58 @@ fn a_lost_one_shot_says_so_in_its_log() {
     );
     assert_eq!(rh.process(once)["status"], "lost");
 }
+
+#[test]
+fn a_short_target_name_is_the_one_target_of_that_name() {
+    let rh = Rhizome::new();
+    let svc = |env: &str, name: &str| {
+        format!(
+            "[environments.{env}.services.{name}]\nresource = \"svc/{name}\"\nremote_port = 80\ncontext = \"c\"\nnamespace = \"n\"\n"
+        )
+    };
+    write_config(
+        &rh,
+        &(svc("staging", "web") + &svc("prod", "web") + &svc("staging", "api")),
+    );
+    let out: Out = rh
+        .command(["forward", "api", "--port", "0"])
+        .env("RHIZOME_SIMULATE", "1")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.starts_with("http://127.0.0.1:"), "{out:?}");
+    assert!(
+        out.stderr.contains("rhizome: api is staging/api"),
+        "{out:?}"
+    );
+    let ps = rh.ps();
+    assert_eq!(ps["running"][0]["name"], "staging/api", "{ps}");
+
+    let out = rh.run(["forward", "web"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("`web` is a target in several environments: prod/web, staging/web"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("rhizome forward prod/web"), "{out:?}");
+}
+
+#[test]
+fn a_misspelt_process_name_gets_a_suggestion() {
+    let rh = Rhizome::new();
+    rh.start(["run", "--name", "worker", "--", "sleep", "600"]);
+    for command in ["kill", "logs"] {
+        let out = rh.run([command, "wokrer"]);
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert!(
+            out.stderr.contains("no managed process is named `wokrer`"),
+            "{command}: {out:?}"
+        );
+        assert!(
+            out.stderr.contains("did you mean worker?"),
+            "{command}: {out:?}"
+        );
+    }
+}

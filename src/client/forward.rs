@@ -20,6 +20,13 @@ use crate::protocol::{ForwardInfo, ForwardRequest, Request, Response, Status, Tu
 pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> {
     let config = load_config(paths)?;
     let mut target = target::resolve(&config, &args.target).map_err(target_failure)?;
+    if target.name != args.target && !args.quiet {
+        note(format_args!(
+            "rhizome: {} is {}",
+            sanitize::text(&args.target),
+            sanitize::text(&target.name)
+        ));
+    }
     if let Some(port) = args.port {
         target.local_port = std::num::NonZeroU16::new(port);
     }
@@ -202,6 +209,14 @@ fn target_failure(err: TargetError) -> Failure {
             };
             Failure::new(format!("there is no target `{name}`")).hint(hint)
         }
+        TargetError::Ambiguous { name, candidates } => Failure::new(format!(
+            "`{name}` is a target in several environments: {}",
+            candidates.join(", ")
+        ))
+        .hint(format!(
+            "name one of them, for example `rhizome forward {}`",
+            candidates[0]
+        )),
         other => Failure::new(other.to_string()),
     }
 }

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use super::process::{KillOrder, Process};
 use crate::protocol::ErrorReply;
 use crate::protocol::Target;
+use crate::similar::closest;
 
 /// How many finished processes are remembered for `ps --all` and `logs`.
 pub const KEEP_FINISHED: usize = 100;
@@ -142,12 +143,19 @@ impl Table {
             }
         };
         found.cloned().ok_or_else(|| {
-            let what = if target.parse::<u32>().is_ok() {
-                format!("no managed process has the pid or id {target}")
-            } else {
-                format!("no managed process is named `{target}`")
+            if target.parse::<u32>().is_ok() {
+                return ErrorReply::new(format!("no managed process has the pid or id {target}"))
+                    .with_hint("`rhizome ps --all` lists what the daemon manages");
+            }
+            let names = inner.processes.values().map(|p| p.name.as_str());
+            let hint = match closest(target, names).as_slice() {
+                [] => "`rhizome ps --all` lists what the daemon manages".to_string(),
+                close => format!(
+                    "did you mean {}? (`rhizome ps --all` lists them all)",
+                    close.join(", ")
+                ),
             };
-            ErrorReply::new(what).with_hint("`rhizome ps --all` lists what the daemon manages")
+            ErrorReply::new(format!("no managed process is named `{target}`")).with_hint(hint)
         })
     }
 

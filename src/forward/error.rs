@@ -9,6 +9,11 @@ pub enum TargetError {
     BadName(String),
     #[error("there is no target `{name}`{}", suggestion(.close))]
     Unknown { name: String, close: Vec<String> },
+    #[error("`{name}` is a target in several environments: {}; name one of them", .candidates.join(", "))]
+    Ambiguous {
+        name: String,
+        candidates: Vec<String>,
+    },
     #[error(
         "target {target}: `{field}` is missing; set it on the target or its environment in rhizome.toml"
     )]

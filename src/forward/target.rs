@@ -8,6 +8,7 @@ use super::check::Check;
 pub use super::error::TargetError;
 use crate::config::{Config, Database, Environment, Service};
 pub use crate::protocol::{Route, Target};
+use crate::similar::closest;
 
 /// The Cloud SQL Auth Proxy v2 line announcing a port, the default `port_pattern`.
 pub const DEFAULT_PORT_PATTERN: &str = r"\[{sql_connection}\] Listening on [^ ]+:(\d+)";
@@ -28,16 +29,32 @@ pub fn names(config: &Config) -> Vec<String> {
     names
 }
 
-/// Resolves and validates `ENV/NAME`.
+/// Resolves and validates `ENV/NAME`, or a short `NAME` that only one environment has (the
+/// target's `name` then says which it was).
 pub fn resolve(config: &Config, name: &str) -> Result<Target, TargetError> {
+    let all = names(config);
+    let unknown = || TargetError::Unknown {
+        name: name.to_string(),
+        close: closest(name, all.iter().map(String::as_str)),
+    };
+    if !name.contains('/') && !name.is_empty() {
+        let full: Vec<&String> = all
+            .iter()
+            .filter(|n| n.split_once('/').is_some_and(|(_, entry)| entry == name))
+            .collect();
+        return match full.as_slice() {
+            [only] => resolve(config, only),
+            [] => Err(unknown()),
+            several => Err(TargetError::Ambiguous {
+                name: name.to_string(),
+                candidates: several.iter().map(|n| n.to_string()).collect(),
+            }),
+        };
+    }
     let (env, entry) = name
         .split_once('/')
         .filter(|(env, entry)| !env.is_empty() && !entry.is_empty() && !entry.contains('/'))
         .ok_or_else(|| TargetError::BadName(name.to_string()))?;
-    let unknown = || TargetError::Unknown {
-        name: name.to_string(),
-        close: closest(name, &names(config)),
-    };
     let environment = config.environments.get(env).ok_or_else(unknown)?;
     if let Some(database) = environment.databases.get(entry) {
         database_target(name, environment, database)
@@ -149,31 +166,6 @@ fn service_target(name: &str, env: &Environment, svc: &Service) -> Result<Target
     })
 }
 
-/// Up to three names close to `wanted`, nearest first.
-fn closest(wanted: &str, names: &[String]) -> Vec<String> {
-    let mut scored: Vec<(f64, &String)> = names
-        .iter()
-        .map(|name| {
-            let mut score = strsim::jaro_winkler(wanted, name);
-            if name.contains(wanted)
-                || wanted
-                    .split('/')
-                    .any(|part| !part.is_empty() && name.contains(part))
-            {
-                score += 0.2;
-            }
-            (score, name)
-        })
-        .filter(|(score, _)| *score >= 0.7)
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    scored
-        .into_iter()
-        .take(3)
-        .map(|(_, name)| name.clone())
-        .collect()
-}
-
 /// Targets as a list for `rhizome targets`: name, kind, where it points.
 pub fn describe(config: &Config) -> BTreeMap<String, Result<Target, TargetError>> {
     names(config)
@@ -227,10 +219,30 @@ mod tests {
             err.to_string(),
             "there is no target `na-prod/billing`; did you mean na-prod/billing-bookkeeper?"
         );
+        assert_eq!(
+            resolve(&built_in(), "billing").unwrap_err().to_string(),
+            "there is no target `billing`; did you mean na-prod/billing-bookkeeper?"
+        );
         assert!(matches!(
-            resolve(&built_in(), "billing"),
+            resolve(&built_in(), "na-prod/a/b"),
             Err(TargetError::BadName(_))
         ));
+    }
+
+    #[test]
+    fn a_short_name_is_the_one_target_of_that_name() {
+        let svc = |env: &str, name: &str| {
+            format!(
+                "[environments.{env}.services.{name}]\nresource = \"svc/{name}\"\nremote_port = 80\ncontext = \"c\"\nnamespace = \"n\"\n"
+            )
+        };
+        let config =
+            parse(&(svc("staging", "web") + &svc("prod", "web") + &svc("staging", "api"))).unwrap();
+        assert_eq!(resolve(&config, "api").unwrap().name, "staging/api");
+        assert_eq!(
+            resolve(&config, "web").unwrap_err().to_string(),
+            "`web` is a target in several environments: prod/web, staging/web; name one of them"
+        );
     }
 
     fn service(context: &str, namespace: &str) -> Config {
