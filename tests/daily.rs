@@ -358,3 +358,52 @@ fn a_misspelt_process_name_gets_a_suggestion() {
         );
     }
 }
+
+#[test]
+fn a_resource_without_a_config_entry_is_forwarded_and_managed() {
+    let Some((cluster, rh)) = Cluster::new("") else {
+        return;
+    };
+    let args = [
+        "forward",
+        "--context",
+        "fake-ctx",
+        "--namespace",
+        "db",
+        "svc/web",
+        ":8080",
+    ];
+    let out: Out = cluster.command(&rh, &args).output().unwrap().into();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let url = out.stdout.trim();
+    let port: u16 = url
+        .strip_prefix("http://127.0.0.1:")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("a URL with a free port: {out:?}"));
+    assert_eq!(
+        echo_round_trip(format!("127.0.0.1:{port}"), b"ping"),
+        b"ping"
+    );
+    let row = &rh.ps()["running"][0];
+    assert_eq!(row["name"], "db/svc/web", "{row}");
+    // The same command finds the tunnel rather than opening a second.
+    let again: Out = cluster.command(&rh, &args).output().unwrap().into();
+    assert_eq!(again.stdout.trim(), url, "{again:?}");
+    assert_eq!(rh.ps()["running"].as_array().map(Vec::len), Some(1));
+    let killed = rh.ok(["kill", "db/svc/web"]);
+    assert!(killed.starts_with("killed db/svc/web"), "{killed}");
+
+    let out: Out = cluster
+        .command(&rh, &["forward", "--namespace", "db", "svc/web", "8080"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("needs --context"), "{out:?}");
+    let out = rh.run(["forward", "svc/web"]);
+    assert!(
+        out.stderr
+            .contains("give its ports: `rhizome forward --context CONTEXT --namespace NAMESPACE svc/web LOCAL:REMOTE`"),
+        "{out:?}"
+    );
+}

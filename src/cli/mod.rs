@@ -80,7 +80,7 @@ pub enum Command {
 
     /// Open a tunnel to a target (or find the one already open) and print its address
     #[command(
-        after_help = "Ctrl-C stops the waiting, not the tunnel: one this command started goes on starting in the background, and it says so (`rhizome kill ENV/NAME` stops it).\n\nExamples:\n  rhizome forward na-prod/billing-bookkeeper\n  mysql -h 127.0.0.1 -P \"$(rhizome forward na-prod/billing-bookkeeper --format port)\"\n  eval \"$(rhizome forward na-prod/billing-bookkeeper --format env)\"\n  RHIZOME_SIMULATE=1 rhizome forward na-prod/billing-bookkeeper   # no cluster needed"
+        after_help = "Ctrl-C stops the waiting, not the tunnel: one this command started goes on starting in the background, and it says so (`rhizome kill ENV/NAME` stops it).\n\nExamples:\n  rhizome forward na-prod/billing-bookkeeper\n  mysql -h 127.0.0.1 -P \"$(rhizome forward na-prod/billing-bookkeeper --format port)\"\n  eval \"$(rhizome forward na-prod/billing-bookkeeper --format env)\"\n  RHIZOME_SIMULATE=1 rhizome forward na-prod/billing-bookkeeper   # no cluster needed\n  rhizome forward --context staging-ctx --namespace web svc/frontend 8080:80   # no config entry"
     )]
     Forward(ForwardArgs),
 
@@ -238,9 +238,23 @@ pub enum DaemonCommand {
 
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
-    /// Target name, ENV/NAME (see `rhizome targets`)
-    #[arg(value_name = "ENV/NAME")]
+    /// Target name: ENV/NAME, or NAME when one environment has it (see `rhizome targets`); or,
+    /// with PORTS, a resource: svc/NAME, deploy/NAME or pod/NAME
+    #[arg(value_name = "TARGET")]
     pub target: String,
+    /// For a resource without a config entry: [LOCAL:]REMOTE, as kubectl reads it (`8080:80`;
+    /// `80` for 80 on both sides; `:80` for any free local port)
+    #[arg(value_name = "PORTS")]
+    pub ports: Option<String>,
+    /// The kubeconfig context of a resource without a config entry
+    #[arg(long, value_name = "CONTEXT", requires = "ports")]
+    pub context: Option<String>,
+    /// The namespace of a resource without a config entry
+    #[arg(long, value_name = "NAMESPACE", requires = "ports")]
+    pub namespace: Option<String>,
+    /// The kubeconfig file of a resource without a config entry (default: kubectl's)
+    #[arg(long, value_name = "FILE", requires = "ports", value_hint = ValueHint::FilePath)]
+    pub kubeconfig: Option<String>,
     /// What to print on stdout
     #[arg(long, value_enum, default_value_t = ForwardFormat::Url)]
     pub format: ForwardFormat,

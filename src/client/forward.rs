@@ -12,6 +12,7 @@ use super::sanitize;
 use super::{Client, Failure, unexpected};
 use crate::cli::{ForwardArgs, ForwardFormat, TargetsArgs};
 use crate::config::{self, Config};
+use crate::forward::adhoc::{self, AdHoc};
 use crate::forward::kubectl::{self, Tool};
 use crate::forward::target::{self, Route, TargetError};
 use crate::paths::Paths;
@@ -19,8 +20,18 @@ use crate::protocol::{ForwardInfo, ForwardRequest, Request, Response, Status, Tu
 
 pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> {
     let config = load_config(paths)?;
-    let mut target = target::resolve(&config, &args.target).map_err(target_failure)?;
-    if target.name != args.target && !args.quiet {
+    let mut target = match &args.ports {
+        None => target::resolve(&config, &args.target).map_err(target_failure)?,
+        Some(ports) => adhoc::target(&AdHoc {
+            resource: &args.target,
+            ports,
+            context: args.context.as_ref(),
+            namespace: args.namespace.as_ref(),
+            kubeconfig: args.kubeconfig.as_ref(),
+        })
+        .map_err(target_failure)?,
+    };
+    if args.ports.is_none() && target.name != args.target && !args.quiet {
         note(format_args!(
             "rhizome: {} is {}",
             sanitize::text(&args.target),
@@ -200,7 +211,13 @@ fn render(info: &ForwardInfo, format: ForwardFormat) -> String {
 fn target_failure(err: TargetError) -> Failure {
     match err {
         TargetError::Unknown { name, close } => {
+            let resource = ["svc/", "service/", "deploy/", "deployment/", "pod/", "po/"]
+                .iter()
+                .any(|kind| name.starts_with(kind));
             let hint = match close.as_slice() {
+                _ if resource => format!(
+                    "for a resource without a config entry give its ports: `rhizome forward --context CONTEXT --namespace NAMESPACE {name} LOCAL:REMOTE`"
+                ),
                 [] => "`rhizome targets` lists the targets".to_string(),
                 names => format!(
                     "did you mean {}? (`rhizome targets` lists them all)",

@@ -60,6 +60,24 @@ impl Check<'_> {
         }
     }
 
+    /// What `kubectl port-forward` forwards to: `svc/NAME`, `deploy/NAME` or `pod/NAME` (and
+    /// kubectl's long forms of them).
+    pub(super) fn resource(&self, value: &str) -> Result<String, TargetError> {
+        match value.split_once('/') {
+            Some((kind @ ("svc" | "service" | "deploy" | "deployment" | "pod" | "po"), object)) => {
+                Ok(format!(
+                    "{kind}/{}",
+                    self.k8s_name("resource", Some(&object.to_string()))?
+                ))
+            }
+            _ => Err(self.invalid(
+                "resource",
+                value,
+                "it must be svc/NAME, deploy/NAME or pod/NAME",
+            )),
+        }
+    }
+
     /// A kubeconfig context: names are free-form there, but nothing that could be mistaken for
     /// an option, a path or shell syntax reaches kubectl.
     pub(super) fn context(&self, value: Option<&String>) -> Result<String, TargetError> {

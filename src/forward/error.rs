@@ -18,6 +18,13 @@ pub enum TargetError {
         "target {target}: `{field}` is missing; set it on the target or its environment in rhizome.toml"
     )]
     Missing { target: String, field: &'static str },
+    #[error(
+        "a forward of {resource} without a config entry needs {flag}: a tunnel outlives this shell and its restarts must reach the same cluster; `kubectl config current-context` names yours"
+    )]
+    NeedsFlag {
+        resource: String,
+        flag: &'static str,
+    },
     #[error("target {target}: `{field}` = {value:?} is not allowed: {why}")]
     Invalid {
         target: String,

@@ -128,21 +128,7 @@ fn database_target(name: &str, env: &Environment, db: &Database) -> Result<Targe
 
 fn service_target(name: &str, env: &Environment, svc: &Service) -> Result<Target, TargetError> {
     let check = Check { target: name };
-    let resource = match svc.resource.split_once('/') {
-        Some((kind @ ("svc" | "service" | "deploy" | "deployment" | "pod" | "po"), object)) => {
-            format!(
-                "{kind}/{}",
-                check.k8s_name("resource", Some(&object.to_string()))?
-            )
-        }
-        _ => {
-            return Err(check.invalid(
-                "resource",
-                &svc.resource,
-                "it must be svc/NAME, deploy/NAME or pod/NAME",
-            ));
-        }
-    };
+    let resource = check.resource(&svc.resource)?;
     if svc.remote_port == 0 {
         return Err(check.invalid("remote_port", "0", "it must be a port from 1 to 65535"));
     }
