@@ -407,3 +407,51 @@ fn a_resource_without_a_config_entry_is_forwarded_and_managed() {
         "{out:?}"
     );
 }
+
+#[test]
+fn the_tunnels_own_connections_are_marked_in_its_log() {
+    let rh = Rhizome::new();
+    write_config(&rh, "[forward]\nprobe_interval_secs = 1\n");
+    let port = free_port();
+    let out: Out = rh
+        .command([
+            "forward",
+            "na-prod/billing-bookkeeper",
+            "--port",
+            &port.to_string(),
+        ])
+        .env("RHIZOME_SIMULATE", "1")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let own = "(rhizome's own connection)";
+    let handling = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains("Handling connection for"))
+            .map(str::to_string)
+            .collect()
+    };
+    // The readiness check and then a probe a second later: both rhizome's own.
+    let log = wait_for("a probe", Duration::from_secs(10), || {
+        let log = rh.logs("na-prod/billing-bookkeeper");
+        (handling(&log).len() >= 2).then_some(log)
+    });
+    assert!(handling(&log).iter().all(|l| l.contains(own)), "{log}");
+    assert_eq!(
+        echo_round_trip(format!("127.0.0.1:{port}"), b"hello"),
+        b"hello"
+    );
+    let log = wait_for("the client's connection", Duration::from_secs(10), || {
+        let log = rh.logs("na-prod/billing-bookkeeper");
+        handling(&log)
+            .iter()
+            .any(|l| !l.contains(own))
+            .then_some(log)
+    });
+    assert_eq!(
+        handling(&log).iter().filter(|l| !l.contains(own)).count(),
+        1,
+        "one client connection: {log}"
+    );
+}
