@@ -66,8 +66,11 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Some(Command::SleeperChild(args)) => {
             return Ok(Exit::of_status(rhizome::sleeper::run(&args)));
         }
-        Some(Command::SimulateForward { remote }) => {
-            return Ok(Exit::of_status(rhizome::forward::simulate::run(remote)));
+        Some(Command::SimulateForward { remote, upstream }) => {
+            return Ok(Exit::of_status(rhizome::forward::simulate::run(
+                remote,
+                upstream.as_deref(),
+            )));
         }
         // Neither needs a daemon or the paths.
         Some(Command::Completions { shell }) => return client::generate::print_script(shell),

@@ -117,6 +117,9 @@ pub enum Command {
     SimulateForward {
         #[arg(long)]
         remote: u16,
+        /// Relay every connection to HOST:PORT instead of echoing it
+        #[arg(long)]
+        upstream: Option<String>,
     },
 
     /// Write completions/ and man/ under DIR, as checked in (`cargo run -q -- __generate .`)
@@ -270,16 +273,19 @@ pub struct ForwardArgs {
     /// Print no progress on stderr (a spinner on a terminal, `rhizome: STEP` lines elsewhere)
     #[arg(long, short)]
     pub quiet: bool,
+    /// Put the password in the output (from the target's `password_command`, run now)
+    #[arg(long)]
+    pub with_password: bool,
 }
 
 /// Output of `rhizome forward`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ForwardFormat {
-    /// mysql://127.0.0.1:3306
+    /// mysql://127.0.0.1:3306, with the target's user and database when it has them
     Url,
     /// 3306
     Port,
-    /// {"connection_string", "local_port", "sql_connection", "target", "id", "pid"}
+    /// {"connection_string", "local_port", "sql_connection", "target", "id", "pid", "user", "database"} (and "password" with --with-password)
     Json,
     /// `export RHIZOME_HOST=...`, `RHIZOME_PORT`, `RHIZOME_URL` lines for `eval`
     Env,

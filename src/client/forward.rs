@@ -9,12 +9,13 @@ use serde_json::json;
 use super::exit::Exit;
 use super::output::{self, note};
 use super::sanitize;
-use super::{Client, Failure, unexpected};
+use super::{Client, Failure, password, unexpected};
 use crate::cli::{ForwardArgs, ForwardFormat, TargetsArgs};
 use crate::config::{self, Config};
+use crate::forward::access::Access;
 use crate::forward::adhoc::{self, AdHoc};
 use crate::forward::kubectl::{self, Tool};
-use crate::forward::target::{self, Route, TargetError};
+use crate::forward::target::{self, ClientSide, Route, TargetError};
 use crate::paths::Paths;
 use crate::protocol::{ForwardInfo, ForwardRequest, Request, Response, Status, TunnelSettings};
 
@@ -41,10 +42,29 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
     if let Some(port) = args.port {
         target.local_port = std::num::NonZeroU16::new(port);
     }
+    let side = match args.ports {
+        None => target::client_side(&config, &target.name).map_err(target_failure)?,
+        Some(_) => ClientSide::default(),
+    };
+    let password = match (&side.access.password_command, args.with_password) {
+        (Some(command), true) => Some(password::fetch(&target.name, command)?),
+        (None, true) => {
+            return Err(Failure::new(format!(
+                "target {} has no `password_command`, so there is no password to show",
+                target.name
+            ))
+            .hint("set `password_command` on the target in rhizome.toml, or leave out --with-password")
+            .into());
+        }
+        (_, false) => None,
+    };
     let simulate =
         args.simulate || std::env::var("RHIZOME_SIMULATE").is_ok_and(|v| !v.is_empty() && v != "0");
     let tool = if simulate {
-        Tool::Simulated
+        match simulate_upstream(&side)? {
+            Some(upstream) => Tool::SimulatedTo(upstream),
+            None => Tool::Simulated,
+        }
     } else {
         Tool::Kubectl(find_kubectl(&config)?)
     };
@@ -60,6 +80,7 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
         },
     };
     let name = request.target.name.clone();
+    let scheme = request.target.scheme.clone();
     let mut client = Client::connect_or_start_within(paths, timeout).await?;
     // Whether this command created the tunnel, for what Ctrl-C says: the daemon tells.
     let mut created = false;
@@ -96,7 +117,13 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
     };
     // Gone before the address appears; an error on the way clears it too (on drop).
     progress.clear();
-    output::print(render(&info, args.format))?;
+    output::print(render(
+        &info,
+        args.format,
+        &scheme,
+        &side.access,
+        password.as_deref(),
+    ))?;
     Ok(Exit::Success)
 }
 
@@ -184,25 +211,71 @@ impl Drop for Progress {
     }
 }
 
-fn render(info: &ForwardInfo, format: ForwardFormat) -> String {
+/// The simulated tunnel's far end: `RHIZOME_SIMULATE_UPSTREAM`, else the target's
+/// `simulate_upstream`, else none (the echo server).
+fn simulate_upstream(side: &ClientSide) -> anyhow::Result<Option<String>> {
+    match std::env::var("RHIZOME_SIMULATE_UPSTREAM") {
+        Ok(upstream) if !upstream.is_empty() => {
+            let port = upstream
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok());
+            if port.is_none_or(|p| p == 0) || upstream.starts_with('-') {
+                return Err(Failure::new(format!(
+                    "RHIZOME_SIMULATE_UPSTREAM={upstream:?} is not HOST:PORT"
+                ))
+                .hint("set it to the address of a server, for example 127.0.0.1:3306")
+                .into());
+            }
+            Ok(Some(upstream))
+        }
+        _ => Ok(side.simulate_upstream.clone()),
+    }
+}
+
+fn render(
+    info: &ForwardInfo,
+    format: ForwardFormat,
+    scheme: &str,
+    access: &Access,
+    password: Option<&str>,
+) -> String {
+    let url = access.url(scheme, info.local_port, password);
     match format {
-        ForwardFormat::Url => format!("{}\n", info.connection_string),
+        ForwardFormat::Url => format!("{url}\n"),
         ForwardFormat::Port => format!("{}\n", info.local_port),
-        ForwardFormat::Json => format!(
-            "{}\n",
-            json!({
-                "connection_string": info.connection_string,
+        ForwardFormat::Json => {
+            let mut handle = json!({
+                "connection_string": url,
                 "local_port": info.local_port,
                 "sql_connection": info.sql_connection,
                 "target": info.target,
                 "id": info.id,
                 "pid": info.pid,
-            })
-        ),
+                "user": access.user,
+                "database": access.database,
+            });
+            if let Some(password) = password {
+                handle["password"] = password.into();
+            }
+            format!("{handle}\n")
+        }
         ForwardFormat::Env => format!(
             "export RHIZOME_HOST=127.0.0.1\nexport RHIZOME_PORT={}\nexport RHIZOME_URL={}\n",
-            info.local_port, info.connection_string
+            info.local_port,
+            shell_quote(&url)
         ),
+    }
+}
+
+/// `word` as one shell word: as it is when it is plain, else in single quotes.
+fn shell_quote(word: &str) -> String {
+    if word
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./-_".contains(&b))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 

@@ -13,6 +13,7 @@ pub mod kill;
 pub mod logs;
 pub mod output;
 pub mod overview;
+pub mod password;
 pub mod ps;
 pub mod render;
 pub mod sanitize;

@@ -293,7 +293,9 @@ impl TunnelPart {
                 target: &self.target,
             }
             .port_forward(remote.unwrap_or(0)),
-            Tool::Simulated => vec!["(simulated)".into(), self.target.resource().into()],
+            Tool::Simulated | Tool::SimulatedTo(_) => {
+                vec!["(simulated)".into(), self.target.resource().into()]
+            }
         }
     }
 

@@ -159,6 +159,25 @@ impl Check<'_> {
         }
     }
 
+    /// `HOST:PORT`, a TCP address to connect to.
+    pub(super) fn address(&self, field: &'static str, value: &str) -> Result<(), TargetError> {
+        let ok = value.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && !host.starts_with('-')
+                && !host.contains(char::is_whitespace)
+                && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(self.invalid(
+                field,
+                value,
+                "it must be HOST:PORT, for example 127.0.0.1:3306",
+            ))
+        }
+    }
+
     /// An argument of the connect command: no line breaks or NULs (it is an argument, never shell
     /// text, but a newline would still corrupt logs and the pod's view of it).
     pub(super) fn plain(&self, field: &'static str, value: &str) -> Result<(), TargetError> {

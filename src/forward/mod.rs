@@ -3,6 +3,7 @@
 //! command lines and output; `tunnel` owns the local listener and the splice; `port` finds who
 //! holds a port; `simulate` stands in for a cluster. Nothing here knows the daemon: supervising a tunnel is `daemon::supervise::tunnel`.
 
+pub mod access;
 pub mod adhoc;
 mod check;
 mod error;

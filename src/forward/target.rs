@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroU16;
 
+use super::access::Access;
 use super::check::Check;
 pub use super::error::TargetError;
 use crate::config::{Config, Database, Environment, Service};
@@ -149,6 +150,76 @@ fn service_target(name: &str, env: &Environment, svc: &Service) -> Result<Target
             resource,
             remote_port: svc.remote_port,
         },
+    })
+}
+
+/// What the client alone needs of a target: its login, and where simulate mode leads. None of
+/// it goes to the daemon.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientSide {
+    pub access: Access,
+    /// `HOST:PORT` of a real server the simulated tunnel leads to, instead of the echo server.
+    pub simulate_upstream: Option<String>,
+}
+
+/// The client-side settings of the target named `name` (as `resolve` named it); none for a
+/// target that is not in the config (one given on the command line).
+pub fn client_side(config: &Config, name: &str) -> Result<ClientSide, TargetError> {
+    let Some((env, entry)) = name.split_once('/') else {
+        return Ok(ClientSide::default());
+    };
+    let Some(environment) = config.environments.get(env) else {
+        return Ok(ClientSide::default());
+    };
+    let (user, database, password_command, simulate_upstream) =
+        if let Some(db) = environment.databases.get(entry) {
+            (
+                &db.user,
+                &db.database,
+                &db.password_command,
+                &db.simulate_upstream,
+            )
+        } else if let Some(svc) = environment.services.get(entry) {
+            (
+                &svc.user,
+                &svc.database,
+                &svc.password_command,
+                &svc.simulate_upstream,
+            )
+        } else {
+            return Ok(ClientSide::default());
+        };
+    let check = Check { target: name };
+    for (field, value) in [("user", user), ("database", database)] {
+        if let Some(value) = value {
+            check.plain(field, value)?;
+            if value.is_empty() {
+                return Err(check.invalid(field, value, "it cannot be empty"));
+            }
+        }
+    }
+    if let Some(command) = password_command {
+        if command.first().is_none_or(|program| program.is_empty()) {
+            return Err(check.invalid(
+                "password_command",
+                &format!("{command:?}"),
+                "the command needs at least a program, e.g. [\"op\", \"read\", \"op://vault/item/password\"]",
+            ));
+        }
+        for arg in command {
+            check.plain("password_command", arg)?;
+        }
+    }
+    if let Some(upstream) = simulate_upstream {
+        check.address("simulate_upstream", upstream)?;
+    }
+    Ok(ClientSide {
+        access: Access {
+            user: user.clone(),
+            database: database.clone(),
+            password_command: password_command.clone(),
+        },
+        simulate_upstream: simulate_upstream.clone(),
     })
 }
 

@@ -169,14 +169,18 @@ pub(super) async fn start_forward(
             target: &ctx.part.target,
         }
         .port_forward(remote),
-        Tool::Simulated => {
+        tool @ (Tool::Simulated | Tool::SimulatedTo(_)) => {
             let iteration = ctx.process.state().restarts;
             ctx.say(&format!(
                 "Forwarding localhost:{} -> pod:{remote} (iteration {iteration})",
                 ctx.part.local_port()
             ))
             .await;
-            simulated_forward(remote)
+            let upstream = match tool {
+                Tool::SimulatedTo(upstream) => Some(upstream.as_str()),
+                _ => None,
+            };
+            simulated_forward(remote, upstream)
         }
     };
     ctx.probes.reset();
@@ -201,12 +205,17 @@ pub(super) async fn drain(lines: &mut mpsc::Receiver<String>, output: &mut LastL
     .await;
 }
 
-/// The simulated port-forward: this binary, serving an echo "database".
-pub(super) fn simulated_forward(remote: u16) -> Vec<OsString> {
-    vec![
+/// The simulated port-forward: this binary, serving an echo "database", or relaying to
+/// `upstream`.
+pub(super) fn simulated_forward(remote: u16, upstream: Option<&str>) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec![
         crate::paths::own_executable().into_os_string(),
         "__simulate-forward".into(),
         "--remote".into(),
         remote.to_string().into(),
-    ]
+    ];
+    if let Some(upstream) = upstream {
+        argv.extend(["--upstream".into(), upstream.into()]);
+    }
+    argv
 }

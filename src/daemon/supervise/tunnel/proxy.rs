@@ -33,7 +33,7 @@ pub(super) async fn find_proxy_port(
         .update(|s| s.detail = Some("starting proxy in pod".into()));
     let program = match &ctx.part.tool {
         Tool::Kubectl(program) => program,
-        Tool::Simulated => {
+        Tool::Simulated | Tool::SimulatedTo(_) => {
             let kubectl = Kubectl {
                 program: "kubectl".as_ref(),
                 target: &ctx.part.target,
