@@ -21,6 +21,7 @@ pub mod spawn;
 mod start;
 pub mod style;
 pub mod trust;
+pub mod tunnel;
 
 use std::os::unix::ffi::OsStringExt;
 
