@@ -99,6 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::Logs(args) => client::logs::run(&paths, args).await,
             Command::Kill(args) => client::kill::run(&paths, args).await,
             Command::Forward(args) => client::forward::forward(&paths, args).await,
+            Command::Exec(args) => client::exec::run(&paths, args).await,
             Command::Daemon(DaemonCommand::Status) => client::daemon::status(&paths).await,
             Command::Daemon(DaemonCommand::Stop) => client::daemon::stop(&paths).await,
             Command::Daemon(DaemonCommand::Restart) => client::daemon::restart(&paths).await,

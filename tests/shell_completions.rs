@@ -104,7 +104,7 @@ fn run_driver(mut command: Command, lines: &[&str]) -> Vec<(String, String)> {
 }
 
 /// The lines every shell completes, and what must (and must not) be offered for each.
-const LINES: [&str; 9] = [
+const LINES: [&str; 10] = [
     "rhizome ",
     "rhizome fo",
     "rhizome logs --fo",
@@ -112,6 +112,7 @@ const LINES: [&str; 9] = [
     "rhizome daemon ",
     "rhizome forward ",
     "rhizome forward si",
+    "rhizome exec si",
     "rhizome logs ",
     "rhizome kill w",
 ];
@@ -146,6 +147,7 @@ fn check(shell: &str, offered: &[(String, Vec<String>)]) {
             "kill",
             "daemon",
             "forward",
+            "exec",
             "targets",
             "completions",
         ],
@@ -168,6 +170,7 @@ fn check(shell: &str, offered: &[(String, Vec<String>)]) {
         &["sim/api", "na-prod/billing-bookkeeper"],
     );
     only("rhizome forward si", &["sim/api"]);
+    only("rhizome exec si", &["sim/api"]);
     has("rhizome logs ", &["1", "2", "sleeper", "web"]);
     only("rhizome kill w", &["web"]);
 }

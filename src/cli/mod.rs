@@ -84,6 +84,14 @@ pub enum Command {
     )]
     Forward(ForwardArgs),
 
+    /// Open the tunnels to targets, then run a command with their addresses in its environment
+    #[command(
+        override_usage = "rhizome exec [OPTIONS] <TARGET>... -- <CMD>...",
+        long_about = "Open the tunnels to targets (or find them open), then run a command in the foreground, without a shell, with their addresses in its environment; exit with its exit status.\n\nThe first target gives RHIZOME_HOST, RHIZOME_PORT, RHIZOME_URL (as `forward` prints it), DATABASE_URL (with the password, when the target has a `password_command`) and what its client reads: MYSQL_HOST, MYSQL_TCP_PORT, MYSQL_PWD for mysql; PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE for postgresql. Every target also gives RHIZOME_<ENV>_<NAME>_URL, _HOST and _PORT. Signals sent to rhizome (SIGINT, SIGTERM, SIGHUP, SIGQUIT) are passed to the command; the password is never sent to the daemon or written anywhere.",
+        after_help = "Examples:\n  rhizome exec na-prod/billing-bookkeeper -- mysql -e 'SELECT 1'\n  rhizome exec staging/orders staging/users -- ./run-tests.sh\n  rhizome exec staging/orders -- sh -c 'psql \"$DATABASE_URL\"'"
+    )]
+    Exec(ExecArgs),
+
     /// List the targets `forward` knows, from rhizome.toml and the built-in ones
     #[command(after_help = "Examples:\n  rhizome targets\n  rhizome targets --json")]
     Targets(TargetsArgs),
@@ -159,6 +167,32 @@ pub struct RunArgs {
         value_hint = ValueHint::CommandWithArguments
     )]
     pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Targets whose tunnels the command needs: ENV/NAME, or NAME when one environment has it
+    // Indexes are explicit: completion re-adds this argument with candidates, after the others.
+    #[arg(value_name = "TARGET", required = true, index = 1)]
+    pub targets: Vec<String>,
+    /// The command and its arguments
+    #[arg(
+        required = true,
+        last = true,
+        index = 2,
+        value_name = "CMD",
+        value_hint = ValueHint::CommandWithArguments
+    )]
+    pub command: Vec<OsString>,
+    /// Seconds to wait for each tunnel to carry traffic
+    #[arg(long, default_value = "60", value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+    /// Run without a cluster (also RHIZOME_SIMULATE=1)
+    #[arg(long)]
+    pub simulate: bool,
+    /// Print no progress on stderr while the tunnels open
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -243,11 +277,12 @@ pub enum DaemonCommand {
 pub struct ForwardArgs {
     /// Target name: ENV/NAME, or NAME when one environment has it (see `rhizome targets`); or,
     /// with PORTS, a resource: svc/NAME, deploy/NAME or pod/NAME
-    #[arg(value_name = "TARGET")]
+    // Indexes are explicit: completion re-adds this argument with candidates, after the others.
+    #[arg(value_name = "TARGET", index = 1)]
     pub target: String,
     /// For a resource without a config entry: [LOCAL:]REMOTE, as kubectl reads it (`8080:80`;
     /// `80` for 80 on both sides; `:80` for any free local port)
-    #[arg(value_name = "PORTS")]
+    #[arg(value_name = "PORTS", index = 2)]
     pub ports: Option<String>,
     /// The kubeconfig context of a resource without a config entry
     #[arg(long, value_name = "CONTEXT", requires = "ports")]

@@ -65,6 +65,7 @@ fn command() -> clap::Command {
         .mut_subcommand("kill", |c| {
             c.mut_arg("targets", |a| candidates(a, live_process))
         })
+        .mut_subcommand("exec", |c| c.mut_arg("targets", |a| candidates(a, targets)))
         .mut_subcommand("forward", |c| {
             c.mut_arg("target", |a| candidates(a, targets))
         })
@@ -227,5 +228,15 @@ impl EnvCompleter for Zsh {
         buf: &mut dyn Write,
     ) -> io::Result<()> {
         clap_complete::env::Zsh.write_complete(cmd, args, current_dir, buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Attaching candidates re-adds an argument; the command must stay valid (positional
+    /// indexes, required order) or every TAB would panic.
+    #[test]
+    fn the_completing_command_is_valid() {
+        super::command().debug_assert();
     }
 }

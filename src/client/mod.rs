@@ -6,6 +6,7 @@ pub mod complete;
 mod connect;
 pub mod daemon;
 mod deadline;
+pub mod exec;
 pub mod exit;
 pub mod forward;
 pub mod generate;

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod adhoc;
 mod check;
+pub mod env;
 mod error;
 pub mod kubectl;
 pub mod port;
