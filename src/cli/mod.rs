@@ -4,13 +4,14 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueHint};
 use clap_complete::Shell;
 
 mod values;
 
-pub use self::values::{Restart, Since};
-use self::values::{parse_interval, parse_pattern, parse_seconds};
+pub use self::values::{EnvVar, Restart, Since};
+use self::values::{parse_env, parse_interval, parse_pattern, parse_seconds};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,7 +54,14 @@ pub enum Command {
     /// Start any command under the daemon, with this shell's directory and environment
     #[command(
         override_usage = "rhizome run [OPTIONS] -- <CMD>...",
-        after_help = "Example:\n  rhizome run --name web --restart on-failure -- python3 -m http.server 8000"
+        long_about = "Start any command under the daemon, with this shell's directory and environment.\n\n\
+                      The command goes after `--` and is run as given, without a shell: write \
+                      `sh -c '...'` for pipes, globs or `&&`. With --restart, a command that ends \
+                      by itself is started again after a wait that doubles from 0.1 s up to 30 s \
+                      (back to 0.1 s after a run of a minute), and its log says when; with \
+                      --max-restarts N it gives up after N restarts in a row that each ended \
+                      within a minute, and `ps` shows it `crash-loop`.",
+        after_help = "Examples:\n  rhizome run --name web --restart on-failure -- python3 -m http.server 8000\n  rhizome run --cwd ~/src/api --env PORT=8080 --env DEBUG=1 -- ./serve\n  rhizome run --restart always --max-restarts 5 -- ./worker --queue jobs\n  rhizome run -- sh -c 'make watch 2>&1 | grep -v noise'"
     )]
     Run(RunArgs),
 
@@ -156,6 +164,21 @@ pub struct RunArgs {
     /// When to start the command again after it ends by itself
     #[arg(long, value_enum, default_value_t = Restart::Never)]
     pub restart: Restart,
+    /// With --restart: give up after N restarts in a row that each ended within a minute (`ps`
+    /// shows crash-loop); without it, restarts go on for good
+    #[arg(long, value_name = "N")]
+    pub max_restarts: Option<u32>,
+    /// Set KEY to VALUE for the command, over this shell's environment (repeatable)
+    #[arg(
+        long = "env",
+        short = 'e',
+        value_name = "KEY=VALUE",
+        value_parser = clap::builder::OsStringValueParser::new().try_map(parse_env)
+    )]
+    pub env: Vec<EnvVar>,
+    /// Run the command in DIR (relative to this shell's directory) instead of this one
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub cwd: Option<PathBuf>,
     /// Words given without `--`: only kept to say that the command goes after `--`
     #[arg(hide = true, value_name = "WORDS", allow_hyphen_values = true)]
     pub before: Vec<OsString>,

@@ -3,6 +3,7 @@
 //! colors (`style`), shell completion (`complete`) and the generated files (`generate`).
 
 pub mod complete;
+mod complete_run;
 mod connect;
 pub mod daemon;
 mod deadline;

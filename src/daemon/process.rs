@@ -56,6 +56,9 @@ pub struct Spec {
     pub argv: Vec<OsString>,
     pub context: Context,
     pub restart: RestartPolicy,
+    /// Restarts in a row of runs that each ended within a minute before it gives up
+    /// (`Phase::CrashLoop`); `None` restarts for good.
+    pub max_restarts: Option<u32>,
 }
 
 /// A tunnel's fixed part: where it leads, with what, and its bound local listener.
@@ -212,6 +215,14 @@ impl Process {
         match &self.work {
             Work::Command(spec) => spec.restart,
             Work::Tunnel(_) => RestartPolicy::Always,
+        }
+    }
+
+    /// A command's `--max-restarts`; a tunnel has none (it gives up by its own rule).
+    pub fn max_restarts(&self) -> Option<u32> {
+        match &self.work {
+            Work::Command(spec) => spec.max_restarts,
+            Work::Tunnel(_) => None,
         }
     }
 

@@ -100,12 +100,12 @@ impl Table {
         Ok(Claim::New(process, orders))
     }
 
-    /// All processes, oldest first; finished ones only with `all`.
+    /// All processes, oldest first; finished ones (but crash loops) only with `all`.
     pub fn list(&self, all: bool) -> Vec<Arc<Process>> {
         self.lock()
             .processes
             .values()
-            .filter(|p| all || !p.is_final())
+            .filter(|p| all || p.phase().is_listed())
             .cloned()
             .collect()
     }
@@ -285,6 +285,7 @@ mod tests {
             argv: vec!["true".into()],
             context: Context::default(),
             restart: crate::protocol::RestartPolicy::Never,
+            max_restarts: None,
         };
         let log = Arc::new(ProcessLog::new(
             std::path::Path::new("/nonexistent"),
