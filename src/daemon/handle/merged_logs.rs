@@ -66,6 +66,19 @@ async fn stream(
     if !request.follow {
         return Ok(Ok(()));
     }
+    follow(daemon, conn, request, sources, added).await
+}
+
+/// New lines as they are written, in rounds: every log that changed is read on (a batch's
+/// worth at most, so that one flood does not hold up the rest), then the stream waits for the
+/// next change. Ends once every process is final, but while `--all` looks for new processes.
+async fn follow(
+    daemon: &Daemon,
+    conn: &mut DaemonSide,
+    request: &MergedLogsRequest,
+    mut sources: Vec<Source>,
+    added: &mut watch::Receiver<u64>,
+) -> std::io::Result<Result<(), Told>> {
     // Processes started meanwhile are looked for until the daemon begins to stop: it starts
     // nothing after that, and the stream ends once the ones it has are final.
     let mut watching = request.all;
@@ -74,6 +87,7 @@ async fn stream(
     loop {
         let mut batch = Vec::new();
         let mut behind = false;
+        // With `--all` a finished process stays in: should it run again, its lines come too.
         for source in sources.iter_mut().filter(|s| request.all || !s.done) {
             if !source.behind && !source.changed() {
                 continue;
@@ -87,22 +101,11 @@ async fn stream(
                     .await?;
             }
         }
-        if watching && (look || added.has_changed().unwrap_or(false)) {
-            look = false;
+        if watching && (std::mem::take(&mut look) || added.has_changed().unwrap_or(false)) {
             added.borrow_and_update();
-            for process in daemon.table.list(false) {
-                if sources.iter().any(|s| s.process.id == process.id) {
-                    continue;
-                }
-                // New: all of its log, read on the next round.
-                let mut source = match Source::open(process, None).await {
-                    Ok(source) => source,
-                    Err(told) => return Ok(Err(told)),
-                };
-                source.behind = true;
-                behind = true;
-                batch.push(source.announce());
-                sources.push(source);
+            match take_in_new(daemon, &mut sources, &mut batch).await {
+                Ok(new) => behind |= new,
+                Err(told) => return Ok(Err(told)),
             }
         }
         if !batch.is_empty() {
@@ -116,7 +119,7 @@ async fn stream(
             continue;
         }
         tokio::select! {
-            // Waiting marked its change seen: it is read on the next round whatever `changed`
+            // Waiting marked its change seen: it is read in the next round whatever `changed`
             // says.
             woken = any_changed(&mut sources, request.all) => sources[woken].behind = true,
             _ = added.changed(), if watching => look = true,
@@ -125,6 +128,27 @@ async fn stream(
             _ = conn.recv() => return Err(std::io::ErrorKind::ConnectionAborted.into()),
         }
     }
+}
+
+/// Adds the processes not followed yet (they are new) to `sources`, announced in `batch`, to be
+/// read from their first line in the next round. Whether there were any.
+async fn take_in_new(
+    daemon: &Daemon,
+    sources: &mut Vec<Source>,
+    batch: &mut Vec<MergedPiece>,
+) -> Result<bool, Told> {
+    let mut any = false;
+    for process in daemon.table.list(false) {
+        if sources.iter().any(|s| s.process.id == process.id) {
+            continue;
+        }
+        let mut source = Source::open(process, None).await?;
+        source.behind = true;
+        batch.push(source.announce());
+        sources.push(source);
+        any = true;
+    }
+    Ok(any)
 }
 
 /// The processes asked for: the named ones in the order named, each once, or every one not
@@ -189,7 +213,8 @@ struct Source {
     final_when_marked: bool,
     /// Read to the end after the process was final.
     done: bool,
-    /// More is written than was read in its last turn: read on without waiting.
+    /// To be read in the next round without asking whether it changed: more was written than
+    /// its last turn read, it is new, or waiting for it marked its change seen.
     behind: bool,
 }
 
