@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::num::NonZeroU16;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::process::{KillOrder, Process};
 use crate::protocol::ErrorReply;
@@ -19,6 +19,8 @@ pub const KEEP_FINISHED: usize = 100;
 #[derive(Default)]
 pub struct Table {
     inner: Mutex<Inner>,
+    /// Counts the processes added, so that `logs --all -f` can follow those started after it.
+    added: watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -60,7 +62,13 @@ impl Table {
         let mut inner = self.lock();
         let (process, extra) = make(inner.next_id());
         inner.add(process.clone());
+        self.added.send_modify(|n| *n += 1);
         (process, extra)
+    }
+
+    /// Changes whenever a process is added (after it is in the table).
+    pub fn added(&self) -> watch::Receiver<u64> {
+        self.added.subscribe()
     }
 
     /// Finds the live tunnel for `target` on `port` (`None`: any port), or, when there is none,
@@ -97,6 +105,7 @@ impl Table {
         }
         let (process, orders) = make(inner.next_id())?;
         inner.add(process.clone());
+        self.added.send_modify(|n| *n += 1);
         Ok(Claim::New(process, orders))
     }
 

@@ -7,6 +7,7 @@
 //! version of rhizome can greet and stop every other.
 
 mod forward;
+mod logs;
 
 use std::fmt;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use self::forward::{
     ForwardInfo, ForwardRequest, Route, Target, Tool, TunnelInfo, TunnelSettings,
 };
+pub use self::logs::{LogPart, MergedLogsRequest, MergedPiece};
 
 /// Bumped whenever the encoding of any message changes.
 pub const PROTOCOL: u32 = 2;
@@ -58,6 +60,8 @@ pub enum Request {
     Logs(LogsRequest),
     Kill(KillRequest),
     Forward(Box<ForwardRequest>),
+    /// The logs of several processes, interleaved by time.
+    MergedLogs(MergedLogsRequest),
 }
 
 /// What the daemon answers.
@@ -87,6 +91,11 @@ pub enum Response {
     /// The tunnel a `forward` waits for was created by this request (and goes on starting should
     /// the client leave); sent before its first step.
     TunnelCreated,
+    /// Pieces of the logs a `MergedLogs` asked for, in the order they are to be shown.
+    MergedLog(Vec<MergedPiece>),
+    /// Of a `MergedLogs`: what the logs held when asked has all been sent; with `follow`, what
+    /// comes next was written since.
+    LogCaughtUp,
 }
 
 /// A failed request, as a sentence for the user and, where one is known, what to do about it.

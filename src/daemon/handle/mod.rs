@@ -12,6 +12,7 @@ mod control;
 mod forward;
 mod kill;
 mod logs;
+mod merged_logs;
 mod spawn;
 
 use crate::connection::{DaemonSide, RecvError};
@@ -115,6 +116,9 @@ async fn dispatch(
         Request::Kill(request) => kill::kill(daemon, request).await,
         Request::Forward(request) => {
             return forward::open(daemon, conn, *request).await;
+        }
+        Request::MergedLogs(request) => {
+            return merged_logs::merged_logs(daemon, conn, request).await;
         }
     };
     conn.send(&response).await
