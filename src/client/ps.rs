@@ -140,6 +140,7 @@ mod tests {
             restarts: 0,
             detail: None,
             tunnel: None,
+            ended_at_ms: None,
         };
         let table = to_table(&[hostile], Paint::stdout()).to_string();
         assert!(

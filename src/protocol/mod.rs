@@ -7,17 +7,19 @@
 //! version of rhizome can greet and stop every other.
 
 mod forward;
+mod state;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 pub use self::forward::{
-    ForwardInfo, ForwardRequest, Route, Target, Tool, TunnelInfo, TunnelSettings,
+    ForwardInfo, ForwardRequest, Route, Target, Tool, Transport, TunnelInfo, TunnelSettings,
 };
+pub use self::state::State;
 
 /// Bumped whenever the encoding of any message changes.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// The version string exchanged in the handshake; two builds talk only when these are equal.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -316,6 +318,9 @@ pub struct ProcessInfo {
     pub detail: Option<String>,
     /// Set for tunnels.
     pub tunnel: Option<TunnelInfo>,
+    /// When it finished, milliseconds since the Unix epoch; `None` while it may still run (and
+    /// for a process finished before rhizome kept this).
+    pub ended_at_ms: Option<i64>,
 }
 
 /// The answer to `rhizome daemon status`.
