@@ -1,19 +1,17 @@
-//! `rhizome forward` and `rhizome targets`: targets come from the config, read here in the client,
-//! so the daemon gets a resolved, validated target and the client's environment.
+//! `rhizome forward`: targets come from the config, read here in the client, so the daemon gets a
+//! resolved, validated target and the client's environment.
 
 use std::io::IsTerminal;
 use std::time::Duration;
-
-use serde_json::json;
 
 use super::exit::Exit;
 use super::output::{self, note};
 use super::sanitize;
 use super::{Client, Failure, unexpected};
-use crate::cli::{ForwardArgs, ForwardFormat, TargetsArgs};
+use crate::cli::{ForwardArgs, ForwardFormat};
 use crate::config::{self, Config};
 use crate::forward::kubectl::{self, Tool};
-use crate::forward::target::{self, Route, TargetError};
+use crate::forward::target::{self, TargetError};
 use crate::paths::Paths;
 use crate::protocol::{ForwardInfo, ForwardRequest, Request, Response, Status, TunnelSettings};
 
@@ -78,7 +76,7 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
     };
     // Gone before the address appears; an error on the way clears it too (on drop).
     progress.clear();
-    output::print(render(&info, args.format))?;
+    output::print(render(&info, args.format)?)?;
     Ok(Exit::Success)
 }
 
@@ -166,26 +164,20 @@ impl Drop for Progress {
     }
 }
 
-fn render(info: &ForwardInfo, format: ForwardFormat) -> String {
-    match format {
+fn render(info: &ForwardInfo, format: ForwardFormat) -> serde_json::Result<String> {
+    Ok(match format {
         ForwardFormat::Url => format!("{}\n", info.connection_string),
         ForwardFormat::Port => format!("{}\n", info.local_port),
+        // The tunnel as `ps --json` shows it: one shape for a process everywhere.
         ForwardFormat::Json => format!(
             "{}\n",
-            json!({
-                "connection_string": info.connection_string,
-                "local_port": info.local_port,
-                "sql_connection": info.sql_connection,
-                "target": info.target,
-                "id": info.id,
-                "pid": info.pid,
-            })
+            serde_json::to_string(&super::json::process(&info.process))?
         ),
         ForwardFormat::Env => format!(
             "export RHIZOME_HOST=127.0.0.1\nexport RHIZOME_PORT={}\nexport RHIZOME_URL={}\n",
             info.local_port, info.connection_string
         ),
-    }
+    })
 }
 
 /// A target that does not resolve, said as an error and, for a name that is not there, the
@@ -232,72 +224,4 @@ fn find_kubectl(config: &Config) -> anyhow::Result<std::path::PathBuf> {
             .hint("install kubectl, set RHIZOME_KUBECTL to its path, or try RHIZOME_SIMULATE=1 to run without a cluster")
             .into()
     })
-}
-
-pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<Exit> {
-    let config = load_config(paths)?;
-    let described = target::describe(&config);
-    if args.json {
-        let list: Vec<serde_json::Value> = described
-            .iter()
-            .map(|(name, resolved)| match resolved {
-                Ok(t) => json!({
-                    "name": name,
-                    "kind": match t.route { Route::Database { .. } => "database", Route::Service { .. } => "service" },
-                    "context": t.context,
-                    "namespace": t.namespace,
-                    "resource": t.resource(),
-                    "sql_connection": t.sql_connection(),
-                    "local_port": t.local_port.map_or(0, |p| p.get()),
-                    "scheme": t.scheme,
-                }),
-                Err(err) => json!({ "name": name, "error": err.to_string() }),
-            })
-            .collect();
-        output::println(serde_json::Value::Array(list))?;
-        return Ok(Exit::Success);
-    }
-    let mut table = comfy_table::Table::new();
-    table
-        .load_preset(comfy_table::presets::NOTHING)
-        .set_header(["TARGET", "KIND", "LOCAL", "CONTEXT", "UPSTREAM"]);
-    // Names and values come from a config file: shown escaped, like everything from outside.
-    for (name, resolved) in &described {
-        let row: [String; 5] = match resolved {
-            Ok(t) => [
-                name.clone(),
-                match t.route {
-                    Route::Database { .. } => "database".into(),
-                    Route::Service { .. } => "service".into(),
-                },
-                match t.local_port {
-                    None => "any".into(),
-                    Some(port) => port.to_string(),
-                },
-                t.context.clone(),
-                format!(
-                    "{}/{}{}",
-                    t.namespace,
-                    t.resource(),
-                    t.sql_connection()
-                        .map(|s| format!(" {s}"))
-                        .unwrap_or_default()
-                ),
-            ],
-            Err(err) => [
-                name.clone(),
-                "invalid".into(),
-                "".into(),
-                "".into(),
-                err.to_string(),
-            ],
-        };
-        table.add_row(row.map(|cell| sanitize::field(&cell).into_owned()));
-    }
-    super::render::tidy(&mut table);
-    output::println(table)?;
-    if std::io::stdout().is_terminal() {
-        note(format_args!("config: {}", config::path(paths).display()));
-    }
-    Ok(Exit::Success)
 }

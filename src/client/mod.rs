@@ -9,6 +9,7 @@ mod deadline;
 pub mod exit;
 pub mod forward;
 pub mod generate;
+pub mod json;
 pub mod kill;
 pub mod logs;
 pub mod output;
@@ -18,7 +19,10 @@ pub mod render;
 pub mod sanitize;
 pub mod spawn;
 mod start;
+mod status_json;
 pub mod style;
+pub mod table;
+pub mod targets;
 pub mod trust;
 
 use std::os::unix::ffi::OsStringExt;
