@@ -85,7 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Daemon(DaemonCommand::Run) => {
             return rhizome::daemon::run_foreground(&paths).map(Exit::of_status);
         }
-        Command::Targets(args) => return client::forward::targets(&paths, args),
+        Command::Targets(args) => return client::targets::run(&paths, args),
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -100,7 +100,9 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::Kill(args) => client::kill::run(&paths, args).await,
             Command::Forward(args) => client::forward::forward(&paths, args).await,
             Command::Exec(args) => client::exec::run(&paths, args).await,
-            Command::Daemon(DaemonCommand::Status) => client::daemon::status(&paths).await,
+            Command::Daemon(DaemonCommand::Status { json }) => {
+                client::daemon::status(&paths, *json).await
+            }
             Command::Daemon(DaemonCommand::Stop) => client::daemon::stop(&paths).await,
             Command::Daemon(DaemonCommand::Restart) => client::daemon::restart(&paths).await,
             Command::Daemon(DaemonCommand::Start | DaemonCommand::Run)

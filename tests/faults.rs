@@ -22,8 +22,9 @@ fn memory_kib(pid: u32) -> (u64, u64) {
 
 fn wait_until_final(rh: &Rhizome, id: u64, timeout: Duration) -> String {
     wait_for("the process to end", timeout, || {
-        let status = rh.process(id)["status"].as_str().unwrap().to_string();
-        (!matches!(status.as_str(), "running" | "starting" | "restarting")).then_some(status)
+        let entry = rh.process(id);
+        let status = entry["status"].as_str().unwrap();
+        (!matches!(status, "running" | "starting" | "restarting")).then(|| status_label(&entry))
     })
 }
 
@@ -190,7 +191,7 @@ fn a_thousand_children_at_once() {
     });
     let all = rh.processes();
     assert_eq!(all.len(), 100, "the newest 100 finished are remembered");
-    assert!(all.iter().all(|p| p["status"] == "exited(0)"));
+    assert!(all.iter().all(|p| status_label(p) == "exited(0)"));
     assert!(children_of(daemon).is_empty(), "no child left");
     let fds_after = wait_for("descriptors to be closed", Duration::from_secs(10), || {
         let n = std::fs::read_dir(format!("/proc/{daemon}/fd"))

@@ -82,7 +82,7 @@ fn the_built_in_target_works_without_a_cluster() {
     assert!(tunnel["tunnel"]["bytes_up"].as_u64().unwrap() >= 1 << 20);
     let table = rh.ok(["ps"]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header[6..], ["LOCAL", "UPSTREAM"], "{table}");
+    assert_eq!(header[6..], ["PORT", "COMMAND"], "{table}");
 }
 
 #[test]
@@ -107,17 +107,19 @@ fn output_formats_are_exact() {
     let json: serde_json::Value =
         serde_json::from_str(&forward(&rh, target, &["--port", &p, "--format", "json"]).stdout)
             .unwrap();
+    // The tunnel as `ps --json` shows it.
+    let tunnel = &json["tunnel"];
+    assert_eq!(tunnel["url"], format!("mysql://127.0.0.1:{port}"));
+    assert_eq!(tunnel["local_port"], port);
     assert_eq!(
-        json["connection_string"],
-        format!("mysql://127.0.0.1:{port}")
-    );
-    assert_eq!(json["local_port"], port);
-    assert_eq!(
-        json["sql_connection"],
+        tunnel["sql_connection"],
         "clover-prod-databases:us-central1:billing-bookkeeper"
     );
-    assert_eq!(json["target"], target);
+    assert_eq!(tunnel["target"], target);
+    assert_eq!(json["name"], target);
     assert_eq!(json["id"], 1);
+    assert_eq!(json["status"], "running");
+    assert_eq!(json["transport"], "simulated");
     assert!(json["pid"].is_u64());
 }
 

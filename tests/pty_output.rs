@@ -83,7 +83,7 @@ fn ps_colors_the_status_on_a_terminal_and_nowhere_else() {
     rh.start(["sleeper", "--count", "1000"]);
     let (failed, _) = rh.start(["run", "--name", "bad", "--", "sh", "-c", "exit 3"]);
     wait_for("bad to exit", Duration::from_secs(10), || {
-        (rh.process(failed)["status"] == "exited(3)").then_some(())
+        (rh.status(failed) == "exited(3)").then_some(())
     });
 
     let shown = terminal_output(on_terminal(&rh, &["ps", "--all"]));
@@ -113,7 +113,8 @@ fn ps_colors_the_status_on_a_terminal_and_nowhere_else() {
         end + line[end..].len() - line[end..].trim_start().len()
     };
     assert_eq!(next_column("running"), column("UPTIME"), "{screen}");
-    assert_eq!(next_column("exited(3)"), column("UPTIME"), "{screen}");
+    // A finished process has no uptime: its next cell is RESTARTS.
+    assert_eq!(next_column("exited(3)"), column("RESTARTS"), "{screen}");
 
     let piped = in_a_pipe(&rh, &["ps", "--all"]);
     assert!(

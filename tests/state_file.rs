@@ -233,7 +233,7 @@ fn finished_processes_survive_a_restart_and_only_their_logs_are_kept() {
         .collect();
     assert_eq!(finished, (3..=102).collect::<Vec<u64>>());
     assert_eq!(rh.process(50)["name"], "job49");
-    assert_eq!(rh.process(50)["status"], "exited(0)");
+    assert_eq!(rh.status(50), "exited(0)");
     assert!(rh.logs("job49").contains("line-of-job49"));
     wait_for(
         "the stray logs to be deleted",

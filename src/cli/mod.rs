@@ -66,7 +66,13 @@ pub enum Command {
     Run(RunArgs),
 
     /// List managed processes
-    #[command(after_help = "Examples:\n  rhizome ps\n  rhizome ps --all --json")]
+    #[command(
+        long_about = "List managed processes: the running ones, or with --all the finished ones \
+                      the daemon remembers too.\n\nRows fit the terminal (COLUMNS, else its \
+                      width): long names and commands end in `…`; `--json` has them whole. PID is \
+                      empty while nothing runs (a tunnel without a live kubectl).",
+        after_help = "Examples:\n  rhizome ps\n  rhizome ps web 7\n  rhizome ps --status failed,lost\n  rhizome ps --all --json | jq '.finished[] | {name, exit_code}'"
+    )]
     Ps(PsArgs),
 
     /// Print a managed process's log, or several interleaved by time
@@ -102,7 +108,12 @@ pub enum Command {
     Exec(ExecArgs),
 
     /// List the targets `forward` knows, from rhizome.toml and the built-in ones
-    #[command(after_help = "Examples:\n  rhizome targets\n  rhizome targets --json")]
+    #[command(
+        long_about = "List the targets `forward` knows, from rhizome.toml and the built-in ones.\n\n\
+                      Rows fit the terminal like `ps`. A target the config gets wrong is listed \
+                      as invalid, its reason on stderr, and the command exits 1.",
+        after_help = "Examples:\n  rhizome targets\n  rhizome targets --json | jq -r '.targets[].name'"
+    )]
     Targets(TargetsArgs),
 
     /// Print a shell completion script that completes commands, flags, targets and process ids
@@ -221,10 +232,18 @@ pub struct ExecArgs {
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
+    /// Only these processes: a name shows those of that name (finished ones with --all), an id
+    /// or pid that one process, finished or not
+    #[arg(value_name = "ID|NAME|PID")]
+    pub targets: Vec<String>,
     /// Also show finished processes the daemon still remembers (the newest 100)
     #[arg(long, short)]
     pub all: bool,
-    /// Print JSON: {"running": [...], "count": N}
+    /// Only processes in STATE (repeat it, or separate states with commas); a finished state
+    /// shows finished processes without --all
+    #[arg(long, value_name = "STATE", value_delimiter = ',')]
+    pub status: Vec<crate::protocol::State>,
+    /// Print JSON: {"running": [...], "count": N, "finished": [...]}, the fields in the README
     #[arg(long)]
     pub json: bool,
 }
@@ -292,9 +311,13 @@ pub enum DaemonCommand {
     Restart,
     /// Show whether the daemon runs (exit 0, 3 if not, 4 if not answering), without starting it
     #[command(
-        after_help = "Exit codes: 0 running, 3 not running, 4 running but not answering within 2 s (stopped, stuck, or its socket gone).\n\nExample:\n  rhizome daemon status >/dev/null || echo \"no daemon\""
+        after_help = "Exit codes: 0 running, 3 not running, 4 running but not answering within 2 s (stopped, stuck, or its socket gone).\n\nExamples:\n  rhizome daemon status >/dev/null || echo \"no daemon\"\n  rhizome daemon status --json | jq .processes.count"
     )]
-    Status,
+    Status {
+        /// Print JSON: {"status", "pid", "version", ..., "processes": what `ps --all --json` prints}
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the daemon in the foreground (for systemd, launchd, or debugging)
     #[command(after_help = "Example:\n  RHIZOME_LOG=debug rhizome daemon run")]
     Run,
@@ -347,7 +370,7 @@ pub enum ForwardFormat {
     Url,
     /// 3306
     Port,
-    /// {"connection_string", "local_port", "sql_connection", "target", "id", "pid", "user", "database"} (and "password" with --with-password)
+    /// the tunnel as `ps --json` shows a process, with "user" and "database" (and "password" with --with-password)
     Json,
     /// `export RHIZOME_HOST=...`, `RHIZOME_PORT`, `RHIZOME_URL` lines for `eval`
     Env,
@@ -355,7 +378,7 @@ pub enum ForwardFormat {
 
 #[derive(Debug, Args)]
 pub struct TargetsArgs {
-    /// Print JSON
+    /// Print JSON: {"targets": [...], "count": N, "invalid": N}, the fields in the README
     #[arg(long)]
     pub json: bool,
 }

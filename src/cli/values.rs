@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::NaiveTime;
 
-use crate::protocol::RestartPolicy;
+use crate::protocol::{RestartPolicy, State};
 
 /// `--since`: how far back `logs` looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +113,29 @@ pub(super) fn parse_env(word: OsString) -> Result<EnvVar, String> {
         None => Err(format!(
             "`{shown}` has no `=`; write {shown}=VALUE (the command gets this shell's environment already)"
         )),
+    }
+}
+
+/// `ps --status STATE`: the words are the protocol's, so the filter, the JSON and completion
+/// offer the same ones.
+impl clap::ValueEnum for State {
+    fn value_variants<'a>() -> &'a [Self] {
+        &State::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let help = match self {
+            State::Starting => "not up yet",
+            State::Running => "up",
+            State::Restarting => "ended by itself, waiting to start again",
+            State::Reconnecting => "a tunnel rebuilding its path; its port stays open",
+            State::Exited => "ended by itself, not started again",
+            State::Killed => "stopped by `rhizome kill` or the daemon stopping",
+            State::Failed => "could not be started, or a tunnel that never got through",
+            State::Lost => "a one-shot that was running when its daemon died",
+            State::CrashLoop => "restarted --max-restarts times, each run ending early; stopped",
+        };
+        Some(clap::builder::PossibleValue::new(self.word()).help(help))
     }
 }
 

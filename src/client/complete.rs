@@ -63,6 +63,9 @@ fn command() -> clap::Command {
         .mut_subcommand("logs", |c| {
             c.mut_arg("targets", |a| candidates(a, any_process))
         })
+        .mut_subcommand("ps", |c| {
+            c.mut_arg("targets", |a| candidates(a, any_process))
+        })
         .mut_subcommand("kill", |c| {
             c.mut_arg("targets", |a| candidates(a, live_process))
         })

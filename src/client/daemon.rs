@@ -37,7 +37,7 @@ pub fn start(paths: &Paths) -> anyhow::Result<Exit> {
 }
 
 /// What answers for this home's daemon.
-enum Found {
+pub(super) enum Found {
     /// No daemon: nothing listens and nobody holds the lock.
     Nothing,
     /// A daemon, of any version, that greeted back.
@@ -49,7 +49,7 @@ enum Found {
 
 /// Finds the daemon by its socket and, when that is gone, by its lock: a running daemon puts a
 /// removed socket back within a second or two, so a missing one is waited for that long.
-async fn find(paths: &Paths) -> anyhow::Result<Found> {
+pub(super) async fn find(paths: &Paths) -> anyhow::Result<Found> {
     let until = Instant::now() + CONNECT_DEADLINE;
     loop {
         match Client::reach(paths, CONNECT_DEADLINE).await? {
@@ -77,8 +77,12 @@ async fn find(paths: &Paths) -> anyhow::Result<Found> {
     }
 }
 
-pub async fn status(paths: &Paths) -> anyhow::Result<Exit> {
-    let (mut client, theirs) = match find(paths).await? {
+pub async fn status(paths: &Paths, json: bool) -> anyhow::Result<Exit> {
+    let found = find(paths).await?;
+    if json {
+        return super::status_json::print(paths, found).await;
+    }
+    let (mut client, theirs) = match found {
         Found::Nothing => {
             output::println(format_args!(
                 "daemon is not running  (socket {})",
@@ -203,7 +207,7 @@ pub async fn restart(paths: &Paths) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-async fn fetch_status(client: &mut Client) -> anyhow::Result<DaemonStatus> {
+pub(super) async fn fetch_status(client: &mut Client) -> anyhow::Result<DaemonStatus> {
     match client.call(&Request::Status).await? {
         Response::Status(status) => Ok(status),
         other => Err(unexpected(other)),

@@ -1,7 +1,5 @@
-//! `rhizome forward` and `rhizome targets`: targets come from the config, read here in the client,
-//! so the daemon gets a resolved, validated target and the client's environment.
-
-use std::io::IsTerminal;
+//! `rhizome forward`: targets come from the config, read here in the client, so the daemon gets a
+//! resolved, validated target and the client's environment.
 
 use serde_json::json;
 
@@ -10,11 +8,11 @@ use super::output::{self, note};
 use super::sanitize;
 use super::tunnel::{self, Opened, Wanted};
 use super::{Failure, password};
-use crate::cli::{ForwardArgs, ForwardFormat, TargetsArgs};
+use crate::cli::{ForwardArgs, ForwardFormat};
 use crate::config::{self, Config};
 use crate::forward::access::Access;
 use crate::forward::adhoc::{self, AdHoc};
-use crate::forward::target::{self, ClientSide, Route, TargetError};
+use crate::forward::target::{self, ClientSide, TargetError};
 use crate::paths::Paths;
 use crate::protocol::{ForwardInfo, Target};
 
@@ -66,7 +64,7 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
         &scheme,
         &side.access,
         password.as_deref(),
-    ))?;
+    )?)?;
     Ok(Exit::Success)
 }
 
@@ -91,22 +89,17 @@ fn render(
     scheme: &str,
     access: &Access,
     password: Option<&str>,
-) -> String {
+) -> serde_json::Result<String> {
     let url = access.url(scheme, info.local_port, password);
-    match format {
+    Ok(match format {
         ForwardFormat::Url => format!("{url}\n"),
         ForwardFormat::Port => format!("{}\n", info.local_port),
+        // The tunnel as `ps --json` shows it (one shape for a process everywhere), with the
+        // login.
         ForwardFormat::Json => {
-            let mut handle = json!({
-                "connection_string": url,
-                "local_port": info.local_port,
-                "sql_connection": info.sql_connection,
-                "target": info.target,
-                "id": info.id,
-                "pid": info.pid,
-                "user": access.user,
-                "database": access.database,
-            });
+            let mut handle = serde_json::to_value(super::json::process(&info.process))?;
+            handle["user"] = json!(access.user);
+            handle["database"] = json!(access.database);
             if let Some(password) = password {
                 handle["password"] = password.into();
             }
@@ -117,7 +110,7 @@ fn render(
             info.local_port,
             shell_quote(&url)
         ),
-    }
+    })
 }
 
 /// `word` as one shell word: as it is when it is plain, else in single quotes.
@@ -175,72 +168,4 @@ pub fn load_config(paths: &Paths) -> anyhow::Result<Config> {
             ))
             .into()
     })
-}
-
-pub fn targets(paths: &Paths, args: &TargetsArgs) -> anyhow::Result<Exit> {
-    let config = load_config(paths)?;
-    let described = target::describe(&config);
-    if args.json {
-        let list: Vec<serde_json::Value> = described
-            .iter()
-            .map(|(name, resolved)| match resolved {
-                Ok(t) => json!({
-                    "name": name,
-                    "kind": match t.route { Route::Database { .. } => "database", Route::Service { .. } => "service" },
-                    "context": t.context,
-                    "namespace": t.namespace,
-                    "resource": t.resource(),
-                    "sql_connection": t.sql_connection(),
-                    "local_port": t.local_port.map_or(0, |p| p.get()),
-                    "scheme": t.scheme,
-                }),
-                Err(err) => json!({ "name": name, "error": err.to_string() }),
-            })
-            .collect();
-        output::println(serde_json::Value::Array(list))?;
-        return Ok(Exit::Success);
-    }
-    let mut table = comfy_table::Table::new();
-    table
-        .load_preset(comfy_table::presets::NOTHING)
-        .set_header(["TARGET", "KIND", "LOCAL", "CONTEXT", "UPSTREAM"]);
-    // Names and values come from a config file: shown escaped, like everything from outside.
-    for (name, resolved) in &described {
-        let row: [String; 5] = match resolved {
-            Ok(t) => [
-                name.clone(),
-                match t.route {
-                    Route::Database { .. } => "database".into(),
-                    Route::Service { .. } => "service".into(),
-                },
-                match t.local_port {
-                    None => "any".into(),
-                    Some(port) => port.to_string(),
-                },
-                t.context.clone(),
-                format!(
-                    "{}/{}{}",
-                    t.namespace,
-                    t.resource(),
-                    t.sql_connection()
-                        .map(|s| format!(" {s}"))
-                        .unwrap_or_default()
-                ),
-            ],
-            Err(err) => [
-                name.clone(),
-                "invalid".into(),
-                "".into(),
-                "".into(),
-                err.to_string(),
-            ],
-        };
-        table.add_row(row.map(|cell| sanitize::field(&cell).into_owned()));
-    }
-    super::render::tidy(&mut table);
-    output::println(table)?;
-    if std::io::stdout().is_terminal() {
-        note(format_args!("config: {}", config::path(paths).display()));
-    }
-    Ok(Exit::Success)
 }

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod exit;
 pub mod forward;
 pub mod generate;
+pub mod json;
 pub mod kill;
 pub mod logs;
 pub mod output;
@@ -21,7 +22,10 @@ pub mod render;
 pub mod sanitize;
 pub mod spawn;
 mod start;
+mod status_json;
 pub mod style;
+pub mod table;
+pub mod targets;
 pub mod trust;
 pub mod tunnel;
 

@@ -1,14 +1,4 @@
-//! Formatting that more than one command's output shares: tables and durations.
-
-use comfy_table::Table;
-
-/// Two spaces between columns and none after the last, like `ls -l`.
-pub fn tidy(table: &mut Table) {
-    let last = table.column_count().saturating_sub(1);
-    for (i, column) in table.column_iter_mut().enumerate() {
-        column.set_padding((0, if i == last { 0 } else { 2 }));
-    }
-}
+//! Formatting that more than one command's output shares: durations (tables are `table`).
 
 /// `3s`, `2m`, `1h4m`, `2d3h`: the two largest units, as people say it.
 pub fn human_duration(secs: u64) -> String {

@@ -72,6 +72,11 @@ impl Paint {
         }
     }
 
+    /// Colors on or off whatever the stream is: for tests of what is painted.
+    pub const fn forced(on: bool) -> Paint {
+        Paint { on }
+    }
+
     pub fn is_on(self) -> bool {
         self.on
     }

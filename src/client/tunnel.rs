@@ -28,7 +28,7 @@ pub struct Wanted<'a> {
 
 /// How the wait for a tunnel ended.
 pub enum Opened {
-    Ready(ForwardInfo),
+    Ready(Box<ForwardInfo>),
     /// Ctrl-C: the spinner is cleared and a tunnel still starting has been announced.
     Interrupted,
 }
@@ -95,7 +95,7 @@ pub async fn open(
             // Gone before the address appears; an error on the way clears it too (on drop).
             Response::Forwarded(info) => {
                 progress.clear();
-                return Ok(Opened::Ready(info));
+                return Ok(Opened::Ready(Box::new(info)));
             }
             other => return Err(unexpected(other)),
         }

@@ -92,6 +92,9 @@ pub struct RunState {
     /// The OS children alive now (each a process-group leader), recorded so that a daemon that
     /// died hard can have them found and stopped by the next one.
     pub children: Vec<ChildId>,
+    /// When the phase became final (`ps` shows it as `ended_at`); `None` before, and for a
+    /// process restored from a file that did not record it.
+    pub ended_at: Option<SystemTime>,
 }
 
 impl RunState {
@@ -104,8 +107,23 @@ impl RunState {
     }
 
     /// What of this state the state file records: a change here must be saved.
-    pub(super) fn saved(&self) -> (bool, u32, &[ChildId]) {
-        (self.phase.is_final(), self.restarts, &self.children)
+    pub(super) fn saved(&self) -> (bool, u32, &[ChildId], Option<SystemTime>) {
+        (
+            self.phase.is_final(),
+            self.restarts,
+            &self.children,
+            self.ended_at,
+        )
+    }
+
+    /// Keeps `ended_at` true to the phase after a change from `was_final`: stamped when the
+    /// phase becomes final, cleared when it is not (a process started again).
+    pub(super) fn stamp_end(&mut self, was_final: bool, now: SystemTime) {
+        if !self.phase.is_final() {
+            self.ended_at = None;
+        } else if !was_final {
+            self.ended_at = Some(now);
+        }
     }
 }
 
@@ -116,4 +134,36 @@ pub struct ChildId {
     /// Kernel start time (clock ticks since boot on Linux); `None` where it cannot be read, and
     /// then the pid is never signalled by a later daemon.
     pub start_time: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    #[test]
+    fn the_end_is_stamped_once_when_final_and_cleared_by_a_new_run() {
+        let mut state = RunState {
+            phase: Phase::Starting,
+            last_pid: None,
+            started_at: UNIX_EPOCH,
+            restarts: 0,
+            detail: None,
+            remote_port: None,
+            children: Vec::new(),
+            ended_at: None,
+        };
+        let at = |secs| UNIX_EPOCH + Duration::from_secs(secs);
+        state.stamp_end(false, at(1));
+        assert_eq!(state.ended_at, None, "not over");
+        state.phase = Phase::Exited(0);
+        state.stamp_end(false, at(2));
+        assert_eq!(state.ended_at, Some(at(2)));
+        state.stamp_end(true, at(3));
+        assert_eq!(state.ended_at, Some(at(2)), "a later change keeps the end");
+        state.phase = Phase::running(Some(7));
+        state.stamp_end(true, at(4));
+        assert_eq!(state.ended_at, None, "started again");
+    }
 }

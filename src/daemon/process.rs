@@ -14,7 +14,7 @@ pub use super::phase::{ChildId, Phase, RunState};
 use crate::forward::kubectl::Kubectl;
 use crate::forward::tunnel::Tunnel;
 use crate::protocol::{
-    ClientContext, CommandKind, KillOutcome, Kind, ProcessInfo, RestartPolicy, Target, Tool,
+    ClientContext, CommandKind, KillOutcome, Kind, ProcessInfo, RestartPolicy, Route, Target, Tool,
     TunnelInfo, TunnelSettings,
 };
 
@@ -115,6 +115,7 @@ impl Process {
             detail: None,
             remote_port: None,
             children: Vec::new(),
+            ended_at: None,
         });
         let process = Process {
             id,
@@ -130,7 +131,8 @@ impl Process {
     }
 
     /// Changes the run state: watchers see every change, and the state file is rewritten when a
-    /// field it records changed.
+    /// field it records changed. The moment a process finishes is stamped here, the one place
+    /// every phase change goes through.
     pub fn update(&self, change: impl FnOnce(&mut RunState)) {
         let mut save = false;
         let mut step = None;
@@ -139,11 +141,13 @@ impl Process {
                 state.phase.is_final(),
                 state.restarts,
                 state.children.clone(),
+                state.ended_at,
             );
             let detail = state.detail.clone();
             change(state);
-            let (is_final, restarts, children) = state.saved();
-            save = before != (is_final, restarts, children.to_vec());
+            state.stamp_end(before.0, SystemTime::now());
+            let (is_final, restarts, children, ended_at) = state.saved();
+            save = before != (is_final, restarts, children.to_vec(), ended_at);
             if state.detail != detail {
                 step = state.detail.clone();
             }
@@ -274,11 +278,7 @@ impl Process {
             pid: state.pid(),
             status: state.phase.status(),
             restart: self.restart_policy(),
-            started_at_ms: state
-                .started_at
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0),
+            started_at_ms: millis(state.started_at),
             uptime_secs: match state.phase {
                 Phase::Running { since, .. } => since.elapsed().as_secs(),
                 _ => 0,
@@ -286,8 +286,16 @@ impl Process {
             restarts: state.restarts,
             detail: state.detail.clone(),
             tunnel: self.tunnel().map(|part| part.info(state.remote_port)),
+            ended_at_ms: state.ended_at.map(millis),
         }
     }
+}
+
+/// Milliseconds since the Unix epoch, as the protocol carries times.
+fn millis(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl TunnelPart {
@@ -296,17 +304,33 @@ impl TunnelPart {
         self.tunnel.local.port()
     }
 
-    /// The port-forward this tunnel runs to `remote` (0 until the port in the pod is known).
+    /// The kubectl command this tunnel runs: the port-forward to `remote`, the port in the pod
+    /// (a service's is known from its target, a database's once its proxy has said); until a
+    /// database's is known, the exec that starts its proxy, which is what runs then.
     pub fn command_line(&self, remote: Option<u16>) -> Vec<OsString> {
         match &self.tool {
-            Tool::Kubectl(program) => Kubectl {
-                program,
-                target: &self.target,
+            Tool::Kubectl(program) => {
+                let kubectl = Kubectl {
+                    program,
+                    target: &self.target,
+                };
+                match self.remote_port(remote) {
+                    Some(port) => kubectl.port_forward(port),
+                    None => kubectl.exec().unwrap_or_default(),
+                }
             }
-            .port_forward(remote.unwrap_or(0)),
             Tool::Simulated | Tool::SimulatedTo(_) => {
                 vec!["(simulated)".into(), self.target.resource().into()]
             }
+        }
+    }
+
+    /// The port in the pod: `learnt` once a run has found it, else a service's from its target.
+    fn remote_port(&self, learnt: Option<u16>) -> Option<u16> {
+        match (&self.target.route, learnt) {
+            (_, Some(port)) => Some(port),
+            (Route::Service { remote_port, .. }, None) => Some(*remote_port),
+            (Route::Database { .. }, None) => None,
         }
     }
 
@@ -321,6 +345,10 @@ impl TunnelPart {
             connections_total: stats.total.load(Ordering::Relaxed),
             bytes_up: stats.bytes_up.load(Ordering::Relaxed),
             bytes_down: stats.bytes_down.load(Ordering::Relaxed),
+            transport: self.tool.transport(),
+            local_port: self.local_port(),
+            remote_port: self.remote_port(remote_port),
+            sql_connection: self.target.sql_connection().map(str::to_string),
         }
     }
 }

@@ -24,7 +24,7 @@ use super::Daemon;
 use super::child;
 use super::handle;
 use super::process::{ChildId, KillOrder, Phase, Process, Spec, TunnelPart, Work};
-use super::state::{FORMAT, Loaded, MAX_ID, SavedProcess, StateFile};
+use super::state::{FORMAT, Loaded, MAX_ID, SavedEnd, SavedProcess, StateFile};
 use super::supervise::command;
 use crate::forward::tunnel::Tunnel;
 use crate::protocol::{CommandKind, Kind};
@@ -229,6 +229,7 @@ fn entry(daemon: &Daemon, saved: SavedProcess) -> Restored {
         }
     };
     let lost_now = saved.ended.is_none() && failed.is_none() && !runs_again;
+    let ended_at = saved.ended.as_ref().map(SavedEnd::ended_at);
     let (process, orders) = daemon.new_process(saved.id, saved.name, work);
     process.update(|s| {
         s.restarts = saved.restarts;
@@ -253,6 +254,10 @@ fn entry(daemon: &Daemon, saved: SavedProcess) -> Restored {
             }
         }
     });
+    if let Some(ended_at) = ended_at {
+        // After the phase: its change stamps now, and the file knows better (or nothing).
+        process.update(|s| s.ended_at = ended_at);
+    }
     daemon.table.restore(process.clone());
     Restored {
         process,

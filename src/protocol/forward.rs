@@ -74,6 +74,34 @@ pub enum Tool {
     SimulatedTo(String),
 }
 
+impl Tool {
+    /// What carries the tunnel's bytes to the pod.
+    pub fn transport(&self) -> Transport {
+        match self {
+            Tool::Kubectl(_) => Transport::Kubectl,
+            Tool::Simulated | Tool::SimulatedTo(_) => Transport::Simulated,
+        }
+    }
+}
+
+/// What carries a tunnel's bytes to the pod, as `ps --json` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Transport {
+    /// A `kubectl port-forward` child.
+    Kubectl,
+    /// The echo server of simulate mode.
+    Simulated,
+}
+
+impl Transport {
+    pub fn word(self) -> &'static str {
+        match self {
+            Transport::Kubectl => "kubectl",
+            Transport::Simulated => "simulated",
+        }
+    }
+}
+
 /// Open (or find) a tunnel to a target.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ForwardRequest {
@@ -104,6 +132,8 @@ pub struct ForwardInfo {
     pub target: String,
     pub id: u32,
     pub pid: Option<u32>,
+    /// The tunnel as `ps` shows it, for `forward --format json`.
+    pub process: super::ProcessInfo,
 }
 
 /// The tunnel part of a `ps` row.
@@ -119,6 +149,12 @@ pub struct TunnelInfo {
     pub connections_total: u64,
     pub bytes_up: u64,
     pub bytes_down: u64,
+    pub transport: Transport,
+    pub local_port: u16,
+    /// The port in the pod; `None` until known (a database's proxy port is learnt at run time).
+    pub remote_port: Option<u16>,
+    /// For a database target, the Cloud SQL instance.
+    pub sql_connection: Option<String>,
 }
 
 /// A port that may be "any", encoded as the number with 0 for any: the encoding the protocol and

@@ -8,15 +8,17 @@
 
 mod forward;
 mod logs;
+mod state;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 pub use self::forward::{
-    ForwardInfo, ForwardRequest, Route, Target, Tool, TunnelInfo, TunnelSettings,
+    ForwardInfo, ForwardRequest, Route, Target, Tool, Transport, TunnelInfo, TunnelSettings,
 };
 pub use self::logs::{LogPart, MergedLogsRequest, MergedPiece};
+pub use self::state::State;
 
 /// Bumped whenever the encoding of any message changes.
 pub const PROTOCOL: u32 = 2;
@@ -341,6 +343,9 @@ pub struct ProcessInfo {
     pub detail: Option<String>,
     /// Set for tunnels.
     pub tunnel: Option<TunnelInfo>,
+    /// When it finished, milliseconds since the Unix epoch; `None` while it may still run (and
+    /// for a process finished before rhizome kept this).
+    pub ended_at_ms: Option<i64>,
 }
 
 /// The answer to `rhizome daemon status`.

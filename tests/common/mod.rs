@@ -107,6 +107,11 @@ impl Rhizome {
             .unwrap_or_else(|| panic!("no process with id {id} in ps --all"))
     }
 
+    /// The status of process `id` as the `ps` table shows it (`exited(3)`), from its JSON.
+    pub fn status(&self, id: u64) -> String {
+        status_label(&self.process(id))
+    }
+
     /// Starts a process with `run` and returns its id and pid from the `started` line.
     pub fn start<I, S>(&self, args: I) -> (u64, u32)
     where
@@ -217,6 +222,83 @@ pub fn parse_started(line: &str) -> (u64, u32) {
         field("id=").parse().unwrap(),
         field("pid=").parse().unwrap(),
     )
+}
+
+/// A process's status as the `ps` table shows it, made from its `ps --json` fields: the word,
+/// with the exit code or the signal that ended it (`exited(3)`, `killed(SIGTERM)`, `failed`).
+pub fn status_label(entry: &Value) -> String {
+    let word = entry["status"].as_str().unwrap_or("?");
+    match (&entry["exit_code"], entry["signal"].as_str()) {
+        (Value::Number(code), _) => format!("{word}({code})"),
+        (_, Some(signal)) => format!("{word}({signal})"),
+        _ => word.to_string(),
+    }
+}
+
+/// The columns of a table's header line: each one's name and where it runs, from its header to
+/// two characters (the gap) before the next one's, the last one to the end of the line.
+pub fn columns_of(header: &str) -> Vec<(&str, usize, Option<usize>)> {
+    let starts: Vec<(usize, &str)> = header
+        .char_indices()
+        .filter(|&(i, c)| c != ' ' && (i == 0 || header.as_bytes()[i - 1] == b' '))
+        .map(|(i, _)| (i, header[i..].split(' ').next().unwrap_or("")))
+        .collect();
+    starts
+        .iter()
+        .enumerate()
+        .map(|(n, &(start, name))| (name, start, starts.get(n + 1).map(|&(next, _)| next - 2)))
+        .collect()
+}
+
+/// The text of `column` in the table row that starts with `id` (trimmed; empty if blank).
+pub fn cell(table: &str, id: u64, column: &str) -> String {
+    let mut lines = table.lines();
+    let header = lines.next().expect("a header");
+    let &(_, start, end) = columns_of(header)
+        .iter()
+        .find(|(name, ..)| *name == column)
+        .unwrap_or_else(|| panic!("no column {column} in {header:?}"));
+    let row = lines
+        .find(|l| l.split(' ').next() == Some(&id.to_string()))
+        .unwrap_or_else(|| panic!("no row {id} in\n{table}"));
+    let chars: Vec<char> = row.chars().collect();
+    let end = end.unwrap_or(chars.len()).min(chars.len());
+    chars[start.min(end)..end]
+        .iter()
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// `text` with the cells of the named columns of a table replaced by `*` (left-aligned, the
+/// column's width kept), for snapshots of tables with pids and uptimes. The header line is the
+/// first line; blank cells stay blank.
+pub fn mask_columns(text: &str, columns: &[&str]) -> String {
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return String::new();
+    };
+    let spans: Vec<(usize, Option<usize>)> = columns_of(header)
+        .into_iter()
+        .filter(|(name, ..)| columns.contains(name))
+        .map(|(_, start, end)| (start, end))
+        .collect();
+    let mut out = format!("{header}\n");
+    for line in lines {
+        let mut chars: Vec<char> = line.chars().collect();
+        for &(start, end) in &spans {
+            let end = end.unwrap_or(chars.len()).min(chars.len());
+            if start >= end || chars[start..end].iter().all(|&c| c == ' ') {
+                continue;
+            }
+            chars[start] = '*';
+            chars[start + 1..end].iter_mut().for_each(|c| *c = ' ');
+        }
+        let masked: String = chars.into_iter().collect();
+        out.push_str(masked.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// Lines of a log without their time stamps.

@@ -246,5 +246,6 @@ fn handle(process: &Process) -> ForwardInfo {
         target: process.name.clone(),
         id: process.id,
         pid: process.pid(),
+        process: process.info(),
     }
 }

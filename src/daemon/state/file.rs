@@ -80,6 +80,10 @@ pub struct SavedEnd {
     /// For a tunnel, the port in the pod it last forwarded to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_port: Option<u16>,
+    /// When it finished, in milliseconds since the epoch; absent in files written before it was
+    /// kept, and then not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at_ms: Option<u64>,
 }
 
 /// The final phases, as the file writes them.
@@ -129,6 +133,11 @@ impl SavedEnd {
     pub fn started_at(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(self.started_at_ms)
     }
+
+    pub fn ended_at(&self) -> Option<SystemTime> {
+        self.ended_at_ms
+            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+    }
 }
 
 impl SavedProcess {
@@ -137,12 +146,9 @@ impl SavedProcess {
         let ended = Ended::of(&state.phase).map(|status| SavedEnd {
             status,
             pid: state.pid(),
-            started_at_ms: state
-                .started_at
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            started_at_ms: millis(state.started_at),
             remote_port: state.remote_port,
+            ended_at_ms: state.ended_at.map(millis),
         });
         let runs_again = ended.is_none() && process.restart_policy() != RestartPolicy::Never;
         let argv = if runs_again {
@@ -200,6 +206,12 @@ impl SavedProcess {
             cwd: PathBuf::from(self.cwd.as_ref()?.0.clone()),
         })
     }
+}
+
+/// Milliseconds since the epoch, as the file writes times.
+pub fn millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Bytes exactly as the system gave them: written as a JSON string when they are UTF-8, so the
@@ -310,11 +322,15 @@ mod tests {
             pid: Some(7),
             started_at_ms: 1,
             remote_port: None,
+            ended_at_ms: Some(2),
         };
         assert_eq!(
             serde_json::to_string(&end).unwrap(),
-            r#"{"status":{"killed":"Term"},"pid":7,"started_at_ms":1}"#
+            r#"{"status":{"killed":"Term"},"pid":7,"started_at_ms":1,"ended_at_ms":2}"#
         );
+        let before_ends_were_kept: SavedEnd =
+            serde_json::from_str(r#"{"status":"lost","started_at_ms":1}"#).unwrap();
+        assert_eq!(before_ends_were_kept.ended_at(), None);
         for phase in [
             Phase::Exited(-9),
             Phase::Killed(None),

@@ -4,9 +4,9 @@
 //! next ones wraps around to ids in use.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use super::file::{Ended, SavedEnd, StateFile};
+use super::file::{self, Ended, SavedEnd, StateFile};
 
 /// The highest `next_id` a state file may hold; ids are below it. Higher ones come only from a
 /// hand-edited file: half the id space is left above it, so that giving ids out one by one never
@@ -69,13 +69,13 @@ impl StateFile {
                     "`{}` should run again but its environment was not kept; it is recorded as lost",
                     saved.name
                 ));
+                let now = file::millis(SystemTime::now());
                 saved.ended = Some(SavedEnd {
                     status: Ended::Lost,
                     pid: saved.children.first().map(|c| c.pid),
-                    started_at_ms: SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as u64),
+                    started_at_ms: now,
                     remote_port: None,
+                    ended_at_ms: Some(now),
                 });
             }
         }
