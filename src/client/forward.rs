@@ -36,10 +36,8 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
         tool,
         timeout_ms: timeout.as_millis() as u64,
         context: super::context()?,
-        settings: TunnelSettings {
-            backoff_max_ms: config.forward.backoff_max_secs.saturating_mul(1000),
-            probe_interval_ms: config.forward.probe_interval_secs.saturating_mul(1000),
-        },
+        settings: settings(&config),
+        replace: args.replace,
     };
     let name = request.target.name.clone();
     let mut client = Client::connect_or_start_within(paths, timeout).await?;
@@ -203,6 +201,14 @@ fn target_failure(err: TargetError) -> Failure {
             Failure::new(format!("there is no target `{name}`")).hint(hint)
         }
         other => Failure::new(other.to_string()),
+    }
+}
+
+/// How the config's `[forward]` section keeps tunnels up.
+pub fn settings(config: &Config) -> TunnelSettings {
+    TunnelSettings {
+        backoff_max_ms: config.forward.backoff_max_secs.saturating_mul(1000),
+        probe_interval_ms: config.forward.probe_interval_secs.saturating_mul(1000),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod output;
 pub mod overview;
 pub mod ps;
 pub mod render;
+pub mod restart;
 pub mod sanitize;
 pub mod spawn;
 mod start;

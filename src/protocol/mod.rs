@@ -7,6 +7,7 @@
 //! version of rhizome can greet and stop every other.
 
 mod forward;
+mod restart;
 
 use std::fmt;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use self::forward::{
     ForwardInfo, ForwardRequest, Route, Target, Tool, TunnelInfo, TunnelSettings,
 };
+pub use self::restart::{Configured, RestartReport, RestartRequest, Stopped};
 
 /// Bumped whenever the encoding of any message changes.
 pub const PROTOCOL: u32 = 1;
@@ -58,6 +60,7 @@ pub enum Request {
     Logs(LogsRequest),
     Kill(KillRequest),
     Forward(Box<ForwardRequest>),
+    Restart(RestartRequest),
 }
 
 /// What the daemon answers.
@@ -87,6 +90,7 @@ pub enum Response {
     /// The tunnel a `forward` waits for was created by this request (and goes on starting should
     /// the client leave); sent before its first step.
     TunnelCreated,
+    Restarted(Vec<RestartReport>),
 }
 
 /// A failed request, as a sentence for the user and, where one is known, what to do about it.
@@ -142,7 +146,9 @@ pub struct LogsRequest {
 /// Stop managed processes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KillRequest {
+    /// `<ID|NAME|PID>`s; with `all`, a name means every running process of that name.
     pub targets: Vec<String>,
+    /// With no targets: every running process.
     pub all: bool,
     /// How long to wait after SIGTERM before SIGKILL.
     pub timeout_ms: u64,

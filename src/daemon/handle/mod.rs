@@ -12,6 +12,8 @@ mod control;
 mod forward;
 mod kill;
 mod logs;
+mod restart;
+mod select;
 mod spawn;
 
 use crate::connection::{DaemonSide, RecvError};
@@ -116,6 +118,7 @@ async fn dispatch(
         Request::Forward(request) => {
             return forward::open(daemon, conn, *request).await;
         }
+        Request::Restart(request) => restart::restart(daemon, request).await,
     };
     conn.send(&response).await
 }

@@ -10,7 +10,7 @@ use super::{Run, SHUTDOWN_GRACE, Waited, finish, start_child, wait_out};
 use crate::daemon::Daemon;
 use crate::daemon::backoff::Backoff;
 use crate::daemon::child;
-use crate::daemon::process::{KillOrder, Phase, Process, Spec};
+use crate::daemon::process::{KillOrder, Order, Phase, Process, RestartOrder, Restarted, Spec};
 use crate::protocol::{KillOutcome, RestartPolicy, Signal};
 
 /// Starts one run of a command and marks it running.
@@ -24,6 +24,35 @@ pub async fn launch(daemon: &Daemon, process: &Process, spec: &Spec) -> Result<R
     Ok(run)
 }
 
+/// Starts a new entry's first run and, when it starts, its supervisor; returns the pid. One that
+/// cannot start is failed and retired, with the reason returned.
+pub async fn start(
+    daemon: &Arc<Daemon>,
+    process: &Arc<Process>,
+    spec: Spec,
+    orders: mpsc::Receiver<Order>,
+) -> Result<u32, String> {
+    match launch(daemon, process, &spec).await {
+        Ok(run) => {
+            let pid = run.pid;
+            tracing::info!("started {} id={} pid={pid}", process.name, process.id);
+            daemon.supervisors.spawn(supervise(
+                daemon.clone(),
+                process.clone(),
+                spec,
+                Ok(run),
+                orders,
+            ));
+            Ok(pid)
+        }
+        Err(reason) => {
+            process.set_phase(Phase::Failed(reason.clone()));
+            daemon.retire(process).await;
+            Err(reason)
+        }
+    }
+}
+
 /// How a run ended.
 enum Ended {
     /// The process exited or was signalled by someone else, with this code (see `exit_code`).
@@ -35,6 +64,13 @@ enum Ended {
         code: i32,
         order: Option<KillOrder>,
     },
+    /// `restart` ended it with this signal, after this long: the next run starts at once.
+    Restarted {
+        signal: Signal,
+        took: Duration,
+        code: i32,
+        order: RestartOrder,
+    },
 }
 
 /// Supervises `process`, which runs `spec`, from its first run until it is final.
@@ -43,7 +79,7 @@ pub async fn supervise(
     process: Arc<Process>,
     spec: Spec,
     first: Result<Run, String>,
-    mut orders: mpsc::Receiver<KillOrder>,
+    mut orders: mpsc::Receiver<Order>,
 ) {
     let mut backoff = Backoff::default();
     let mut next = first;
@@ -54,7 +90,18 @@ pub async fn supervise(
             Ok(mut run) => {
                 let ended = tokio::select! {
                     status = run.child.wait() => Ended::ByItself(child::exit_code(status.ok())),
-                    Some(order) = orders.recv() => stop(&mut run, order.grace, Some(order)).await,
+                    Some(order) = orders.recv() => match order {
+                        Order::Kill(order) => stop(&mut run, order.grace, Some(order)).await,
+                        Order::Restart(order) => {
+                            // Said first, so the log reads why before how the run ended.
+                            daemon.say(&process, &order.why).await;
+                            process.set_phase(Phase::Restarting);
+                            let (signal, took, status) =
+                                child::terminate(&mut run.child, run.pid, order.grace).await;
+                            let code = child::exit_code(status);
+                            Ended::Restarted { signal, took, code, order }
+                        }
+                    },
                     _ = daemon.shutdown.cancelled() => stop(&mut run, SHUTDOWN_GRACE, None).await,
                 };
                 let ran_for = run.started.elapsed();
@@ -78,6 +125,18 @@ pub async fn supervise(
                         }
                         break;
                     }
+                    Ended::Restarted {
+                        signal,
+                        took,
+                        code,
+                        order,
+                    } => {
+                        finish(&daemon, &process, run, code).await;
+                        backoff.reset();
+                        next =
+                            relaunch(&daemon, &process, &spec, order, Some((signal, took))).await;
+                        continue;
+                    }
                 }
             }
         };
@@ -87,14 +146,38 @@ pub async fn supervise(
         }
         let delay = backoff.after_run(ran_for);
         process.set_phase(Phase::Restarting);
-        if let Waited::Stopped = wait_out(delay, &mut orders, &daemon.shutdown).await {
-            process.set_phase(Phase::Killed(None));
-            break;
+        match wait_out(delay, &mut orders, &daemon.shutdown).await {
+            Waited::Elapsed => {}
+            Waited::Stopped => {
+                process.set_phase(Phase::Killed(None));
+                break;
+            }
+            Waited::Restart(order) => {
+                daemon.say(&process, &order.why).await;
+                backoff.reset();
+                next = relaunch(&daemon, &process, &spec, order, None).await;
+                continue;
+            }
         }
         process.update(|s| s.restarts += 1);
         next = launch(&daemon, &process, &spec).await;
     }
     daemon.retire(&process).await;
+}
+
+/// The run a restart asked for: counted, started at once, and the restart told how it went.
+async fn relaunch(
+    daemon: &Daemon,
+    process: &Process,
+    spec: &Spec,
+    order: RestartOrder,
+    stopped: Option<(Signal, Duration)>,
+) -> Result<Run, String> {
+    process.update(|s| s.restarts += 1);
+    let next = launch(daemon, process, spec).await;
+    let failed = next.as_ref().err().cloned();
+    let _ = order.reply.send(Restarted { stopped, failed });
+    next
 }
 
 async fn stop(run: &mut Run, grace: Duration, order: Option<KillOrder>) -> Ended {
@@ -123,22 +206,9 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
-    use crate::config::Rotation;
-    use crate::daemon::logs::writer::LogWriter;
     use crate::daemon::process::{Context, Work};
-    use crate::daemon::spawner::{Mark, Spawner};
-    use crate::paths::Paths;
+    use crate::daemon::supervise::test_daemon as daemon;
     use crate::protocol::CommandKind;
-
-    /// A daemon of its own in a temporary home, for one test.
-    fn daemon(home: &tempfile::TempDir) -> Arc<Daemon> {
-        let paths = Paths::under(home.path());
-        paths.ensure_dirs().unwrap();
-        let (writer, _thread) = LogWriter::start().unwrap();
-        let mark = Mark::new(&paths.home);
-        let spawner = Spawner::start(tokio::runtime::Handle::current(), mark).unwrap();
-        Daemon::new(paths, writer, Rotation::default(), spawner)
-    }
 
     /// A command that can never start, restarted always: its runs take no time at all, so the
     /// only time that passes is the supervisor's own waiting.
@@ -223,5 +293,51 @@ mod tests {
         supervisor.await.unwrap();
         assert_eq!(process.phase(), Phase::Killed(None));
         assert_eq!(process.state().restarts, 0, "no run after the shutdown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_ends_the_wait_between_runs_at_once_and_starts_the_backoff_over() {
+        let home = tempfile::tempdir().unwrap();
+        let daemon = daemon(&home);
+        let (process, supervisor) = supervised(&daemon).await;
+        let mut state = process.watch();
+        // Five failed starts in, the next wait would be 3.2 s.
+        state
+            .wait_for(|s| s.restarts == 5 && s.phase == Phase::Restarting)
+            .await
+            .unwrap();
+        let asked = Instant::now();
+        let restarted = process
+            .restart(Duration::from_secs(5), "restarted by a test".into(), None)
+            .await
+            .expect("the supervisor takes it");
+        assert_eq!(
+            asked.elapsed(),
+            Duration::ZERO,
+            "no waiting out the backoff"
+        );
+        assert_eq!(restarted.stopped, None, "nothing was running");
+        assert!(
+            restarted.failed.is_some(),
+            "the program still does not exist"
+        );
+        assert_eq!(process.state().restarts, 6, "a restart counts");
+        // The backoff began again: the next start comes after the first delay.
+        let before = Instant::now();
+        state.wait_for(|s| s.restarts == 7).await.unwrap();
+        assert_eq!(before.elapsed(), Duration::from_millis(100));
+        daemon.writer.flush().await;
+        let log = std::fs::read_to_string(process.log.path_at(0)).unwrap();
+        assert!(log.contains("restarted by a test"), "{log}");
+
+        process.kill(Duration::from_secs(5)).await;
+        supervisor.await.unwrap();
+        assert!(
+            process
+                .restart(Duration::ZERO, "late".into(), None)
+                .await
+                .is_none(),
+            "a finished supervisor takes no restart"
+        );
     }
 }
