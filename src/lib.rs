@@ -19,4 +19,5 @@ pub mod lock;
 pub mod names;
 pub mod paths;
 pub mod protocol;
+pub mod similar;
 pub mod sleeper;

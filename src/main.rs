@@ -66,8 +66,11 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Some(Command::SleeperChild(args)) => {
             return Ok(Exit::of_status(rhizome::sleeper::run(&args)));
         }
-        Some(Command::SimulateForward { remote }) => {
-            return Ok(Exit::of_status(rhizome::forward::simulate::run(remote)));
+        Some(Command::SimulateForward { remote, upstream }) => {
+            return Ok(Exit::of_status(rhizome::forward::simulate::run(
+                remote,
+                upstream.as_deref(),
+            )));
         }
         // Neither needs a daemon or the paths.
         Some(Command::Completions { shell }) => return client::generate::print_script(shell),
@@ -97,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::Kill(args) => client::kill::run(&paths, args).await,
             Command::Restart(args) => client::restart::run(&paths, args).await,
             Command::Forward(args) => client::forward::forward(&paths, args).await,
+            Command::Exec(args) => client::exec::run(&paths, args).await,
             Command::Daemon(DaemonCommand::Status) => client::daemon::status(&paths).await,
             Command::Daemon(DaemonCommand::Stop) => client::daemon::stop(&paths).await,
             Command::Daemon(DaemonCommand::Restart) => client::daemon::restart(&paths).await,

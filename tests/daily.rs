@@ -303,3 +303,155 @@ fn a_lost_one_shot_says_so_in_its_log() {
     );
     assert_eq!(rh.process(once)["status"], "lost");
 }
+
+#[test]
+fn a_short_target_name_is_the_one_target_of_that_name() {
+    let rh = Rhizome::new();
+    let svc = |env: &str, name: &str| {
+        format!(
+            "[environments.{env}.services.{name}]\nresource = \"svc/{name}\"\nremote_port = 80\ncontext = \"c\"\nnamespace = \"n\"\n"
+        )
+    };
+    write_config(
+        &rh,
+        &(svc("staging", "web") + &svc("prod", "web") + &svc("staging", "api")),
+    );
+    let out: Out = rh
+        .command(["forward", "api", "--port", "0"])
+        .env("RHIZOME_SIMULATE", "1")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.starts_with("http://127.0.0.1:"), "{out:?}");
+    assert!(
+        out.stderr.contains("rhizome: api is staging/api"),
+        "{out:?}"
+    );
+    let ps = rh.ps();
+    assert_eq!(ps["running"][0]["name"], "staging/api", "{ps}");
+
+    let out = rh.run(["forward", "web"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("`web` is a target in several environments: prod/web, staging/web"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("rhizome forward prod/web"), "{out:?}");
+}
+
+#[test]
+fn a_misspelt_process_name_gets_a_suggestion() {
+    let rh = Rhizome::new();
+    rh.start(["run", "--name", "worker", "--", "sleep", "600"]);
+    for command in ["kill", "logs"] {
+        let out = rh.run([command, "wokrer"]);
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert!(
+            out.stderr.contains("no managed process is named `wokrer`"),
+            "{command}: {out:?}"
+        );
+        assert!(
+            out.stderr.contains("did you mean worker?"),
+            "{command}: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn a_resource_without_a_config_entry_is_forwarded_and_managed() {
+    let Some((cluster, rh)) = Cluster::new("") else {
+        return;
+    };
+    let args = [
+        "forward",
+        "--context",
+        "fake-ctx",
+        "--namespace",
+        "db",
+        "svc/web",
+        ":8080",
+    ];
+    let out: Out = cluster.command(&rh, &args).output().unwrap().into();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let url = out.stdout.trim();
+    let port: u16 = url
+        .strip_prefix("http://127.0.0.1:")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("a URL with a free port: {out:?}"));
+    assert_eq!(
+        echo_round_trip(format!("127.0.0.1:{port}"), b"ping"),
+        b"ping"
+    );
+    let row = &rh.ps()["running"][0];
+    assert_eq!(row["name"], "db/svc/web", "{row}");
+    // The same command finds the tunnel rather than opening a second.
+    let again: Out = cluster.command(&rh, &args).output().unwrap().into();
+    assert_eq!(again.stdout.trim(), url, "{again:?}");
+    assert_eq!(rh.ps()["running"].as_array().map(Vec::len), Some(1));
+    let killed = rh.ok(["kill", "db/svc/web"]);
+    assert!(killed.starts_with("killed db/svc/web"), "{killed}");
+
+    let out: Out = cluster
+        .command(&rh, &["forward", "--namespace", "db", "svc/web", "8080"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("needs --context"), "{out:?}");
+    let out = rh.run(["forward", "svc/web"]);
+    assert!(
+        out.stderr
+            .contains("give its ports: `rhizome forward --context CONTEXT --namespace NAMESPACE svc/web LOCAL:REMOTE`"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn the_tunnels_own_connections_are_marked_in_its_log() {
+    let rh = Rhizome::new();
+    write_config(&rh, "[forward]\nprobe_interval_secs = 1\n");
+    let port = free_port();
+    let out: Out = rh
+        .command([
+            "forward",
+            "na-prod/billing-bookkeeper",
+            "--port",
+            &port.to_string(),
+        ])
+        .env("RHIZOME_SIMULATE", "1")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let own = "(rhizome's own connection)";
+    let handling = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains("Handling connection for"))
+            .map(str::to_string)
+            .collect()
+    };
+    // The readiness check and then a probe a second later: both rhizome's own.
+    let log = wait_for("a probe", Duration::from_secs(10), || {
+        let log = rh.logs("na-prod/billing-bookkeeper");
+        (handling(&log).len() >= 2).then_some(log)
+    });
+    assert!(handling(&log).iter().all(|l| l.contains(own)), "{log}");
+    assert_eq!(
+        echo_round_trip(format!("127.0.0.1:{port}"), b"hello"),
+        b"hello"
+    );
+    let log = wait_for("the client's connection", Duration::from_secs(10), || {
+        let log = rh.logs("na-prod/billing-bookkeeper");
+        handling(&log)
+            .iter()
+            .any(|l| !l.contains(own))
+            .then_some(log)
+    });
+    assert_eq!(
+        handling(&log).iter().filter(|l| !l.contains(own)).count(),
+        1,
+        "one client connection: {log}"
+    );
+}

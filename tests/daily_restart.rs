@@ -422,3 +422,35 @@ fn a_daemon_that_dies_mid_restart_brings_the_tunnel_back_as_restarted() {
     let payload = random_bytes(4096);
     assert!(echo_round_trip(format!("127.0.0.1:{new}"), &payload) == payload);
 }
+
+#[test]
+fn a_tunnel_without_a_config_entry_restarts_as_it_was() {
+    let Some((cluster, rh)) = Cluster::new("") else {
+        return;
+    };
+    let args = [
+        "forward",
+        "--context",
+        "fake-ctx",
+        "--namespace",
+        "db",
+        "svc/web",
+        ":8080",
+    ];
+    let out: Out = cluster.command(&rh, &args).output().unwrap().into();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let addr = out.stdout.trim().trim_start_matches("http://").to_string();
+    let out: Out = cluster
+        .command(&rh, &["restart", "db/svc/web"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.starts_with("restarted db/svc/web  id=1  "),
+        "{out:?}"
+    );
+    assert_eq!(out.stderr, "", "nothing to note: it never had an entry");
+    let payload = random_bytes(1024);
+    assert!(echo_round_trip(&addr, &payload) == payload, "on its port");
+}

@@ -104,7 +104,7 @@ fn run_driver(mut command: Command, lines: &[&str]) -> Vec<(String, String)> {
 }
 
 /// The lines every shell completes, and what must (and must not) be offered for each.
-const LINES: [&str; 9] = [
+const LINES: [&str; 10] = [
     "rhizome ",
     "rhizome fo",
     "rhizome logs --fo",
@@ -112,6 +112,7 @@ const LINES: [&str; 9] = [
     "rhizome daemon ",
     "rhizome forward ",
     "rhizome forward si",
+    "rhizome exec si",
     "rhizome logs ",
     "rhizome kill w",
 ];
@@ -146,6 +147,7 @@ fn check(shell: &str, offered: &[(String, Vec<String>)]) {
             "kill",
             "daemon",
             "forward",
+            "exec",
             "targets",
             "completions",
         ],
@@ -168,6 +170,7 @@ fn check(shell: &str, offered: &[(String, Vec<String>)]) {
         &["sim/api", "na-prod/billing-bookkeeper"],
     );
     only("rhizome forward si", &["sim/api"]);
+    only("rhizome exec si", &["sim/api"]);
     has("rhizome logs ", &["1", "2", "sleeper", "web"]);
     only("rhizome kill w", &["web"]);
 }
@@ -426,4 +429,173 @@ fn completing_ids_is_quick_and_never_hangs_on_a_silent_daemon() {
     assert!(!offered.contains("sleeper"), "{offered}");
     assert!(took < Duration::from_secs(2), "gave up after {took:?}");
     assert!(!rh.daemon_running(), "completing started a daemon");
+}
+
+/// The lines of `run` each shell completes, and what must (and must not) be offered: after `--`
+/// the programs on PATH and the executables and directories here, then files for the program's
+/// arguments; before `--` no program (it would be refused). Paths start at `--cwd`, as the
+/// command will.
+const RUN_LINES: [&str; 6] = [
+    "rhizome run -- rhizome-test-t",
+    "rhizome run -- ./",
+    "rhizome run --cwd sub -- ./",
+    "rhizome run --name x -- cat no",
+    "rhizome run rhizome-test-t",
+    "rhizome run --cwd su",
+];
+
+/// A home with no daemon, a program `rhizome-test-tool` on PATH, and a directory to complete in:
+/// `serve.sh` (executable), `notes.txt` and `sub/` (with `inner.sh`, executable).
+struct RunSetup {
+    s: Setup,
+    tools: PathBuf,
+    here: PathBuf,
+}
+
+fn run_setup() -> RunSetup {
+    let s = Setup {
+        rh: Rhizome::new(),
+        scratch: tempfile::tempdir().unwrap(),
+    };
+    let tools = s.scratch.path().join("tools");
+    let here = s.scratch.path().join("here");
+    for dir in [&tools, &here.join("sub")] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let make = |file: PathBuf, mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(&file, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    make(tools.join("rhizome-test-tool"), 0o755);
+    make(here.join("serve.sh"), 0o755);
+    make(here.join("notes.txt"), 0o644);
+    make(here.join("sub/inner.sh"), 0o755);
+    RunSetup { s, tools, here }
+}
+
+impl RunSetup {
+    /// `program`, as `Setup::shell` runs it, with the tools on PATH too, in the directory `here`.
+    fn shell(&self, program: &Path) -> Command {
+        let mut command = self.s.shell(program);
+        let path = command
+            .get_envs()
+            .find(|(k, _)| *k == "PATH")
+            .and_then(|(_, v)| v.map(|v| v.to_os_string()))
+            .unwrap();
+        let path = std::env::join_paths(
+            std::iter::once(self.tools.clone()).chain(std::env::split_paths(&path)),
+        )
+        .unwrap();
+        command.env("PATH", path).current_dir(&self.here);
+        command
+    }
+}
+
+fn check_run(shell: &str, offered: &[(String, Vec<String>)]) {
+    let of = |line: &str| -> Vec<String> {
+        offered
+            .iter()
+            .find(|(l, _)| l == line)
+            .unwrap_or_else(|| panic!("{shell}: nothing for {line:?}"))
+            .1
+            .iter()
+            // zsh takes the `/` of a directory as its suffix.
+            .map(|c| c.trim_end_matches('/').to_string())
+            .collect()
+    };
+    // In any order: zsh lists directories apart.
+    let only = |line: &str, wanted: &[&str]| {
+        let mut got = of(line);
+        got.sort();
+        assert_eq!(got, wanted, "{shell}: `{line}<TAB>`");
+    };
+    only("rhizome run -- rhizome-test-t", &["rhizome-test-tool"]);
+    only("rhizome run -- ./", &["./serve.sh", "./sub"]);
+    only("rhizome run --cwd sub -- ./", &["./inner.sh"]);
+    only("rhizome run --name x -- cat no", &["notes.txt"]);
+    only("rhizome run rhizome-test-t", &[]);
+    only("rhizome run --cwd su", &["sub"]);
+}
+
+#[test]
+fn bash_completes_programs_and_files_after_run_dashes() {
+    let (Some(bash), Some(_)) = (
+        require_tool("bash"),
+        require_file(
+            "/usr/share/bash-completion/bash_completion",
+            "bash-completion",
+        ),
+    ) else {
+        return;
+    };
+    let r = run_setup();
+    let mut command = r.shell(&bash);
+    command.args([
+        "--norc",
+        "--noprofile",
+        "-c",
+        BASH_DRIVER,
+        "bash",
+        "source <(COMPLETE=bash rhizome)",
+    ]);
+    // `printf` prints one empty line for no candidates.
+    let offered: Vec<(String, Vec<String>)> = run_driver(command, &RUN_LINES)
+        .into_iter()
+        .map(|(line, block)| {
+            let values = block.lines().filter(|l| !l.is_empty()).map(String::from);
+            (line, values.collect())
+        })
+        .collect();
+    check_run("bash", &offered);
+}
+
+#[test]
+fn zsh_completes_programs_and_files_after_run_dashes() {
+    let Some(zsh) = require_tool("zsh") else {
+        return;
+    };
+    let r = run_setup();
+    let dir = r.s.install("_rhizome", "zsh", "_rhizome");
+    let init = format!(
+        "fpath=({} $fpath); autoload -Uz compinit; compinit -u -D",
+        dir.display()
+    );
+    let mut command = r.shell(&zsh);
+    command.args(["-f", "-c", ZSH_DRIVER, "zsh", &init]);
+    let offered: Vec<(String, Vec<String>)> = run_driver(command, &RUN_LINES)
+        .iter()
+        .map(|(line, block)| (line.clone(), zsh_candidates(block)))
+        .collect();
+    check_run("zsh", &offered);
+}
+
+#[test]
+fn fish_completes_programs_and_files_after_run_dashes() {
+    let Some(fish) = require_tool("fish") else {
+        return;
+    };
+    let r = run_setup();
+    let dir = r.s.install("rhizome.fish", "fish", "rhizome.fish");
+    let mut command = r.shell(&fish);
+    command
+        .args(["--no-config", "-c", FISH_DRIVER, "--"])
+        .arg(&dir);
+    let blocks = run_driver(command, &RUN_LINES);
+    let offered: Vec<(String, Vec<String>)> = blocks
+        .iter()
+        .map(|(line, block)| {
+            let values = block
+                .lines()
+                .map(|l| l.split('\t').next().unwrap_or("").to_string())
+                .collect();
+            (line.clone(), values)
+        })
+        .collect();
+    check_run("fish", &offered);
+    let (_, tool) = &blocks[0];
+    assert!(
+        tool.contains(&format!("rhizome-test-tool\t{}", r.tools.display())),
+        "fish describes a program by its directory: {tool:?}"
+    );
 }

@@ -4,13 +4,14 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueHint};
 use clap_complete::Shell;
 
 mod values;
 
-pub use self::values::{Restart, Since};
-use self::values::{parse_interval, parse_pattern, parse_seconds};
+pub use self::values::{EnvVar, Restart, Since};
+use self::values::{parse_env, parse_interval, parse_pattern, parse_seconds};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,7 +54,14 @@ pub enum Command {
     /// Start any command under the daemon, with this shell's directory and environment
     #[command(
         override_usage = "rhizome run [OPTIONS] -- <CMD>...",
-        after_help = "Example:\n  rhizome run --name web --restart on-failure -- python3 -m http.server 8000"
+        long_about = "Start any command under the daemon, with this shell's directory and environment.\n\n\
+                      The command goes after `--` and is run as given, without a shell: write \
+                      `sh -c '...'` for pipes, globs or `&&`. With --restart, a command that ends \
+                      by itself is started again after a wait that doubles from 0.1 s up to 30 s \
+                      (back to 0.1 s after a run of a minute), and its log says when; with \
+                      --max-restarts N it gives up after N restarts in a row that each ended \
+                      within a minute, and `ps` shows it `crash-loop`.",
+        after_help = "Examples:\n  rhizome run --name web --restart on-failure -- python3 -m http.server 8000\n  rhizome run --cwd ~/src/api --env PORT=8080 --env DEBUG=1 -- ./serve\n  rhizome run --restart always --max-restarts 5 -- ./worker --queue jobs\n  rhizome run -- sh -c 'make watch 2>&1 | grep -v noise'"
     )]
     Run(RunArgs),
 
@@ -100,9 +108,17 @@ pub enum Command {
 
     /// Open a tunnel to a target (or find the one already open) and print its address
     #[command(
-        after_help = "A target has one tunnel: a forward finds the one that runs. When that one runs with another configuration than this forward asks for (rhizome.toml changed, another --port), the forward says what differs and is refused; `rhizome restart ENV/NAME` rebuilds the tunnel from rhizome.toml, --replace from this command, on the same id.\n\nCtrl-C stops the waiting, not the tunnel: one this command started goes on starting in the background, and it says so (`rhizome kill ENV/NAME` stops it).\n\nExamples:\n  rhizome forward na-prod/billing-bookkeeper\n  mysql -h 127.0.0.1 -P \"$(rhizome forward na-prod/billing-bookkeeper --format port)\"\n  eval \"$(rhizome forward na-prod/billing-bookkeeper --format env)\"\n  RHIZOME_SIMULATE=1 rhizome forward na-prod/billing-bookkeeper   # no cluster needed\n  rhizome forward --replace --port 3307 na-prod/billing-bookkeeper"
+        after_help = "A target has one tunnel: a forward finds the one that runs. When that one runs with another configuration than this forward asks for (rhizome.toml changed, another --port), the forward says what differs and is refused; `rhizome restart ENV/NAME` rebuilds the tunnel from rhizome.toml, --replace from this command, on the same id.\n\nCtrl-C stops the waiting, not the tunnel: one this command started goes on starting in the background, and it says so (`rhizome kill ENV/NAME` stops it).\n\nExamples:\n  rhizome forward na-prod/billing-bookkeeper\n  mysql -h 127.0.0.1 -P \"$(rhizome forward na-prod/billing-bookkeeper --format port)\"\n  eval \"$(rhizome forward na-prod/billing-bookkeeper --format env)\"\n  RHIZOME_SIMULATE=1 rhizome forward na-prod/billing-bookkeeper   # no cluster needed\n  rhizome forward --context staging-ctx --namespace web svc/frontend 8080:80   # no config entry\n  rhizome forward --replace --port 3307 na-prod/billing-bookkeeper"
     )]
     Forward(ForwardArgs),
+
+    /// Open the tunnels to targets, then run a command with their addresses in its environment
+    #[command(
+        override_usage = "rhizome exec [OPTIONS] <TARGET>... -- <CMD>...",
+        long_about = "Open the tunnels to targets (or find them open), then run a command in the foreground, without a shell, with their addresses in its environment; exit with its exit status.\n\nThe first target gives RHIZOME_HOST, RHIZOME_PORT, RHIZOME_URL (as `forward` prints it), DATABASE_URL (with the password, when the target has a `password_command`) and what its client reads: MYSQL_HOST, MYSQL_TCP_PORT, MYSQL_PWD for mysql; PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE for postgresql. Every target also gives RHIZOME_<ENV>_<NAME>_URL, _HOST and _PORT. Signals sent to rhizome (SIGINT, SIGTERM, SIGHUP, SIGQUIT) are passed to the command; the password is never sent to the daemon or written anywhere.",
+        after_help = "Examples:\n  rhizome exec na-prod/billing-bookkeeper -- mysql -e 'SELECT 1'\n  rhizome exec staging/orders staging/users -- ./run-tests.sh\n  rhizome exec staging/orders -- sh -c 'psql \"$DATABASE_URL\"'"
+    )]
+    Exec(ExecArgs),
 
     /// List the targets `forward` knows, from rhizome.toml and the built-in ones
     #[command(after_help = "Examples:\n  rhizome targets\n  rhizome targets --json")]
@@ -137,6 +153,9 @@ pub enum Command {
     SimulateForward {
         #[arg(long)]
         remote: u16,
+        /// Relay every connection to HOST:PORT instead of echoing it
+        #[arg(long)]
+        upstream: Option<String>,
     },
 
     /// Write completions/ and man/ under DIR, as checked in (`cargo run -q -- __generate .`)
@@ -165,6 +184,21 @@ pub struct RunArgs {
     /// When to start the command again after it ends by itself
     #[arg(long, value_enum, default_value_t = Restart::Never)]
     pub restart: Restart,
+    /// With --restart: give up after N restarts in a row that each ended within a minute (`ps`
+    /// shows crash-loop); without it, restarts go on for good
+    #[arg(long, value_name = "N")]
+    pub max_restarts: Option<u32>,
+    /// Set KEY to VALUE for the command, over this shell's environment (repeatable)
+    #[arg(
+        long = "env",
+        short = 'e',
+        value_name = "KEY=VALUE",
+        value_parser = clap::builder::OsStringValueParser::new().try_map(parse_env)
+    )]
+    pub env: Vec<EnvVar>,
+    /// Run the command in DIR (relative to this shell's directory) instead of this one
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub cwd: Option<PathBuf>,
     /// Words given without `--`: only kept to say that the command goes after `--`
     #[arg(hide = true, value_name = "WORDS", allow_hyphen_values = true)]
     pub before: Vec<OsString>,
@@ -176,6 +210,32 @@ pub struct RunArgs {
         value_hint = ValueHint::CommandWithArguments
     )]
     pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Targets whose tunnels the command needs: ENV/NAME, or NAME when one environment has it
+    // Indexes are explicit: completion re-adds this argument with candidates, after the others.
+    #[arg(value_name = "TARGET", required = true, index = 1)]
+    pub targets: Vec<String>,
+    /// The command and its arguments
+    #[arg(
+        required = true,
+        last = true,
+        index = 2,
+        value_name = "CMD",
+        value_hint = ValueHint::CommandWithArguments
+    )]
+    pub command: Vec<OsString>,
+    /// Seconds to wait for each tunnel to carry traffic
+    #[arg(long, default_value = "60", value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+    /// Run without a cluster (also RHIZOME_SIMULATE=1)
+    #[arg(long)]
+    pub simulate: bool,
+    /// Print no progress on stderr while the tunnels open
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -268,9 +328,24 @@ pub enum DaemonCommand {
 
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
-    /// Target name, ENV/NAME (see `rhizome targets`)
-    #[arg(value_name = "ENV/NAME")]
+    /// Target name: ENV/NAME, or NAME when one environment has it (see `rhizome targets`); or,
+    /// with PORTS, a resource: svc/NAME, deploy/NAME or pod/NAME
+    // Indexes are explicit: completion re-adds this argument with candidates, after the others.
+    #[arg(value_name = "TARGET", index = 1)]
     pub target: String,
+    /// For a resource without a config entry: [LOCAL:]REMOTE, as kubectl reads it (`8080:80`;
+    /// `80` for 80 on both sides; `:80` for any free local port)
+    #[arg(value_name = "PORTS", index = 2)]
+    pub ports: Option<String>,
+    /// The kubeconfig context of a resource without a config entry
+    #[arg(long, value_name = "CONTEXT", requires = "ports")]
+    pub context: Option<String>,
+    /// The namespace of a resource without a config entry
+    #[arg(long, value_name = "NAMESPACE", requires = "ports")]
+    pub namespace: Option<String>,
+    /// The kubeconfig file of a resource without a config entry (default: kubectl's)
+    #[arg(long, value_name = "FILE", requires = "ports", value_hint = ValueHint::FilePath)]
+    pub kubeconfig: Option<String>,
     /// What to print on stdout
     #[arg(long, value_enum, default_value_t = ForwardFormat::Url)]
     pub format: ForwardFormat,
@@ -290,16 +365,19 @@ pub struct ForwardArgs {
     /// --port), restart it with this one instead of refusing
     #[arg(long)]
     pub replace: bool,
+    /// Put the password in the output (from the target's `password_command`, run now)
+    #[arg(long)]
+    pub with_password: bool,
 }
 
 /// Output of `rhizome forward`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ForwardFormat {
-    /// mysql://127.0.0.1:3306
+    /// mysql://127.0.0.1:3306, with the target's user and database when it has them
     Url,
     /// 3306
     Port,
-    /// {"connection_string", "local_port", "sql_connection", "target", "id", "pid"}
+    /// {"connection_string", "local_port", "sql_connection", "target", "id", "pid", "user", "database"} (and "password" with --with-password)
     Json,
     /// `export RHIZOME_HOST=...`, `RHIZOME_PORT`, `RHIZOME_URL` lines for `eval`
     Env,
@@ -313,36 +391,4 @@ pub struct TargetsArgs {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sleeper_intervals_are_numbers_of_seconds() {
-        let interval = |text: &str| {
-            Cli::try_parse_from(["rhizome", "sleeper", &format!("--interval={text}")]).map(|cli| {
-                match cli.command {
-                    Some(Command::Sleeper(args)) => args.interval,
-                    other => panic!("{other:?}"),
-                }
-            })
-        };
-        for (text, seconds) in [("0", 0.0), ("0.25", 0.25), ("2", 2.0), (" 1.5 ", 1.5)] {
-            assert_eq!(interval(text).unwrap(), seconds, "{text}");
-        }
-        for text in [
-            "nan", "NaN", "inf", "-inf", "infinity", "-1", "1e300", "", "soon",
-        ] {
-            let err = interval(text).unwrap_err().to_string();
-            assert!(
-                err.contains("is not a number of seconds of 0 or more"),
-                "{text}: {err}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_command_line_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
-    }
-}
+mod tests;

@@ -1,6 +1,8 @@
 //! The values of flags that clap cannot parse by itself: durations, times of day, seconds,
-//! patterns, and the restart policy as the command line spells it.
+//! patterns, `run --env KEY=VALUE`, and the restart policy as the command line spells it.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -89,6 +91,31 @@ impl From<Restart> for RestartPolicy {
     }
 }
 
+/// `run --env KEY=VALUE`: one variable set for the command, over this shell's environment.
+/// Bytes, like the environment itself: neither part has to be UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    pub key: OsString,
+    pub value: OsString,
+}
+
+/// Splits `KEY=VALUE` at its first `=`; a word without one, or with nothing before it, is
+/// refused with what to write instead.
+pub(super) fn parse_env(word: OsString) -> Result<EnvVar, String> {
+    let bytes = word.as_bytes();
+    let shown = word.to_string_lossy();
+    match bytes.iter().position(|&b| b == b'=') {
+        Some(0) => Err(format!("`{shown}` has no name before `=`; write KEY=VALUE")),
+        Some(at) => Ok(EnvVar {
+            key: OsString::from_vec(bytes[..at].to_vec()),
+            value: OsString::from_vec(bytes[at + 1..].to_vec()),
+        }),
+        None => Err(format!(
+            "`{shown}` has no `=`; write {shown}=VALUE (the command gets this shell's environment already)"
+        )),
+    }
+}
+
 pub(super) fn parse_pattern(text: &str) -> Result<regex::Regex, String> {
     regex::Regex::new(text).map_err(|err| format!("not a regular expression: {err}"))
 }
@@ -96,6 +123,26 @@ pub(super) fn parse_pattern(text: &str) -> Result<regex::Regex, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_words_split_at_their_first_equals_sign() {
+        let var = |word: &str| parse_env(word.into());
+        assert_eq!(
+            var("URL=a=b").unwrap(),
+            EnvVar {
+                key: "URL".into(),
+                value: "a=b".into()
+            }
+        );
+        assert_eq!(var("EMPTY=").unwrap().value, OsString::new());
+        let bytes = OsString::from_vec(b"K=\xff".to_vec());
+        assert_eq!(
+            parse_env(bytes).unwrap().value,
+            OsString::from_vec(vec![0xff])
+        );
+        assert!(var("=x").unwrap_err().contains("no name before `=`"));
+        assert!(var("DEBUG").unwrap_err().contains("write DEBUG=VALUE"));
+    }
 
     #[test]
     fn since_reads_durations_and_times_of_day() {

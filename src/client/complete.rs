@@ -4,7 +4,8 @@
 //! `COMPLETE=SHELL rhizome -- WORDS...`, and `main` answers before anything else happens. So
 //! `rhizome completions bash`, `COMPLETE=bash rhizome` and completions/rhizome.bash are the same
 //! script, and every candidate comes from the clap definition (`cli.rs`) plus the functions here:
-//! target names from the config, process ids and names from a running daemon.
+//! target names from the config, process ids and names from a running daemon, and after `run --`
+//! programs and files (`complete_run`).
 //!
 //! Completing must be quick and harmless: it never starts a daemon, and gives up on one that does
 //! not answer within `DAEMON_BUDGET`.
@@ -56,7 +57,7 @@ pub fn answer_shell_if_asked() {
 /// The command line as clap defines it, with the live candidates attached: the definitions stay
 /// free of client code, and only a completing process pays for the lookups.
 fn command() -> clap::Command {
-    use clap_complete::ArgValueCandidates;
+    use clap_complete::{ArgValueCandidates, ArgValueCompleter};
     let candidates =
         |arg: clap::Arg, of: fn() -> Vec<CompletionCandidate>| arg.add(ArgValueCandidates::new(of));
     <crate::cli::Cli as clap::CommandFactory>::command()
@@ -69,8 +70,15 @@ fn command() -> clap::Command {
         .mut_subcommand("restart", |c| {
             c.mut_arg("targets", |a| candidates(a, any_process))
         })
+        .mut_subcommand("exec", |c| c.mut_arg("targets", |a| candidates(a, targets)))
         .mut_subcommand("forward", |c| {
             c.mut_arg("target", |a| candidates(a, targets))
+        })
+        .mut_subcommand("run", |c| {
+            // The engine hands the words after `--` to the first positional, `before`.
+            let command = || ArgValueCompleter::new(super::complete_run::command_word);
+            c.mut_arg("before", |a| a.add(command()))
+                .mut_arg("command", |a| a.add(command()))
         })
 }
 
@@ -242,5 +250,15 @@ impl EnvCompleter for Zsh {
         buf: &mut dyn Write,
     ) -> io::Result<()> {
         clap_complete::env::Zsh.write_complete(cmd, args, current_dir, buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Attaching candidates re-adds an argument; the command must stay valid (positional
+    /// indexes, required order) or every TAB would panic.
+    #[test]
+    fn the_completing_command_is_valid() {
+        super::command().debug_assert();
     }
 }

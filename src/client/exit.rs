@@ -20,6 +20,8 @@ pub enum Exit {
     NotAnswering,
     /// Ctrl-C ended the command: 128 + SIGINT, as a shell reports it.
     Interrupted,
+    /// `exec`: its command's own exit status (128 + N when signal N ended it).
+    Command(u8),
 }
 
 impl Exit {
@@ -31,6 +33,7 @@ impl Exit {
             Exit::NotRunning => 3,
             Exit::NotAnswering => 4,
             Exit::Interrupted => 130,
+            Exit::Command(code) => code,
         }
     }
 

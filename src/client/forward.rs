@@ -2,187 +2,134 @@
 //! so the daemon gets a resolved, validated target and the client's environment.
 
 use std::io::IsTerminal;
-use std::time::Duration;
 
 use serde_json::json;
 
 use super::exit::Exit;
 use super::output::{self, note};
 use super::sanitize;
-use super::{Client, Failure, unexpected};
+use super::tunnel::{self, Opened, Wanted};
+use super::{Failure, password};
 use crate::cli::{ForwardArgs, ForwardFormat, TargetsArgs};
 use crate::config::{self, Config};
-use crate::forward::kubectl::{self, Tool};
-use crate::forward::target::{self, Route, TargetError};
+use crate::forward::access::Access;
+use crate::forward::adhoc::{self, AdHoc};
+use crate::forward::target::{self, ClientSide, Route, TargetError};
 use crate::paths::Paths;
-use crate::protocol::{ForwardInfo, ForwardRequest, Request, Response, Status, TunnelSettings};
+use crate::protocol::{ForwardInfo, Target};
 
 pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> {
     let config = load_config(paths)?;
-    let mut target = target::resolve(&config, &args.target).map_err(target_failure)?;
+    let (mut target, side) = match &args.ports {
+        None => resolve(&config, &args.target, args.quiet)?,
+        Some(ports) => {
+            let target = adhoc::target(&AdHoc {
+                resource: &args.target,
+                ports,
+                context: args.context.as_ref(),
+                namespace: args.namespace.as_ref(),
+                kubeconfig: args.kubeconfig.as_ref(),
+            })
+            .map_err(target_failure)?;
+            (target, ClientSide::default())
+        }
+    };
     if let Some(port) = args.port {
         target.local_port = std::num::NonZeroU16::new(port);
     }
-    let simulate =
-        args.simulate || std::env::var("RHIZOME_SIMULATE").is_ok_and(|v| !v.is_empty() && v != "0");
-    let tool = if simulate {
-        Tool::Simulated
-    } else {
-        Tool::Kubectl(find_kubectl(&config)?)
+    let password = match (&side.access.password_command, args.with_password) {
+        (Some(command), true) => Some(password::fetch(&target.name, command)?),
+        (None, true) => {
+            return Err(Failure::new(format!(
+                "target {} has no `password_command`, so there is no password to show",
+                target.name
+            ))
+            .hint("set `password_command` on the target in rhizome.toml, or leave out --with-password")
+            .into());
+        }
+        (_, false) => None,
     };
-    let timeout = args.timeout;
-    let request = ForwardRequest {
-        target,
-        tool,
-        timeout_ms: timeout.as_millis() as u64,
-        context: super::context()?,
-        settings: settings(&config),
+    let scheme = target.scheme.clone();
+    let how = Wanted {
+        label: &args.target,
+        quiet: args.quiet,
+        timeout: args.timeout,
+        simulate: args.simulate,
         replace: args.replace,
     };
-    let name = request.target.name.clone();
-    let mut client = Client::connect_or_start_within(paths, timeout).await?;
-    // Whether this command created the tunnel, for what Ctrl-C says: the daemon tells.
-    let mut created = false;
-    client.send(&Request::Forward(Box::new(request))).await?;
-    let mut progress = Progress::new(args.quiet, &args.target);
-    if let Progress::Spinner(Some(spinner)) = &progress {
-        let spinner = spinner.clone();
-        client.on_notice(move |notice| {
-            spinner.suspend(|| note(format_args!("rhizome: {}", sanitize::text(notice))))
-        });
-    }
-    // One listener for the whole wait: a Ctrl-C between two answers is not missed.
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
-    let info = loop {
-        let response = tokio::select! {
-            response = client.receive() => response?,
-            _ = &mut interrupted => {
-                // The spinner would stay on the screen if the default handler ended us.
-                progress.clear();
-                drop(client);
-                if created {
-                    announce_if_starting(paths, &name).await;
-                }
-                return Ok(Exit::Interrupted);
-            }
-        };
-        match response {
-            Response::Progress(step) => progress.step(&step),
-            Response::TunnelCreated => created = true,
-            Response::Forwarded(info) => break info,
-            other => return Err(unexpected(other)),
-        }
+    let info = match tunnel::open(paths, &config, target, &side, &how).await? {
+        Opened::Ready(info) => info,
+        Opened::Interrupted => return Ok(Exit::Interrupted),
     };
-    // Gone before the address appears; an error on the way clears it too (on drop).
-    progress.clear();
-    output::print(render(&info, args.format))?;
+    output::print(render(
+        &info,
+        args.format,
+        &scheme,
+        &side.access,
+        password.as_deref(),
+    ))?;
     Ok(Exit::Success)
 }
 
-/// The status of the tunnel named `name` that the daemon runs, if it runs one.
-async fn tunnel_status(client: &mut Client, name: &str) -> anyhow::Result<Option<Status>> {
-    match client.call(&Request::Ps { all: false }).await? {
-        Response::Ps(rows) => Ok(rows
-            .into_iter()
-            .find(|row| row.tunnel.is_some() && row.name == name && !row.status.is_final())
-            .map(|row| row.status)),
-        other => Err(unexpected(other)),
-    }
-}
-
-/// After Ctrl-C: a tunnel this command created goes on starting in the daemon (a tunnel is
-/// meant to outlive the command that asked for it), so it is said, with how to stop it. Nothing
-/// is said once it is ready, or when the daemon cannot tell within a moment.
-async fn announce_if_starting(paths: &Paths, name: &str) {
-    let ask = async {
-        let mut client = Client::connect(paths).await.ok()??;
-        tunnel_status(&mut client, name).await.ok()?
-    };
-    let status = tokio::time::timeout(Duration::from_millis(500), ask).await;
-    if let Ok(Some(status)) = status
-        && status != Status::Running
-    {
+/// A configured target by its name (`ENV/NAME`, or a short `NAME`, said on stderr unless
+/// `quiet`), with what the client alone knows of it.
+pub fn resolve(config: &Config, name: &str, quiet: bool) -> anyhow::Result<(Target, ClientSide)> {
+    let target = target::resolve(config, name).map_err(target_failure)?;
+    if target.name != name && !quiet {
         note(format_args!(
-            "rhizome: still starting in the background; rhizome kill {} stops it",
-            sanitize::text(name)
+            "rhizome: {} is {}",
+            sanitize::text(name),
+            sanitize::text(&target.name)
         ));
     }
+    let side = target::client_side(config, &target.name).map_err(target_failure)?;
+    Ok((target, side))
 }
 
-/// How `forward` shows its steps on stderr: a spinner naming the current step on a terminal,
-/// `rhizome: STEP` lines elsewhere (logs, CI), nothing with `--quiet`.
-enum Progress {
-    /// `None` once cleared.
-    Spinner(Option<indicatif::ProgressBar>),
-    Lines,
-    Quiet,
-}
-
-impl Progress {
-    fn new(quiet: bool, target: &str) -> Progress {
-        if quiet {
-            return Progress::Quiet;
-        }
-        let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
-        if !std::io::stderr().is_terminal() || dumb {
-            return Progress::Lines;
-        }
-        let style = indicatif::ProgressStyle::with_template("{spinner} {prefix}: {wide_msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
-        let spinner =
-            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr())
-                .with_style(style)
-                .with_prefix(target.to_string())
-                .with_message("asking the daemon");
-        spinner.enable_steady_tick(Duration::from_millis(80));
-        Progress::Spinner(Some(spinner))
-    }
-
-    /// Shows a step, which may quote kubectl: escaped, as everything from outside.
-    fn step(&self, step: &str) {
-        let step = sanitize::text(step);
-        match self {
-            Progress::Spinner(Some(spinner)) => spinner.set_message(step.to_string()),
-            Progress::Lines => note(format_args!("rhizome: {step}")),
-            Progress::Spinner(None) | Progress::Quiet => {}
-        }
-    }
-
-    fn clear(&mut self) {
-        if let Progress::Spinner(spinner) = self
-            && let Some(spinner) = spinner.take()
-        {
-            spinner.finish_and_clear();
-        }
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        self.clear();
-    }
-}
-
-fn render(info: &ForwardInfo, format: ForwardFormat) -> String {
+fn render(
+    info: &ForwardInfo,
+    format: ForwardFormat,
+    scheme: &str,
+    access: &Access,
+    password: Option<&str>,
+) -> String {
+    let url = access.url(scheme, info.local_port, password);
     match format {
-        ForwardFormat::Url => format!("{}\n", info.connection_string),
+        ForwardFormat::Url => format!("{url}\n"),
         ForwardFormat::Port => format!("{}\n", info.local_port),
-        ForwardFormat::Json => format!(
-            "{}\n",
-            json!({
-                "connection_string": info.connection_string,
+        ForwardFormat::Json => {
+            let mut handle = json!({
+                "connection_string": url,
                 "local_port": info.local_port,
                 "sql_connection": info.sql_connection,
                 "target": info.target,
                 "id": info.id,
                 "pid": info.pid,
-            })
-        ),
+                "user": access.user,
+                "database": access.database,
+            });
+            if let Some(password) = password {
+                handle["password"] = password.into();
+            }
+            format!("{handle}\n")
+        }
         ForwardFormat::Env => format!(
             "export RHIZOME_HOST=127.0.0.1\nexport RHIZOME_PORT={}\nexport RHIZOME_URL={}\n",
-            info.local_port, info.connection_string
+            info.local_port,
+            shell_quote(&url)
         ),
+    }
+}
+
+/// `word` as one shell word: as it is when it is plain, else in single quotes.
+fn shell_quote(word: &str) -> String {
+    if word
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./-_".contains(&b))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 
@@ -191,7 +138,13 @@ fn render(info: &ForwardInfo, format: ForwardFormat) -> String {
 fn target_failure(err: TargetError) -> Failure {
     match err {
         TargetError::Unknown { name, close } => {
+            let resource = ["svc/", "service/", "deploy/", "deployment/", "pod/", "po/"]
+                .iter()
+                .any(|kind| name.starts_with(kind));
             let hint = match close.as_slice() {
+                _ if resource => format!(
+                    "for a resource without a config entry give its ports: `rhizome forward --context CONTEXT --namespace NAMESPACE {name} LOCAL:REMOTE`"
+                ),
                 [] => "`rhizome targets` lists the targets".to_string(),
                 names => format!(
                     "did you mean {}? (`rhizome targets` lists them all)",
@@ -200,15 +153,15 @@ fn target_failure(err: TargetError) -> Failure {
             };
             Failure::new(format!("there is no target `{name}`")).hint(hint)
         }
+        TargetError::Ambiguous { name, candidates } => Failure::new(format!(
+            "`{name}` is a target in several environments: {}",
+            candidates.join(", ")
+        ))
+        .hint(format!(
+            "name one of them, for example `rhizome forward {}`",
+            candidates[0]
+        )),
         other => Failure::new(other.to_string()),
-    }
-}
-
-/// How the config's `[forward]` section keeps tunnels up.
-pub fn settings(config: &Config) -> TunnelSettings {
-    TunnelSettings {
-        backoff_max_ms: config.forward.backoff_max_secs.saturating_mul(1000),
-        probe_interval_ms: config.forward.probe_interval_secs.saturating_mul(1000),
     }
 }
 
@@ -221,21 +174,6 @@ pub fn load_config(paths: &Paths) -> anyhow::Result<Config> {
                 "fix {} (or point RHIZOME_CONFIG at another file)",
                 path.display()
             ))
-            .into()
-    })
-}
-
-/// kubectl as this shell would find it: `RHIZOME_KUBECTL`, else the config's `kubectl`, else
-/// `kubectl`, looked up on PATH.
-fn find_kubectl(config: &Config) -> anyhow::Result<std::path::PathBuf> {
-    let wanted = std::env::var("RHIZOME_KUBECTL")
-        .ok()
-        .filter(|k| !k.is_empty())
-        .or_else(|| config.kubectl.clone())
-        .unwrap_or_else(|| "kubectl".into());
-    kubectl::find_program(&wanted, std::env::var_os("PATH").as_deref()).map_err(|why| {
-        Failure::new(format!("kubectl could not be found: {why}"))
-            .hint("install kubectl, set RHIZOME_KUBECTL to its path, or try RHIZOME_SIMULATE=1 to run without a cluster")
             .into()
     })
 }

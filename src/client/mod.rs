@@ -3,9 +3,11 @@
 //! colors (`style`), shell completion (`complete`) and the generated files (`generate`).
 
 pub mod complete;
+mod complete_run;
 mod connect;
 pub mod daemon;
 mod deadline;
+pub mod exec;
 pub mod exit;
 pub mod forward;
 pub mod generate;
@@ -13,6 +15,7 @@ pub mod kill;
 pub mod logs;
 pub mod output;
 pub mod overview;
+pub mod password;
 pub mod ps;
 pub mod render;
 pub mod restart;
@@ -21,6 +24,7 @@ pub mod spawn;
 mod start;
 pub mod style;
 pub mod trust;
+pub mod tunnel;
 
 use std::os::unix::ffi::OsStringExt;
 

@@ -110,6 +110,6 @@ fn configured(paths: &Paths) -> Result<Configured, String> {
             .into_iter()
             .map(|(name, resolved)| (name, resolved.map_err(|err| err.to_string())))
             .collect(),
-        settings: super::forward::settings(&config),
+        settings: super::tunnel::settings(&config),
     })
 }

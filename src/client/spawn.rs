@@ -1,9 +1,9 @@
 //! `rhizome sleeper` and `rhizome run`: ask the daemon to start a process.
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::ValueEnum;
@@ -15,7 +15,7 @@ use super::{Client, Failure, unexpected};
 use crate::cli::{Restart, RunArgs, SleeperArgs};
 use crate::names;
 use crate::paths::Paths;
-use crate::protocol::{CommandKind, Request, Response, RestartPolicy, SpawnRequest};
+use crate::protocol::{ClientContext, CommandKind, Request, Response, RestartPolicy, SpawnRequest};
 
 pub async fn sleeper(paths: &Paths, args: &SleeperArgs) -> anyhow::Result<Exit> {
     let exe = std::env::current_exe().context("could not find the rhizome executable")?;
@@ -33,6 +33,7 @@ pub async fn sleeper(paths: &Paths, args: &SleeperArgs) -> anyhow::Result<Exit> 
         argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
         restart: RestartPolicy::Never,
         context: super::context()?,
+        max_restarts: None,
     };
     start(paths, request).await
 }
@@ -41,18 +42,82 @@ pub async fn run(paths: &Paths, args: &RunArgs) -> anyhow::Result<Exit> {
     if !args.before.is_empty() {
         return Err(before_the_dashes(args).into());
     }
+    if args.max_restarts.is_some() && args.restart == Restart::Never {
+        return Err(usage(
+            Failure::new("--max-restarts limits restarts, and without --restart there are none")
+                .hint("add --restart on-failure (or --restart always)"),
+        )
+        .into());
+    }
     let name = name(args)?;
+    let context = run_context(args)?;
+    let cwd = PathBuf::from(OsString::from_vec(context.cwd.clone()));
     let request = SpawnRequest {
         name,
         kind: CommandKind::Run,
         argv: args.command.iter().map(|a| a.as_bytes().to_vec()).collect(),
         restart: args.restart.into(),
-        context: super::context()?,
+        context,
+        max_restarts: args.max_restarts,
     };
     let program = args.command[0].clone();
     start(paths, request)
         .await
-        .map_err(|err| teach(err, &program))
+        .map_err(|err| teach(err, &program, &cwd))
+}
+
+/// The directory and environment the command runs with: this shell's, with `--cwd` (relative to
+/// this shell's directory, and checked here so that a missing one is refused before anything
+/// starts; `PWD` follows it) and then every `--env`, the last of one key winning.
+fn run_context(args: &RunArgs) -> anyhow::Result<ClientContext> {
+    let mut context = super::context()?;
+    if let Some(dir) = &args.cwd {
+        let here = PathBuf::from(OsString::from_vec(context.cwd.clone()));
+        let cwd = here.join(dir);
+        check_dir(dir, &cwd, &here)?;
+        set_var(&mut context.env, OsStr::new("PWD"), cwd.as_os_str());
+        context.cwd = cwd.into_os_string().into_vec();
+    }
+    for var in &args.env {
+        set_var(&mut context.env, &var.key, &var.value);
+    }
+    Ok(context)
+}
+
+/// Refuses a `--cwd` that is not a directory one can run in, naming the path it was taken as.
+fn check_dir(given: &Path, cwd: &Path, here: &Path) -> Result<(), Failure> {
+    let shown = given.display();
+    let problem = match std::fs::metadata(cwd) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => format!("--cwd {shown}: {} is not a directory", cwd.display()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            format!("--cwd {shown}: {} does not exist", cwd.display())
+        }
+        Err(err) => format!("--cwd {shown}: {} cannot be used: {err}", cwd.display()),
+    };
+    let hint = if given.starts_with("~") {
+        "`~` was not expanded by the shell; write $HOME/... or put --cwd and the path in two words"
+            .to_string()
+    } else {
+        format!(
+            "a relative --cwd starts at this shell's directory, {}",
+            here.display()
+        )
+    };
+    Err(usage(Failure::new(problem).hint(hint)))
+}
+
+/// Sets `key` in `env`, in place of any value it had.
+fn set_var(env: &mut Vec<(Vec<u8>, Vec<u8>)>, key: &OsStr, value: &OsStr) {
+    let (key, value) = (key.as_bytes().to_vec(), value.as_bytes().to_vec());
+    env.retain(|(k, _)| *k != key);
+    env.push((key, value));
+}
+
+/// A failure in what was typed: exit code 2, as clap's own.
+fn usage(mut failure: Failure) -> Failure {
+    failure.code = Exit::Usage;
+    failure
 }
 
 /// `rhizome run prog ...`: the command goes after `--`, so that its flags stay its own. Said
@@ -69,6 +134,18 @@ fn before_the_dashes(args: &RunArgs) -> Failure {
     {
         fixed.push(format!("--restart {}", restart.get_name()));
     }
+    if let Some(max) = args.max_restarts {
+        fixed.push(format!("--max-restarts {max}"));
+    }
+    for var in &args.env {
+        let mut word = var.key.clone();
+        word.push("=");
+        word.push(&var.value);
+        fixed.push(format!("--env {}", quoted(&word.to_string_lossy())));
+    }
+    if let Some(dir) = &args.cwd {
+        fixed.push(format!("--cwd {}", quoted(&dir.to_string_lossy())));
+    }
     fixed.push("--".into());
     fixed.extend(
         args.before
@@ -76,12 +153,12 @@ fn before_the_dashes(args: &RunArgs) -> Failure {
             .chain(&args.command)
             .map(|word| quoted(&word.to_string_lossy())),
     );
-    let mut failure = Failure::new(
-        "the command to run goes after `--`, so that its own flags are not read as rhizome's",
+    usage(
+        Failure::new(
+            "the command to run goes after `--`, so that its own flags are not read as rhizome's",
+        )
+        .hint(fixed.join(" ")),
     )
-    .hint(fixed.join(" "));
-    failure.code = Exit::Usage;
-    failure
 }
 
 /// A word as a shell would need it: in single quotes when it holds anything but plain characters.
@@ -96,7 +173,7 @@ fn quoted(word: &str) -> String {
 
 /// A program the daemon could not start, with the fix this shell can see: the daemon says what
 /// went wrong, and its generic hint is replaced where the file itself tells more.
-fn teach(err: anyhow::Error, program: &OsStr) -> anyhow::Error {
+fn teach(err: anyhow::Error, program: &OsStr, cwd: &Path) -> anyhow::Error {
     let Some(failure) = err.downcast_ref::<Failure>() else {
         return err;
     };
@@ -104,20 +181,17 @@ fn teach(err: anyhow::Error, program: &OsStr) -> anyhow::Error {
     if !failure.message.starts_with("could not start ") {
         return err;
     }
-    let Some(hint) = hint_for(program, std::env::current_dir().ok().as_deref()) else {
+    let Some(hint) = hint_for(program, cwd) else {
         return err;
     };
     Failure::new(failure.message.clone()).hint(hint).into()
 }
 
 /// What to do about `program` that did not start, judged from the file it names (relative to
-/// `cwd`), if that says anything.
-fn hint_for(program: &OsStr, cwd: Option<&Path>) -> Option<String> {
+/// `cwd`, the directory it was to run in), if that says anything.
+fn hint_for(program: &OsStr, cwd: &Path) -> Option<String> {
     let shown = program.to_string_lossy();
-    let path = match cwd {
-        Some(cwd) => cwd.join(program),
-        None => Path::new(program).to_path_buf(),
-    };
+    let path = cwd.join(program);
     let is_path = shown.contains('/');
     match std::fs::metadata(&path) {
         Ok(meta) if is_path && meta.is_dir() => {
@@ -126,6 +200,17 @@ fn hint_for(program: &OsStr, cwd: Option<&Path>) -> Option<String> {
         Ok(meta) if is_path && meta.permissions().mode() & 0o111 == 0 => {
             Some(format!("make it executable: chmod +x {}", quoted(&shown)))
         }
+        // Not on PATH, but here: a program in a directory is named by its path, as in a shell.
+        Ok(meta) if !is_path && meta.is_file() => Some(format!(
+            "`{shown}` is in {}, which is not on PATH; name it by its path: rhizome run -- ./{}{}",
+            cwd.display(),
+            quoted(&shown),
+            if meta.permissions().mode() & 0o111 == 0 {
+                format!(" (after chmod +x {})", quoted(&shown))
+            } else {
+                String::new()
+            }
+        )),
         Ok(_) => None,
         Err(_) if shown.contains(char::is_whitespace) => {
             let words: Vec<String> = shown.split_whitespace().map(quoted).collect();
@@ -135,9 +220,11 @@ fn hint_for(program: &OsStr, cwd: Option<&Path>) -> Option<String> {
                 quoted(&shown)
             ))
         }
-        Err(_) if is_path => {
-            Some("check the path; a relative one starts at this shell's directory".to_string())
-        }
+        Err(_) if is_path && !Path::new(program).is_absolute() => Some(format!(
+            "check the path; a relative one starts at {}",
+            cwd.display()
+        )),
+        Err(_) if is_path => Some("check the path".to_string()),
         Err(_) => None,
     }
 }
@@ -197,7 +284,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("s.sh");
         std::fs::write(&script, "#!/bin/sh\n").unwrap();
-        let hint = |program: &str| hint_for(OsStr::new(program), Some(dir.path()));
+        let hint = |program: &str| hint_for(OsStr::new(program), dir.path());
         assert_eq!(
             hint("./s.sh").unwrap(),
             "make it executable: chmod +x ./s.sh"
@@ -209,7 +296,15 @@ mod tests {
                 .contains("sh -c 'no such words'")
         );
         assert_eq!(hint("nosuchprog"), None, "the daemon's PATH hint stands");
+        assert!(
+            hint("s.sh")
+                .unwrap()
+                .ends_with("rhizome run -- ./s.sh (after chmod +x s.sh)"),
+            "a file here is named by its path"
+        );
+        assert_eq!(hint("/nonexistent/x").unwrap(), "check the path");
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(hint("./s.sh"), None);
+        assert!(hint("s.sh").unwrap().ends_with("rhizome run -- ./s.sh"));
     }
 }

@@ -91,7 +91,7 @@ pub fn status(status: &Status) -> Style {
     match status {
         Status::Running => GOOD,
         Status::Starting | Status::Restarting | Status::Reconnecting => BUSY,
-        Status::Failed(_) => BAD,
+        Status::Failed(_) | Status::CrashLoop { .. } => BAD,
         Status::Exited(code) if *code != 0 => BAD,
         _ => Style::new(),
     }

@@ -104,6 +104,15 @@ pub struct Database {
     pub namespace: Option<String>,
     pub kubeconfig: Option<String>,
     pub deployment: Option<String>,
+    /// The user name put in the URL and handed to `rhizome exec`'s command.
+    pub user: Option<String>,
+    /// The database name put in the URL and handed to `rhizome exec`'s command.
+    pub database: Option<String>,
+    /// An argument vector (never a shell) the client runs when a password is needed; its output,
+    /// trimmed, is the password. It is never sent to the daemon or stored.
+    pub password_command: Option<Vec<String>>,
+    /// In simulate mode, where the tunnel leads instead of the echo server: `HOST:PORT`.
+    pub simulate_upstream: Option<String>,
 }
 
 /// A plain port-forward to a resource, with no proxy step.
@@ -121,6 +130,15 @@ pub struct Service {
     pub context: Option<String>,
     pub namespace: Option<String>,
     pub kubeconfig: Option<String>,
+    /// The user name put in the URL and handed to `rhizome exec`'s command.
+    pub user: Option<String>,
+    /// The database name put in the URL and handed to `rhizome exec`'s command.
+    pub database: Option<String>,
+    /// An argument vector (never a shell) the client runs when a password is needed; its output,
+    /// trimmed, is the password. It is never sent to the daemon or stored.
+    pub password_command: Option<Vec<String>>,
+    /// In simulate mode, where the tunnel leads instead of the echo server: `HOST:PORT`.
+    pub simulate_upstream: Option<String>,
 }
 
 /// Rotation of the per-process logs.

@@ -23,6 +23,11 @@ pub enum Phase {
     Killed(Option<Signal>),
     Failed(String),
     Lost,
+    /// Gave up restarting (`run --max-restarts`): this many restarts in a row each ended
+    /// before the run counted as healthy.
+    CrashLoop {
+        restarts: u32,
+    },
 }
 
 impl Phase {
@@ -37,6 +42,9 @@ impl Phase {
             Phase::Killed(signal) => Status::Killed(*signal),
             Phase::Failed(reason) => Status::Failed(reason.clone()),
             Phase::Lost => Status::Lost,
+            Phase::CrashLoop { restarts } => Status::CrashLoop {
+                restarts: *restarts,
+            },
         }
     }
 
@@ -44,8 +52,18 @@ impl Phase {
     pub fn is_final(&self) -> bool {
         matches!(
             self,
-            Phase::Exited(_) | Phase::Killed(_) | Phase::Failed(_) | Phase::Lost
+            Phase::Exited(_)
+                | Phase::Killed(_)
+                | Phase::Failed(_)
+                | Phase::Lost
+                | Phase::CrashLoop { .. }
         )
+    }
+
+    /// Whether `ps` lists it without `--all`: what is not over, and a crash loop, which was
+    /// meant to run and waits for a person.
+    pub fn is_listed(&self) -> bool {
+        !self.is_final() || matches!(self, Phase::CrashLoop { .. })
     }
 
     /// A running phase that started now.

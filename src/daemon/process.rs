@@ -179,6 +179,11 @@ impl Process {
         self.work.restart_policy()
     }
 
+    /// A command's `--max-restarts`; a tunnel has none (it gives up by its own rule).
+    pub fn max_restarts(&self) -> Option<u32> {
+        self.work.max_restarts()
+    }
+
     /// The command line shown by `ps` and kept in the state file: a command's own, or for a
     /// tunnel the port-forward it runs.
     pub fn command_line(&self) -> Vec<OsString> {

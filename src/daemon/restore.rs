@@ -219,6 +219,7 @@ fn entry(daemon: &Daemon, saved: SavedProcess) -> Restored {
                 argv: saved.argv.into_iter().map(|arg| arg.0).collect(),
                 context,
                 restart: saved.restart,
+                max_restarts: saved.max_restarts,
             };
             (
                 Work::Command(spec.clone()),

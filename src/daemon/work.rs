@@ -57,6 +57,9 @@ pub struct Spec {
     pub argv: Vec<OsString>,
     pub context: Context,
     pub restart: RestartPolicy,
+    /// Restarts in a row of runs that each ended within a minute before it gives up
+    /// (`Phase::CrashLoop`); `None` restarts for good.
+    pub max_restarts: Option<u32>,
 }
 
 /// A tunnel's fixed part: where it leads, with what, and its bound local listener.
@@ -123,6 +126,15 @@ impl Work {
         }
     }
 
+    /// A command's `--max-restarts`; a tunnel has none (it gives up by its own rule).
+    pub fn max_restarts(&self) -> Option<u32> {
+        match self {
+            Work::Command(spec) => spec.max_restarts,
+            Work::Tunnel(_) => None,
+            Work::Record(work) => work.max_restarts(),
+        }
+    }
+
     /// A command's own command line, or for a tunnel the port-forward it runs to `remote`.
     pub fn command_line(&self, remote: Option<u16>) -> Vec<OsString> {
         match self {
@@ -150,7 +162,9 @@ impl TunnelPart {
                 target: &self.target,
             }
             .port_forward(remote.unwrap_or(0)),
-            Tool::Simulated => vec!["(simulated)".into(), self.target.resource().into()],
+            Tool::Simulated | Tool::SimulatedTo(_) => {
+                vec!["(simulated)".into(), self.target.resource().into()]
+            }
         }
     }
 

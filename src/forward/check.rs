@@ -60,6 +60,24 @@ impl Check<'_> {
         }
     }
 
+    /// What `kubectl port-forward` forwards to: `svc/NAME`, `deploy/NAME` or `pod/NAME` (and
+    /// kubectl's long forms of them).
+    pub(super) fn resource(&self, value: &str) -> Result<String, TargetError> {
+        match value.split_once('/') {
+            Some((kind @ ("svc" | "service" | "deploy" | "deployment" | "pod" | "po"), object)) => {
+                Ok(format!(
+                    "{kind}/{}",
+                    self.k8s_name("resource", Some(&object.to_string()))?
+                ))
+            }
+            _ => Err(self.invalid(
+                "resource",
+                value,
+                "it must be svc/NAME, deploy/NAME or pod/NAME",
+            )),
+        }
+    }
+
     /// A kubeconfig context: names are free-form there, but nothing that could be mistaken for
     /// an option, a path or shell syntax reaches kubectl.
     pub(super) fn context(&self, value: Option<&String>) -> Result<String, TargetError> {
@@ -138,6 +156,25 @@ impl Check<'_> {
                 Err(self.invalid(field, path, "it must be a file path"))
             }
             Some(path) => Ok(Some(path.clone())),
+        }
+    }
+
+    /// `HOST:PORT`, a TCP address to connect to.
+    pub(super) fn address(&self, field: &'static str, value: &str) -> Result<(), TargetError> {
+        let ok = value.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && !host.starts_with('-')
+                && !host.contains(char::is_whitespace)
+                && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(self.invalid(
+                field,
+                value,
+                "it must be HOST:PORT, for example 127.0.0.1:3306",
+            ))
         }
     }
 

@@ -9,10 +9,22 @@ pub enum TargetError {
     BadName(String),
     #[error("there is no target `{name}`{}", suggestion(.close))]
     Unknown { name: String, close: Vec<String> },
+    #[error("`{name}` is a target in several environments: {}; name one of them", .candidates.join(", "))]
+    Ambiguous {
+        name: String,
+        candidates: Vec<String>,
+    },
     #[error(
         "target {target}: `{field}` is missing; set it on the target or its environment in rhizome.toml"
     )]
     Missing { target: String, field: &'static str },
+    #[error(
+        "a forward of {resource} without a config entry needs {flag}: a tunnel outlives this shell and its restarts must reach the same cluster; `kubectl config current-context` names yours"
+    )]
+    NeedsFlag {
+        resource: String,
+        flag: &'static str,
+    },
     #[error("target {target}: `{field}` = {value:?} is not allowed: {why}")]
     Invalid {
         target: String,

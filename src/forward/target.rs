@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroU16;
 
+use super::access::Access;
 use super::check::Check;
 pub use super::error::TargetError;
 use crate::config::{Config, Database, Environment, Service};
 pub use crate::protocol::{Route, Target};
+use crate::similar::closest;
 
 /// The Cloud SQL Auth Proxy v2 line announcing a port, the default `port_pattern`.
 pub const DEFAULT_PORT_PATTERN: &str = r"\[{sql_connection}\] Listening on [^ ]+:(\d+)";
@@ -28,16 +30,32 @@ pub fn names(config: &Config) -> Vec<String> {
     names
 }
 
-/// Resolves and validates `ENV/NAME`.
+/// Resolves and validates `ENV/NAME`, or a short `NAME` that only one environment has (the
+/// target's `name` then says which it was).
 pub fn resolve(config: &Config, name: &str) -> Result<Target, TargetError> {
+    let all = names(config);
+    let unknown = || TargetError::Unknown {
+        name: name.to_string(),
+        close: closest(name, all.iter().map(String::as_str)),
+    };
+    if !name.contains('/') && !name.is_empty() {
+        let full: Vec<&String> = all
+            .iter()
+            .filter(|n| n.split_once('/').is_some_and(|(_, entry)| entry == name))
+            .collect();
+        return match full.as_slice() {
+            [only] => resolve(config, only),
+            [] => Err(unknown()),
+            several => Err(TargetError::Ambiguous {
+                name: name.to_string(),
+                candidates: several.iter().map(|n| n.to_string()).collect(),
+            }),
+        };
+    }
     let (env, entry) = name
         .split_once('/')
         .filter(|(env, entry)| !env.is_empty() && !entry.is_empty() && !entry.contains('/'))
         .ok_or_else(|| TargetError::BadName(name.to_string()))?;
-    let unknown = || TargetError::Unknown {
-        name: name.to_string(),
-        close: closest(name, &names(config)),
-    };
     let environment = config.environments.get(env).ok_or_else(unknown)?;
     if let Some(database) = environment.databases.get(entry) {
         database_target(name, environment, database)
@@ -111,21 +129,7 @@ fn database_target(name: &str, env: &Environment, db: &Database) -> Result<Targe
 
 fn service_target(name: &str, env: &Environment, svc: &Service) -> Result<Target, TargetError> {
     let check = Check { target: name };
-    let resource = match svc.resource.split_once('/') {
-        Some((kind @ ("svc" | "service" | "deploy" | "deployment" | "pod" | "po"), object)) => {
-            format!(
-                "{kind}/{}",
-                check.k8s_name("resource", Some(&object.to_string()))?
-            )
-        }
-        _ => {
-            return Err(check.invalid(
-                "resource",
-                &svc.resource,
-                "it must be svc/NAME, deploy/NAME or pod/NAME",
-            ));
-        }
-    };
+    let resource = check.resource(&svc.resource)?;
     if svc.remote_port == 0 {
         return Err(check.invalid("remote_port", "0", "it must be a port from 1 to 65535"));
     }
@@ -149,29 +153,74 @@ fn service_target(name: &str, env: &Environment, svc: &Service) -> Result<Target
     })
 }
 
-/// Up to three names close to `wanted`, nearest first.
-fn closest(wanted: &str, names: &[String]) -> Vec<String> {
-    let mut scored: Vec<(f64, &String)> = names
-        .iter()
-        .map(|name| {
-            let mut score = strsim::jaro_winkler(wanted, name);
-            if name.contains(wanted)
-                || wanted
-                    .split('/')
-                    .any(|part| !part.is_empty() && name.contains(part))
-            {
-                score += 0.2;
+/// What the client alone needs of a target: its login, and where simulate mode leads. None of
+/// it goes to the daemon.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientSide {
+    pub access: Access,
+    /// `HOST:PORT` of a real server the simulated tunnel leads to, instead of the echo server.
+    pub simulate_upstream: Option<String>,
+}
+
+/// The client-side settings of the target named `name` (as `resolve` named it); none for a
+/// target that is not in the config (one given on the command line).
+pub fn client_side(config: &Config, name: &str) -> Result<ClientSide, TargetError> {
+    let Some((env, entry)) = name.split_once('/') else {
+        return Ok(ClientSide::default());
+    };
+    let Some(environment) = config.environments.get(env) else {
+        return Ok(ClientSide::default());
+    };
+    let (user, database, password_command, simulate_upstream) =
+        if let Some(db) = environment.databases.get(entry) {
+            (
+                &db.user,
+                &db.database,
+                &db.password_command,
+                &db.simulate_upstream,
+            )
+        } else if let Some(svc) = environment.services.get(entry) {
+            (
+                &svc.user,
+                &svc.database,
+                &svc.password_command,
+                &svc.simulate_upstream,
+            )
+        } else {
+            return Ok(ClientSide::default());
+        };
+    let check = Check { target: name };
+    for (field, value) in [("user", user), ("database", database)] {
+        if let Some(value) = value {
+            check.plain(field, value)?;
+            if value.is_empty() {
+                return Err(check.invalid(field, value, "it cannot be empty"));
             }
-            (score, name)
-        })
-        .filter(|(score, _)| *score >= 0.7)
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    scored
-        .into_iter()
-        .take(3)
-        .map(|(_, name)| name.clone())
-        .collect()
+        }
+    }
+    if let Some(command) = password_command {
+        if command.first().is_none_or(|program| program.is_empty()) {
+            return Err(check.invalid(
+                "password_command",
+                &format!("{command:?}"),
+                "the command needs at least a program, e.g. [\"op\", \"read\", \"op://vault/item/password\"]",
+            ));
+        }
+        for arg in command {
+            check.plain("password_command", arg)?;
+        }
+    }
+    if let Some(upstream) = simulate_upstream {
+        check.address("simulate_upstream", upstream)?;
+    }
+    Ok(ClientSide {
+        access: Access {
+            user: user.clone(),
+            database: database.clone(),
+            password_command: password_command.clone(),
+        },
+        simulate_upstream: simulate_upstream.clone(),
+    })
 }
 
 /// Targets as a list for `rhizome targets`: name, kind, where it points.
@@ -227,10 +276,30 @@ mod tests {
             err.to_string(),
             "there is no target `na-prod/billing`; did you mean na-prod/billing-bookkeeper?"
         );
+        assert_eq!(
+            resolve(&built_in(), "billing").unwrap_err().to_string(),
+            "there is no target `billing`; did you mean na-prod/billing-bookkeeper?"
+        );
         assert!(matches!(
-            resolve(&built_in(), "billing"),
+            resolve(&built_in(), "na-prod/a/b"),
             Err(TargetError::BadName(_))
         ));
+    }
+
+    #[test]
+    fn a_short_name_is_the_one_target_of_that_name() {
+        let svc = |env: &str, name: &str| {
+            format!(
+                "[environments.{env}.services.{name}]\nresource = \"svc/{name}\"\nremote_port = 80\ncontext = \"c\"\nnamespace = \"n\"\n"
+            )
+        };
+        let config =
+            parse(&(svc("staging", "web") + &svc("prod", "web") + &svc("staging", "api"))).unwrap();
+        assert_eq!(resolve(&config, "api").unwrap().name, "staging/api");
+        assert_eq!(
+            resolve(&config, "web").unwrap_err().to_string(),
+            "`web` is a target in several environments: prod/web, staging/web; name one of them"
+        );
     }
 
     fn service(context: &str, namespace: &str) -> Config {

@@ -69,6 +69,9 @@ pub enum Tool {
     Kubectl(PathBuf),
     /// No cluster: an echo server stands in for the pod (`RHIZOME_SIMULATE=1`).
     Simulated,
+    /// No cluster, but a real server at the far end (`HOST:PORT`, the target's
+    /// `simulate_upstream`): code under test reaches a local database through the same tunnel.
+    SimulatedTo(String),
 }
 
 /// Open (or find) a tunnel to a target.

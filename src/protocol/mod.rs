@@ -19,7 +19,7 @@ pub use self::forward::{
 pub use self::restart::{Configured, RestartReport, RestartRequest, Stopped};
 
 /// Bumped whenever the encoding of any message changes.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 3;
 
 /// The version string exchanged in the handshake; two builds talk only when these are equal.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -131,6 +131,9 @@ pub struct SpawnRequest {
     pub argv: Vec<Vec<u8>>,
     pub restart: RestartPolicy,
     pub context: ClientContext,
+    /// Restarts in a row, each of a run that ended within a minute, after which the process
+    /// stops in `CrashLoop`; `None` restarts for good.
+    pub max_restarts: Option<u32>,
 }
 
 /// Print a process's log.
@@ -245,7 +248,8 @@ impl fmt::Display for RestartPolicy {
     }
 }
 
-/// Where a managed process is in its life. Only `Exited`, `Killed` and `Failed` are final.
+/// Where a managed process is in its life. `Exited`, `Killed`, `Failed`, `Lost` and `CrashLoop`
+/// are final.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Status {
     Starting,
@@ -263,6 +267,11 @@ pub enum Status {
     Reconnecting,
     /// A one-shot process that was running when its daemon died; it is not run again.
     Lost,
+    /// Stopped restarting (`run --max-restarts`): this many restarts in a row each ended within
+    /// a minute.
+    CrashLoop {
+        restarts: u32,
+    },
 }
 
 impl Status {
@@ -270,7 +279,11 @@ impl Status {
     pub fn is_final(&self) -> bool {
         matches!(
             self,
-            Status::Exited(_) | Status::Killed(_) | Status::Failed(_) | Status::Lost
+            Status::Exited(_)
+                | Status::Killed(_)
+                | Status::Failed(_)
+                | Status::Lost
+                | Status::CrashLoop { .. }
         )
     }
 }
@@ -280,6 +293,7 @@ impl Status {
     pub fn label(&self) -> String {
         match self {
             Status::Failed(_) => "failed".to_string(),
+            Status::CrashLoop { .. } => "crash-loop".to_string(),
             other => other.to_string(),
         }
     }
@@ -298,6 +312,8 @@ impl fmt::Display for Status {
             Status::Failed(reason) => write!(f, "failed({reason})"),
             Status::Reconnecting => f.write_str("reconnecting"),
             Status::Lost => f.write_str("lost"),
+            Status::CrashLoop { restarts: 1 } => f.write_str("crash-loop(1 restart)"),
+            Status::CrashLoop { restarts } => write!(f, "crash-loop({restarts} restarts)"),
         }
     }
 }

@@ -9,7 +9,7 @@ pub mod disk;
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -246,4 +246,27 @@ pub fn read_frame(stream: &mut impl Read) -> Option<Vec<u8>> {
 /// Writes this home's `rhizome.toml`.
 pub fn write_config(rh: &Rhizome, text: &str) {
     std::fs::write(rh.path().join("rhizome.toml"), text).unwrap();
+}
+
+/// Every file under `dir` whose bytes contain `needle`: where a secret must not be.
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => todo.push(path),
+                Ok(t)
+                    if t.is_file()
+                        && std::fs::read(&path)
+                            .is_ok_and(|b| String::from_utf8_lossy(&b).contains(needle)) =>
+                {
+                    found.push(path)
+                }
+                _ => {}
+            }
+        }
+    }
+    found
 }

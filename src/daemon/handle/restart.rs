@@ -256,6 +256,8 @@ fn entry(config: &Result<Configured, String>, part: &TunnelPart) -> Entry {
     };
     let name = &part.target.name;
     match configured.targets.iter().find(|(n, _)| n == name) {
+        // A tunnel opened without a config entry (`NAMESPACE/KIND/NAME`) never had one.
+        None if name.matches('/').count() > 1 => Entry::Same,
         None => Entry::Note(format!(
             "rhizome.toml has no target {name} now, so it restarted as it was"
         )),

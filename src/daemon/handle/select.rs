@@ -1,13 +1,12 @@
 //! Which processes a `kill` or `restart` names: each `<ID|NAME|PID>` by the one rule
-//! (`Table::find`), and with `--all` every running process, or every running process of the names
-//! given. All or none: a request naming one that is not found acts on nothing, and says so, since a
+//! (`Table::find`), and with `--all` every process `ps` lists (what runs, and crash loops), or
+//! every such process of the names given. All or none: a request naming one that is not found acts on nothing, and says so, since a
 //! user who named several may think the others were done.
 
 use std::sync::Arc;
 
 use crate::daemon::Daemon;
 use crate::daemon::process::Process;
-use crate::daemon::table::Unresolved;
 use crate::protocol::ErrorReply;
 
 /// The processes `targets` name for `rhizome COMMAND`, each once; `nothing` ends the refusal of a
@@ -24,12 +23,9 @@ pub(super) fn select(
     }
     let mut found: Vec<Arc<Process>> = Vec::new();
     for target in targets {
-        // With --all a name is every running process of that name; an id or pid is still one.
+        // With --all a name is every process of that name `ps` lists; an id or pid is still one.
         let named = match (all, target.parse::<u32>()) {
-            (true, Err(_)) => daemon
-                .table
-                .running_named(target)
-                .ok_or_else(|| Unresolved::Unknown(target.clone())),
+            (true, Err(_)) => daemon.table.listed_named(target),
             _ => daemon.table.find(target).map(|process| vec![process]),
         };
         match named {

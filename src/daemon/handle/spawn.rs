@@ -26,6 +26,7 @@ pub(super) async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Respon
         argv,
         context: request.context.into(),
         restart: request.restart,
+        max_restarts: request.max_restarts,
     };
     let name = request.name;
     let (process, orders) = daemon

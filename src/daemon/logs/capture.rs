@@ -1,6 +1,7 @@
 //! Reading a child's stdout or stderr and turning it into log lines.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -8,9 +9,64 @@ use super::ProcessLog;
 use super::format::{LineFormatter, MAX_LINE};
 use super::writer::LogWriter;
 
-/// A copy of every captured line, for a supervisor that reads the output as well as logging it
-/// (the tunnel pipeline reads kubectl's). Lines are dropped rather than waited for when it is full.
-pub type Tap = tokio::sync::mpsc::Sender<String>;
+/// What a supervisor that reads a child's output as well as logging it (the tunnel pipeline reads
+/// kubectl's) gets: a copy of every line, dropped rather than waited for when it is full; and
+/// the lines it caused itself marked as its own in the log.
+#[derive(Clone)]
+pub struct Tap {
+    pub lines: tokio::sync::mpsc::Sender<String>,
+    pub own: Option<Arc<OwnLines>>,
+}
+
+/// Lines a child prints because of something the daemon did, marked in the log so that they do
+/// not read as someone else's doing: the next `expect`ed line that starts with `prefix` gets
+/// `mark` appended. kubectl prints `Handling connection for N` for a tunnel's probe exactly as
+/// for a client's connection. Lines carry no connection id, so a client connecting in the same
+/// instant as a probe can take the mark instead: the count of marked lines is right, not always
+/// which one.
+pub struct OwnLines {
+    prefix: &'static str,
+    mark: &'static str,
+    pending: AtomicU32,
+}
+
+impl OwnLines {
+    pub fn new(prefix: &'static str, mark: &'static str) -> OwnLines {
+        OwnLines {
+            prefix,
+            mark,
+            pending: AtomicU32::new(0),
+        }
+    }
+
+    /// One more such line is coming because of the daemon.
+    pub fn expect(&self) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An expected line is not coming after all (the connection that would cause it failed).
+    pub fn unexpect(&self) {
+        let _ = self
+            .pending
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// A new child: nothing is expected of it yet.
+    pub fn reset(&self) {
+        self.pending.store(0, Ordering::Relaxed);
+    }
+
+    /// The mark for `line` if it is one the daemon caused: each expected line is marked once.
+    fn mark_for(&self, line: &[u8]) -> Option<&'static str> {
+        if !line.starts_with(self.prefix.as_bytes()) {
+            return None;
+        }
+        self.pending
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .ok()
+            .map(|_| self.mark)
+    }
+}
 
 /// A batch is handed to the writer once it grows past this many bytes.
 pub const BATCH: usize = 256 * 1024;
@@ -31,9 +87,21 @@ pub async fn capture<R: AsyncRead + Unpin>(
         } else {
             line.len()
         };
-        fmt.push(batch, &line[..cut]);
+        let mark = tap
+            .as_ref()
+            .and_then(|t| t.own.as_ref())
+            .and_then(|own| own.mark_for(&line[..cut]));
+        match mark {
+            Some(mark) => {
+                let text = line[..cut].strip_suffix(b"\r").unwrap_or(&line[..cut]);
+                fmt.push(batch, &[text, mark.as_bytes()].concat())
+            }
+            None => fmt.push(batch, &line[..cut]),
+        }
         if let Some(tap) = &tap {
-            let _ = tap.try_send(String::from_utf8_lossy(&line[..cut]).into_owned());
+            let _ = tap
+                .lines
+                .try_send(String::from_utf8_lossy(&line[..cut]).into_owned());
         }
         line = &line[cut..];
         if line.is_empty() {
@@ -96,6 +164,19 @@ fn utf8_boundary(bytes: &[u8], max: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_expected_line_is_marked_once() {
+        let own = OwnLines::new("Handling connection for ", " (probe)");
+        assert_eq!(own.mark_for(b"Handling connection for 5432"), None);
+        own.expect();
+        assert_eq!(own.mark_for(b"Forwarding from 127.0.0.1:1"), None);
+        assert_eq!(
+            own.mark_for(b"Handling connection for 5432"),
+            Some(" (probe)")
+        );
+        assert_eq!(own.mark_for(b"Handling connection for 5432"), None);
+    }
 
     #[test]
     fn long_lines_are_cut_between_characters() {

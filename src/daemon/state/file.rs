@@ -45,6 +45,9 @@ pub struct SavedProcess {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<OsBytes>,
     pub restart: RestartPolicy,
+    /// `run --max-restarts`; absent (as in every file before it) restarts for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_restarts: Option<u32>,
     pub restarts: u32,
     /// OS children alive, or not yet known to be gone, when the file was written: the next
     /// daemon ends each that is still the same process.
@@ -87,6 +90,11 @@ pub enum Ended {
     Killed(Option<Signal>),
     Failed(String),
     Lost,
+    /// Written `{"crash_loop": {"restarts": N}}`.
+    #[serde(rename = "crash_loop")]
+    CrashLoop {
+        restarts: u32,
+    },
 }
 
 impl Ended {
@@ -97,6 +105,9 @@ impl Ended {
             Phase::Killed(signal) => Ended::Killed(*signal),
             Phase::Failed(reason) => Ended::Failed(reason.clone()),
             Phase::Lost => Ended::Lost,
+            Phase::CrashLoop { restarts } => Ended::CrashLoop {
+                restarts: *restarts,
+            },
             Phase::Starting | Phase::Running { .. } | Phase::Restarting | Phase::Reconnecting => {
                 return None;
             }
@@ -109,6 +120,7 @@ impl Ended {
             Ended::Killed(signal) => Phase::Killed(signal),
             Ended::Failed(reason) => Phase::Failed(reason),
             Ended::Lost => Phase::Lost,
+            Ended::CrashLoop { restarts } => Phase::CrashLoop { restarts },
         }
     }
 }
@@ -157,6 +169,7 @@ impl SavedProcess {
             }),
             cwd: runs_again.then(|| OsBytes(context.cwd.clone().into_os_string())),
             restart: process.restart_policy(),
+            max_restarts: process.max_restarts(),
             restarts: state.restarts,
             children: state.children,
             forward: process.tunnel().map(|part| SavedForward {
@@ -284,6 +297,10 @@ mod tests {
         assert_eq!(context.env, [("PATH".into(), "/bin".into())]);
         assert_eq!(context.cwd, PathBuf::from("/srv"));
         assert!(saved.ended.is_none());
+        assert_eq!(
+            saved.max_restarts, None,
+            "no limit: restarts go on for good"
+        );
     }
 
     #[test]
@@ -303,9 +320,14 @@ mod tests {
             Phase::Killed(None),
             Phase::Failed("why".into()),
             Phase::Lost,
+            Phase::CrashLoop { restarts: 3 },
         ] {
             assert_eq!(Ended::of(&phase).unwrap().phase(), phase);
         }
+        assert_eq!(
+            serde_json::to_string(&Ended::CrashLoop { restarts: 3 }).unwrap(),
+            r#"{"crash_loop":{"restarts":3}}"#
+        );
         assert_eq!(Ended::of(&Phase::Restarting), None);
     }
 }

@@ -98,6 +98,7 @@ mod tests {
             env: Some(vec![(OsBytes("PATH".into()), OsBytes("/bin".into()))]),
             cwd: Some(OsBytes("/".into())),
             restart: RestartPolicy::Always,
+            max_restarts: None,
             restarts: 0,
             children: Vec::new(),
             forward: None,

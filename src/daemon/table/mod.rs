@@ -12,6 +12,7 @@ use crate::forward::drift;
 use crate::names::{self, Meaning};
 use crate::protocol::ErrorReply;
 use crate::protocol::Target;
+use crate::similar::closest;
 
 /// How many finished processes are remembered for `ps --all` and `logs`.
 pub const KEEP_FINISHED: usize = 100;
@@ -45,6 +46,18 @@ impl Inner {
     fn add(&mut self, process: Arc<Process>) {
         self.last_id = process.id;
         self.processes.insert(process.id, process);
+    }
+
+    /// `target` as no process: with the names it may have meant.
+    fn unknown(&self, target: &str) -> Unresolved {
+        let close = match target.parse::<u32>() {
+            Ok(_) => Vec::new(),
+            Err(_) => closest(target, self.processes.values().map(|p| p.name.as_str())),
+        };
+        Unresolved::Unknown {
+            target: target.to_string(),
+            close,
+        }
     }
 
     /// The processes named `name`, oldest first, each with whether it is running.
@@ -173,12 +186,12 @@ impl Table {
         Ok((process, orders))
     }
 
-    /// All processes, oldest first; finished ones only with `all`.
+    /// All processes, oldest first; finished ones (but crash loops) only with `all`.
     pub fn list(&self, all: bool) -> Vec<Arc<Process>> {
         self.lock()
             .processes
             .values()
-            .filter(|p| all || !p.is_final())
+            .filter(|p| all || p.phase().is_listed())
             .cloned()
             .collect()
     }
@@ -205,9 +218,7 @@ impl Table {
                 Meaning::Unknown => None,
             },
         };
-        found
-            .cloned()
-            .ok_or_else(|| Unresolved::Unknown(target.to_string()))
+        found.cloned().ok_or_else(|| inner.unknown(target))
     }
 
     /// `find`, with the refusal as `rhizome logs` says it.
@@ -215,20 +226,19 @@ impl Table {
         self.find(target).map_err(|err| err.reply("logs", false))
     }
 
-    /// The running processes named `name`, oldest first; `None` when no process has that name.
-    pub fn running_named(&self, name: &str) -> Option<Vec<Arc<Process>>> {
+    /// The processes named `name` that `ps` lists (`list(false)`: what is not over, and crash
+    /// loops), oldest first: what `--all NAME` means. Unknown when no process has that name.
+    pub fn listed_named(&self, name: &str) -> Result<Vec<Arc<Process>>, Unresolved> {
         let inner = self.lock();
-        let named: Vec<(&Arc<Process>, bool)> = inner.named(name).collect();
+        let named: Vec<&Arc<Process>> = inner.named(name).map(|(p, _)| p).collect();
         if named.is_empty() {
-            return None;
+            return Err(inner.unknown(name));
         }
-        Some(
-            named
-                .into_iter()
-                .filter(|(_, running)| *running)
-                .map(|(p, _)| p.clone())
-                .collect(),
-        )
+        Ok(named
+            .into_iter()
+            .filter(|p| p.phase().is_listed())
+            .cloned()
+            .collect())
     }
 
     /// Forgets finished processes beyond the newest `KEEP_FINISHED`, returning them so their logs
@@ -290,8 +300,8 @@ pub enum Claim {
 /// Why `<ID|NAME|PID>` names no one process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unresolved {
-    /// No managed process has that pid, id or name.
-    Unknown(String),
+    /// No managed process has that pid, id or name; `close` are the names it may have meant.
+    Unknown { target: String, close: Vec<String> },
     /// Several processes of that name run.
     Several { name: String, ids: Vec<u32> },
 }
@@ -300,12 +310,22 @@ impl Unresolved {
     /// The refusal as `rhizome COMMAND` says it; `takes_all`: the command also takes `--all NAME`.
     pub fn reply(&self, command: &str, takes_all: bool) -> ErrorReply {
         match self {
-            Unresolved::Unknown(target) => {
-                let what = match target.parse::<u32>() {
-                    Ok(_) => format!("no managed process has the pid or id {target}"),
-                    Err(_) => format!("no managed process is named `{target}`"),
+            Unresolved::Unknown { target, close } => {
+                let all = "`rhizome ps --all` lists what the daemon manages";
+                if target.parse::<u32>().is_ok() {
+                    return ErrorReply::new(format!(
+                        "no managed process has the pid or id {target}"
+                    ))
+                    .with_hint(all);
+                }
+                let hint = match close.as_slice() {
+                    [] => all.to_string(),
+                    close => format!(
+                        "did you mean {}? (`rhizome ps --all` lists them all)",
+                        close.join(", ")
+                    ),
                 };
-                ErrorReply::new(what).with_hint("`rhizome ps --all` lists what the daemon manages")
+                ErrorReply::new(format!("no managed process is named `{target}`")).with_hint(hint)
             }
             Unresolved::Several { name, ids } => {
                 let list: Vec<String> = ids.iter().map(u32::to_string).collect();

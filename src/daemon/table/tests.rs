@@ -71,6 +71,7 @@ fn command_entry(id: u32) -> (Arc<Process>, mpsc::Receiver<Order>) {
         argv: vec!["true".into()],
         context: Context::default(),
         restart: crate::protocol::RestartPolicy::Never,
+        max_restarts: None,
     };
     let log = Arc::new(ProcessLog::new(
         std::path::Path::new("/nonexistent"),
@@ -253,11 +254,18 @@ fn a_name_means_the_running_process_and_several_are_refused_with_their_ids() {
         3,
         "none running: the newest finished"
     );
-    assert_eq!(table.running_named("cmd").map(|v| v.len()), Some(0));
-    assert!(table.running_named("nosuch").is_none());
+    assert_eq!(table.listed_named("cmd").map(|v| v.len()), Ok(0));
+    let unknown = table.find("cmdd").map(|p| p.id).unwrap_err();
     assert_eq!(
-        table.find("nosuch").map(|p| p.id).unwrap_err(),
-        Unresolved::Unknown("nosuch".into())
+        unknown,
+        Unresolved::Unknown {
+            target: "cmdd".into(),
+            close: vec!["cmd".into()]
+        }
+    );
+    assert_eq!(
+        unknown.reply("kill", true).hint.as_deref(),
+        Some("did you mean cmd? (`rhizome ps --all` lists them all)")
     );
 }
 

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::{Attempt, Broke, Ctx, END_GRACE, LastLines, STEP_TIMEOUT, proxy};
 use crate::daemon::child;
+use crate::daemon::logs::capture::{OwnLines, Tap};
 use crate::daemon::process::Phase;
 use crate::daemon::supervise::{self, Run};
 use crate::forward::kubectl::{self, Kubectl, Tool};
@@ -47,7 +48,8 @@ pub(super) async fn build(ctx: &Ctx, attempt: &mut Attempt) -> Result<Built, Bro
             let (confirmed, ready) =
                 tokio::join!(proxy::find_proxy_port(ctx, exec, output), async {
                     let mut early_output = LastLines::default();
-                    let ready = wait_forwarding(run, &mut lines, &mut early_output).await;
+                    let ready =
+                        wait_forwarding(run, &mut lines, &mut early_output, &ctx.probes).await;
                     if ready.is_ok() {
                         ctx.process.update(|s| {
                             s.phase = Phase::running(Some(pid));
@@ -90,7 +92,7 @@ pub(super) async fn finish_build(
     });
     let mut lines = start_forward(ctx, forward, remote).await?;
     let run = forward.as_mut().ok_or_else(no_forwarder)?;
-    let ephemeral = wait_forwarding(run, &mut lines, output).await?;
+    let ephemeral = wait_forwarding(run, &mut lines, output, &ctx.probes).await?;
     Ok((remote, ephemeral, lines))
 }
 
@@ -99,11 +101,12 @@ pub(super) fn no_forwarder() -> Broke {
 }
 
 /// Waits for kubectl to say which local port it picked, then for that port to accept a
-/// connection (the test connection through the whole path).
+/// connection (the test connection through the whole path, marked in the log by `own`).
 pub(super) async fn wait_forwarding(
     run: &mut Run,
     lines: &mut mpsc::Receiver<String>,
     output: &mut LastLines,
+    own: &OwnLines,
 ) -> Result<SocketAddr, Broke> {
     let waited = tokio::time::timeout(STEP_TIMEOUT, async {
         loop {
@@ -141,8 +144,10 @@ pub(super) async fn wait_forwarding(
             )));
         }
     };
+    own.expect();
     let ready = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(ephemeral)).await;
     if !matches!(ready, Ok(Ok(_))) {
+        own.unexpect();
         return Err(Broke::Failed(format!(
             "kubectl says it forwards on {ephemeral}, but that port does not accept connections"
         )));
@@ -164,15 +169,24 @@ pub(super) async fn start_forward(
             target: &ctx.part.target,
         }
         .port_forward(remote),
-        Tool::Simulated => {
+        tool @ (Tool::Simulated | Tool::SimulatedTo(_)) => {
             let iteration = ctx.process.state().restarts;
             ctx.say(&format!(
                 "Forwarding localhost:{} -> pod:{remote} (iteration {iteration})",
                 ctx.part.local_port()
             ))
             .await;
-            simulated_forward(remote)
+            let upstream = match tool {
+                Tool::SimulatedTo(upstream) => Some(upstream.as_str()),
+                _ => None,
+            };
+            simulated_forward(remote, upstream)
         }
+    };
+    ctx.probes.reset();
+    let tap = Tap {
+        lines: tap,
+        own: Some(ctx.probes.clone()),
     };
     let run = supervise::start_child(&ctx.daemon, &ctx.process, &argv, Some(tap))
         .await
@@ -191,12 +205,17 @@ pub(super) async fn drain(lines: &mut mpsc::Receiver<String>, output: &mut LastL
     .await;
 }
 
-/// The simulated port-forward: this binary, serving an echo "database".
-pub(super) fn simulated_forward(remote: u16) -> Vec<OsString> {
-    vec![
+/// The simulated port-forward: this binary, serving an echo "database", or relaying to
+/// `upstream`.
+pub(super) fn simulated_forward(remote: u16, upstream: Option<&str>) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec![
         crate::paths::own_executable().into_os_string(),
         "__simulate-forward".into(),
         "--remote".into(),
         remote.to_string().into(),
-    ]
+    ];
+    if let Some(upstream) = upstream {
+        argv.extend(["--upstream".into(), upstream.into()]);
+    }
+    argv
 }

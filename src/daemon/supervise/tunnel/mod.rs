@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use crate::daemon::Daemon;
 use crate::daemon::backoff::Backoff;
 use crate::daemon::child;
+use crate::daemon::logs::capture::OwnLines;
 use crate::daemon::process::{Order, Phase, Process, RestartOrder, Restarted, TunnelPart};
 use crate::daemon::supervise::{self, Run, Waited, wait_out};
 use crate::protocol::{KillOutcome, Signal};
@@ -49,6 +50,9 @@ struct Ctx {
     process: Arc<Process>,
     /// The tunnel's fixed part: its target, tool, settings and listener.
     part: Arc<TunnelPart>,
+    /// kubectl's `Handling connection` lines caused by the daemon's own connections (the readiness
+    /// check, probes), marked as such in the log so that they do not read as a client's.
+    probes: Arc<OwnLines>,
 }
 
 /// The children and output of one attempt at the path.
@@ -111,6 +115,10 @@ pub async fn supervise(
         daemon: daemon.clone(),
         process: process.clone(),
         part,
+        probes: Arc::new(OwnLines::new(
+            "Handling connection for ",
+            "  (rhizome's own connection)",
+        )),
     };
     let mut fresh = Fresh::new(&ctx.part);
     loop {

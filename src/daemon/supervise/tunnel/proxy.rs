@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::{Ctx, LastLines, PORT_SEARCH, STEP_TIMEOUT, shown};
 use crate::daemon::child;
+use crate::daemon::logs::capture::Tap;
 use crate::daemon::supervise;
 use crate::daemon::supervise::Run;
 use crate::forward::kubectl::{self, Kubectl, Tool};
@@ -32,7 +33,7 @@ pub(super) async fn find_proxy_port(
         .update(|s| s.detail = Some("starting proxy in pod".into()));
     let program = match &ctx.part.tool {
         Tool::Kubectl(program) => program,
-        Tool::Simulated => {
+        Tool::Simulated | Tool::SimulatedTo(_) => {
             let kubectl = Kubectl {
                 program: "kubectl".as_ref(),
                 target: &ctx.part.target,
@@ -60,6 +61,10 @@ pub(super) async fn find_proxy_port(
     };
     let argv = kubectl.exec().unwrap_or_default();
     let (tap, mut lines) = mpsc::channel(256);
+    let tap = Tap {
+        lines: tap,
+        own: None,
+    };
     let run = supervise::start_child(&ctx.daemon, &ctx.process, &argv, Some(tap)).await?;
     let run = exec.insert(run);
     // Wait for exec to end. A proxy in the foreground keeps it running: once the port is known,

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use super::forwarder::drain;
 use super::{Attempt, Broke, Ctx, PROBES_TO_RESTART, REPROBE};
 use crate::daemon::child;
+use crate::daemon::logs::capture::OwnLines;
 use crate::forward::kubectl;
 
 /// Watches a working path until kubectl exits or stops forwarding. It is probed every
@@ -56,7 +57,7 @@ pub(super) async fn watch(
                 }
             },
         }
-        if probe(ephemeral).await {
+        if probe(ephemeral, &ctx.probes).await {
             failed_probes = 0;
             next_probe = interval.map(|i| tokio::time::Instant::now() + i);
         } else {
@@ -86,9 +87,12 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// Whether a connection through kubectl works: it must be accepted and not closed at once
 /// without a byte (what kubectl does when it can no longer reach the pod). A server that speaks
 /// first (MySQL) answers; a silent one (HTTP) simply stays open.
-async fn probe(addr: SocketAddr) -> bool {
+/// kubectl logs the probe's connection like any other: `own` marks that line as the probe's.
+async fn probe(addr: SocketAddr, own: &OwnLines) -> bool {
+    own.expect();
     let connect = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await;
     let Ok(Ok(mut stream)) = connect else {
+        own.unexpect();
         return false;
     };
     let mut byte = [0u8; 1];

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use super::{Run, SHUTDOWN_GRACE, Waited, finish, start_child, wait_out};
 use crate::daemon::Daemon;
-use crate::daemon::backoff::Backoff;
+use crate::daemon::backoff::{Backoff, HEALTHY, Limit, Verdict};
 use crate::daemon::child;
 use crate::daemon::process::{KillOrder, Order, Phase, Process, RestartOrder, Restarted, Spec};
 use crate::protocol::{KillOutcome, RestartPolicy, Signal};
@@ -82,6 +82,7 @@ pub async fn supervise(
     mut orders: mpsc::Receiver<Order>,
 ) {
     let mut backoff = Backoff::default();
+    let mut limit = Limit::new(spec.max_restarts);
     let mut next = first;
     loop {
         // A restart that could not even spawn counts as a run that failed at once.
@@ -132,7 +133,9 @@ pub async fn supervise(
                         order,
                     } => {
                         finish(&daemon, &process, run, code).await;
+                        // A restart asked for is a fresh start: no backoff, no crash loop yet.
                         backoff.reset();
+                        limit = Limit::new(spec.max_restarts);
                         next =
                             relaunch(&daemon, &process, &spec, order, Some((signal, took))).await;
                         continue;
@@ -145,6 +148,21 @@ pub async fn supervise(
             break;
         }
         let delay = backoff.after_run(ran_for);
+        // Each line is in the log before `ps` shows what it announces.
+        let failed = match limit.after_run(ran_for) {
+            Verdict::CrashLoop { failed } => {
+                let max = limit.max().unwrap_or(failed);
+                daemon.say(&process, &crash_loop_line(failed, max)).await;
+                daemon.writer.flush().await;
+                process.set_phase(Phase::CrashLoop { restarts: failed });
+                break;
+            }
+            Verdict::Restart { failed } => failed,
+        };
+        let restart = process.state().restarts + 1;
+        let line = restarting_line(delay, restart, failed, limit.max());
+        daemon.say(&process, &line).await;
+        daemon.writer.flush().await;
         process.set_phase(Phase::Restarting);
         match wait_out(delay, &mut orders, &daemon.shutdown).await {
             Waited::Elapsed => {}
@@ -155,6 +173,7 @@ pub async fn supervise(
             Waited::Restart(order) => {
                 daemon.say(&process, &order.why).await;
                 backoff.reset();
+                limit = Limit::new(spec.max_restarts);
                 next = relaunch(&daemon, &process, &spec, order, None).await;
                 continue;
             }
@@ -190,6 +209,30 @@ async fn stop(run: &mut Run, grace: Duration, order: Option<KillOrder>) -> Ended
     }
 }
 
+/// The log's line when a restart is scheduled: when it comes, which one it is, and with
+/// `--max-restarts` how near the limit it is.
+fn restarting_line(delay: Duration, restart: u32, failed: u32, max: Option<u32>) -> String {
+    let when = format!(
+        "restarting in {:.1}s (restart {restart}",
+        delay.as_secs_f64()
+    );
+    match max {
+        Some(max) => format!("{when}; failed restarts in a row: {failed} of at most {max})"),
+        None => format!("{when})"),
+    }
+}
+
+/// The log's line when `--max-restarts` (`max`) stops the restarts, after `failed` of them.
+fn crash_loop_line(failed: u32, max: u32) -> String {
+    let within = HEALTHY.as_secs();
+    let what = match failed {
+        0 => format!("it ended within {within}s"),
+        1 => format!("its restart ended within {within}s"),
+        n => format!("{n} restarts in a row each ended within {within}s"),
+    };
+    format!("crash loop: {what}; not restarting (--max-restarts {max})")
+}
+
 /// Whether a run that ended by itself with `code` is started again.
 fn restarts(policy: RestartPolicy, code: i32) -> bool {
     match policy {
@@ -200,144 +243,4 @@ fn restarts(policy: RestartPolicy, code: i32) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use tokio::time::Instant;
-
-    use super::*;
-    use crate::daemon::process::{Context, Work};
-    use crate::daemon::supervise::test_daemon as daemon;
-    use crate::protocol::CommandKind;
-
-    /// A command that can never start, restarted always: its runs take no time at all, so the
-    /// only time that passes is the supervisor's own waiting.
-    fn never_starts() -> Spec {
-        Spec {
-            kind: CommandKind::Run,
-            argv: vec!["/nonexistent/rhizome-test-program".into()],
-            context: Context {
-                env: Vec::new(),
-                cwd: "/".into(),
-            },
-            restart: RestartPolicy::Always,
-        }
-    }
-
-    /// `never_starts` in the table of `daemon`, its first start failed, and its supervisor.
-    async fn supervised(daemon: &Arc<Daemon>) -> (Arc<Process>, tokio::task::JoinHandle<()>) {
-        let spec = never_starts();
-        let (process, orders) = daemon
-            .table
-            .insert(|id| daemon.new_process(id, "never".into(), Work::Command(spec.clone())));
-        let first = launch(daemon, &process, &spec).await;
-        assert!(first.is_err(), "the program does not exist");
-        let supervisor = tokio::spawn(supervise(
-            daemon.clone(),
-            process.clone(),
-            spec,
-            first,
-            orders,
-        ));
-        (process, supervisor)
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn restarts_wait_doubling_delays_up_to_thirty_seconds_and_a_kill_ends_the_wait() {
-        let home = tempfile::tempdir().unwrap();
-        let daemon = daemon(&home);
-        let begun = Instant::now();
-        let (process, supervisor) = supervised(&daemon).await;
-        let mut state = process.watch();
-        let mut starts = Vec::new();
-        while starts.len() < 12 {
-            state.changed().await.unwrap();
-            let restarts = state.borrow_and_update().restarts as usize;
-            if restarts > starts.len() {
-                starts.push(begun.elapsed());
-            }
-        }
-        let waits: Vec<u128> = std::iter::once(starts[0])
-            .chain(starts.windows(2).map(|w| w[1] - w[0]))
-            .map(|d| d.as_millis())
-            .collect();
-        assert_eq!(
-            waits,
-            [
-                100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000, 30000
-            ],
-            "each wait doubles, capped at 30 s"
-        );
-        // Killed while it waits: nothing was running, and it is over at once.
-        let killed_at = Instant::now();
-        assert_eq!(
-            process.kill(Duration::from_secs(5)).await,
-            KillOutcome::NotRunning
-        );
-        supervisor.await.unwrap();
-        assert_eq!(killed_at.elapsed(), Duration::ZERO);
-        assert_eq!(process.phase(), Phase::Killed(None));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_daemon_stopping_ends_the_wait_between_runs() {
-        let home = tempfile::tempdir().unwrap();
-        let daemon = daemon(&home);
-        let (process, supervisor) = supervised(&daemon).await;
-        let mut state = process.watch();
-        state
-            .wait_for(|s| s.phase == Phase::Restarting)
-            .await
-            .unwrap();
-        daemon.shutdown.cancel();
-        supervisor.await.unwrap();
-        assert_eq!(process.phase(), Phase::Killed(None));
-        assert_eq!(process.state().restarts, 0, "no run after the shutdown");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_restart_ends_the_wait_between_runs_at_once_and_starts_the_backoff_over() {
-        let home = tempfile::tempdir().unwrap();
-        let daemon = daemon(&home);
-        let (process, supervisor) = supervised(&daemon).await;
-        let mut state = process.watch();
-        // Five failed starts in, the next wait would be 3.2 s.
-        state
-            .wait_for(|s| s.restarts == 5 && s.phase == Phase::Restarting)
-            .await
-            .unwrap();
-        let asked = Instant::now();
-        let restarted = process
-            .restart(Duration::from_secs(5), "restarted by a test".into(), None)
-            .await
-            .expect("the supervisor takes it");
-        assert_eq!(
-            asked.elapsed(),
-            Duration::ZERO,
-            "no waiting out the backoff"
-        );
-        assert_eq!(restarted.stopped, None, "nothing was running");
-        assert!(
-            restarted.failed.is_some(),
-            "the program still does not exist"
-        );
-        assert_eq!(process.state().restarts, 6, "a restart counts");
-        // The backoff began again: the next start comes after the first delay.
-        let before = Instant::now();
-        state.wait_for(|s| s.restarts == 7).await.unwrap();
-        assert_eq!(before.elapsed(), Duration::from_millis(100));
-        daemon.writer.flush().await;
-        let log = std::fs::read_to_string(process.log.path_at(0)).unwrap();
-        assert!(log.contains("restarted by a test"), "{log}");
-
-        process.kill(Duration::from_secs(5)).await;
-        supervisor.await.unwrap();
-        assert!(
-            process
-                .restart(Duration::ZERO, "late".into(), None)
-                .await
-                .is_none(),
-            "a finished supervisor takes no restart"
-        );
-    }
-}
+mod tests;
