@@ -16,6 +16,28 @@ fn main() {
             .map(|n| n.get())
             .unwrap_or(1)
     );
+    // `cargo bench --bench core -- NAME` measures only the figures whose function name holds
+    // NAME (cargo passes `--bench` itself).
+    if let Some(only) = std::env::args().skip(1).find(|arg| !arg.starts_with("--")) {
+        let figures: [(&str, fn()); 6] = [
+            ("ps_latency", || {
+                ps_latency(
+                    "dynamically linked (cargo install --path .)",
+                    common::BIN.as_ref(),
+                )
+            }),
+            ("ps_against_pueue", ps_against_pueue),
+            ("cold_start", cold_start),
+            ("memory", memory),
+            ("log_capture", log_capture),
+            ("logs_all", logs_all),
+        ];
+        for (name, figure) in figures.iter().filter(|(name, _)| name.contains(&only)) {
+            println!("({name})");
+            figure();
+        }
+        return;
+    }
     ps_latency(
         "dynamically linked (cargo install --path .)",
         common::BIN.as_ref(),
@@ -27,6 +49,7 @@ fn main() {
     cold_start();
     memory();
     log_capture();
+    logs_all();
 }
 
 fn time_command(mut command: Command) -> Duration {
@@ -254,5 +277,36 @@ fn log_capture() {
         "log capture: {lines} lines in {:.2} s = {:.0} lines/s, {captured} of {lines} captured",
         took.as_secs_f64(),
         lines as f64 / took.as_secs_f64()
+    );
+}
+
+/// `rhizome logs --all -n 10` against a warm daemon with 100 running processes that have
+/// printed 20 lines each: the last 10 of every one, merged by time.
+fn logs_all() {
+    let rh = Rhizome::new();
+    for i in 0..100 {
+        rh.ok([
+            "run",
+            "--name",
+            &format!("p{i}"),
+            "--",
+            "sh",
+            "-c",
+            "seq 1 20; exec sleep 1000",
+        ]);
+    }
+    wait_for("every process to print", Duration::from_secs(60), || {
+        let out = rh.ok(["logs", "--all", "--raw", "--grep", "^20$"]);
+        (out.lines().count() == 100).then_some(())
+    });
+    let shown = rh.ok(["logs", "--all", "-n", "10"]);
+    assert_eq!(shown.lines().count(), 1000, "10 lines of each");
+    let samples: Vec<Duration> = (0..100)
+        .map(|_| time_command(rh.command(["logs", "--all", "-n", "10"])))
+        .collect();
+    println!(
+        "logs --all -n 10, warm daemon, 100 processes: median {} p95 {}",
+        ms(median(samples.clone())),
+        ms(percentile(samples, 0.95))
     );
 }

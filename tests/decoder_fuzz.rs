@@ -45,6 +45,12 @@ proptest! {
         for request in [
             Request::Ps { all },
             Request::Logs(rhizome::protocol::LogsRequest { target: target.clone(), lines, follow: all }),
+            Request::MergedLogs(rhizome::protocol::MergedLogsRequest {
+                targets: vec![target.clone(), "web".into()],
+                all,
+                lines,
+                follow: !all,
+            }),
         ] {
             let bytes = postcard::to_stdvec(&request).unwrap();
             let back: Request = postcard::from_bytes(&bytes).unwrap();

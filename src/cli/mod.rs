@@ -69,9 +69,10 @@ pub enum Command {
     #[command(after_help = "Examples:\n  rhizome ps\n  rhizome ps --all --json")]
     Ps(PsArgs),
 
-    /// Print a managed process's log
+    /// Print a managed process's log, or several interleaved by time
     #[command(
-        after_help = "Examples:\n  rhizome logs web\n  rhizome logs -n 20 -f 3\n  rhizome logs --since 10m --grep 'error|warn' web\n  rhizome logs --raw web | jq ."
+        override_usage = "rhizome logs [OPTIONS] <ID|NAME|PID>...\n       rhizome logs [OPTIONS] --all",
+        after_help = "Examples:\n  rhizome logs web\n  rhizome logs -n 20 -f 3\n  rhizome logs --since 10m --grep 'error|warn' web\n  rhizome logs --raw web | jq .\n  rhizome logs -f web worker          # both, each line behind [web] or [worker]\n  rhizome logs --all -n 10 -f         # every process, the last 10 lines of each, then new ones"
     )]
     Logs(LogsArgs),
 
@@ -250,10 +251,10 @@ pub struct PsArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Print only the last LINES lines (with --since, --grep or --raw, the last LINES shown)
+    /// Print only the last LINES lines of each process (with --since, --grep or --raw, the last LINES shown)
     #[arg(short = 'n', long = "lines", value_name = "LINES")]
     pub lines: Option<u64>,
-    /// Keep printing new lines until the process ends (Ctrl-C stops only this command)
+    /// Keep printing new lines until the processes end (Ctrl-C stops only this command)
     #[arg(short, long)]
     pub follow: bool,
     /// Only lines from the last DURATION (90s, 10m, 1h30m) or since a time of day (14:30)
@@ -270,12 +271,15 @@ pub struct LogsArgs {
     /// Only lines whose text matches the regular expression PATTERN ((?i) ignores case)
     #[arg(long, value_name = "PATTERN", value_parser = parse_pattern)]
     pub grep: Option<regex::Regex>,
-    /// Print only what the process wrote: no time stamp, no `[name] pid=N`, none of the daemon's lines (`subprocess started`, ...)
+    /// Print only what the process wrote: no time stamp, no `[name] pid=N`, none of the daemon's lines (`subprocess started`, ...); with several processes, no `[name]` prefix either
     #[arg(long)]
     pub raw: bool,
-    /// Id, name or pid of the process
-    #[arg(value_name = "ID|NAME|PID")]
-    pub target: String,
+    /// Every process that is not finished, interleaved; with -f also those started later, until Ctrl-C
+    #[arg(long, conflicts_with = "targets")]
+    pub all: bool,
+    /// Ids, names or pids of the processes; several are interleaved by time, each line behind its `[name]`
+    #[arg(value_name = "ID|NAME|PID", required_unless_present = "all")]
+    pub targets: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -62,7 +62,7 @@ fn command() -> clap::Command {
         |arg: clap::Arg, of: fn() -> Vec<CompletionCandidate>| arg.add(ArgValueCandidates::new(of));
     <crate::cli::Cli as clap::CommandFactory>::command()
         .mut_subcommand("logs", |c| {
-            c.mut_arg("target", |a| candidates(a, any_process))
+            c.mut_arg("targets", |a| candidates(a, any_process))
         })
         .mut_subcommand("kill", |c| {
             c.mut_arg("targets", |a| candidates(a, live_process))

@@ -86,6 +86,27 @@ impl Paint {
     }
 }
 
+/// The colors that tell processes apart in merged logs: none that means trouble (red), none
+/// that fades (dim).
+const PROCESSES: [Style; 10] = [
+    AnsiColor::Cyan.on_default(),
+    AnsiColor::Magenta.on_default(),
+    AnsiColor::Yellow.on_default(),
+    AnsiColor::Blue.on_default(),
+    AnsiColor::Green.on_default(),
+    AnsiColor::BrightCyan.on_default(),
+    AnsiColor::BrightMagenta.on_default(),
+    AnsiColor::BrightYellow.on_default(),
+    AnsiColor::BrightBlue.on_default(),
+    AnsiColor::BrightGreen.on_default(),
+];
+
+/// The color of process `id` among others: chosen by its id, so it is the same every time its
+/// logs are shown, and processes started one after another differ.
+pub fn process(id: u32) -> Style {
+    PROCESSES[id as usize % PROCESSES.len()]
+}
+
 /// How a status reads at a glance.
 pub fn status(status: &Status) -> Style {
     match status {

@@ -7,6 +7,7 @@
 //! version of rhizome can greet and stop every other.
 
 mod forward;
+mod logs;
 mod restart;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use self::forward::{
     ForwardInfo, ForwardRequest, Route, Target, Tool, TunnelInfo, TunnelSettings,
 };
+pub use self::logs::{LogPart, MergedLogsRequest, MergedPiece};
 pub use self::restart::{Configured, RestartReport, RestartRequest, Stopped};
 
 /// Bumped whenever the encoding of any message changes.
@@ -60,6 +62,8 @@ pub enum Request {
     Logs(LogsRequest),
     Kill(KillRequest),
     Forward(Box<ForwardRequest>),
+    /// The logs of several processes, interleaved by time.
+    MergedLogs(MergedLogsRequest),
     Restart(RestartRequest),
 }
 
@@ -90,6 +94,11 @@ pub enum Response {
     /// The tunnel a `forward` waits for was created by this request (and goes on starting should
     /// the client leave); sent before its first step.
     TunnelCreated,
+    /// Pieces of the logs a `MergedLogs` asked for, in the order they are to be shown.
+    MergedLog(Vec<MergedPiece>),
+    /// Of a `MergedLogs`: what the logs held when asked has all been sent; with `follow`, what
+    /// comes next was written since.
+    LogCaughtUp,
     Restarted(Vec<RestartReport>),
 }
 

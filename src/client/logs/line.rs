@@ -78,6 +78,14 @@ impl<'a> Line<'a> {
                 })
     }
 
+    /// ` pid=N`, the end of the suffix without the name; empty for a line without a pid.
+    pub(super) fn pid(&self) -> &'a str {
+        match self.suffix.rfind("] pid=") {
+            Some(at) => &self.suffix[at + 1..],
+            None => "",
+        }
+    }
+
     pub(super) fn time(&self) -> Option<NaiveTime> {
         NaiveTime::parse_from_str(self.stamp, "%H:%M:%S").ok()
     }
@@ -142,6 +150,8 @@ mod tests {
 
         let tricky = "08:46:06 says [a] pid=1 itself           [web] pid=2";
         assert_eq!(Line::parse(tricky).unwrap().suffix, " [web] pid=2");
+        assert_eq!(Line::parse(tricky).unwrap().pid(), " pid=2");
+        assert_eq!(Line::parse(never_started).unwrap().pid(), "");
         assert_eq!(Line::parse("not a log line"), None);
     }
 

@@ -1,4 +1,5 @@
-//! `rhizome logs`: print a process's log, and follow it with `-f`.
+//! `rhizome logs`: print a process's log, and follow it with `-f`; the logs of several processes
+//! are interleaved by `merged.rs`.
 //!
 //! The daemon sends the log as it is stored, `HH:MM:SS <text padded to 30> [name] pid=N` lines.
 //! Everything else happens here: dimming the time stamp and the `[name] pid=N` part on a terminal,
@@ -11,23 +12,25 @@
 //! daemon could read them, where they are missing, and then exit 1; a daemon that went away
 //! before the log ended, as an error.
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
-use chrono::{DateTime, Local};
+use chrono::Local;
 
-use self::line::{Line, cutoff, moment};
+use self::line::Line;
+use self::view::View;
 use super::exit::Exit;
 use super::output::{self, StdoutError, note};
 use super::sanitize;
-use super::style::{DIM, Paint};
+use super::style::Paint;
 use super::{Client, Failure, unexpected};
-use crate::cli::{LogsArgs, Since};
+use crate::cli::LogsArgs;
 use crate::paths::Paths;
 use crate::protocol::{GapCause, GapSize, LogGap, LogsRequest, Request, Response};
 
 mod line;
+mod merged;
+mod view;
 
 pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<Exit> {
     let view = View {
@@ -38,8 +41,11 @@ pub async fn run(paths: &Paths, args: &LogsArgs) -> anyhow::Result<Exit> {
         grep: args.grep.clone(),
     };
     let mut client = Client::connect_or_start(paths).await?;
+    let target = match args.targets.as_slice() {
+        [one] if !args.all => one,
+        _ => return merged::run(&mut client, args, view).await,
+    };
     let mut out = Printer::new(view);
-    let target = &args.target;
     if !out.view.filters() {
         // The daemon picks the last lines itself.
         stream(&mut client, target, args.lines, args.follow, &mut out).await?;
@@ -85,7 +91,7 @@ async fn stream(
             Err(err) if err.is::<Failure>() => return Err(err),
             lost => {
                 out.finish()?;
-                return Err(daemon_lost(target, lost.err()));
+                return Err(daemon_lost(&format!("the log of {target}"), lost.err()));
             }
         };
         match response {
@@ -99,14 +105,13 @@ async fn stream(
     Ok(())
 }
 
-/// The connection ended before the log did: the daemon was killed, crashed or stopped.
-fn daemon_lost(target: &str, cause: Option<anyhow::Error>) -> anyhow::Error {
+/// The connection ended before `what` (the log of NAME) did: the daemon was killed, crashed or
+/// stopped.
+fn daemon_lost(what: &str, cause: Option<anyhow::Error>) -> anyhow::Error {
     let cause = cause.map(|err| format!(" ({err:#})")).unwrap_or_default();
-    Failure::new(format!(
-        "the daemon went away before the log of {target} ended{cause}"
-    ))
-    .hint("it was killed, crashed or stopped; run the command again to start one and read on")
-    .into()
+    Failure::new(format!("the daemon went away before {what} ended{cause}"))
+        .hint("it was killed, crashed or stopped; run the command again to start one and read on")
+        .into()
 }
 
 /// What stderr says of a gap.
@@ -127,72 +132,6 @@ fn gap_note(gap: &LogGap) -> String {
         GapCause::Deleted => "",
     };
     format!("rhizome: {lost} of {name}'s log {were} {how} before {they} could be read{fix}")
-}
-
-/// How lines are shown and which are.
-struct View {
-    paint: Paint,
-    /// Whether control characters are shown escaped: on a terminal, whatever the colors.
-    escape: bool,
-    raw: bool,
-    since: Option<Since>,
-    grep: Option<regex::Regex>,
-}
-
-impl View {
-    /// Whether some lines are left out, so that `-n` must count the ones shown.
-    fn filters(&self) -> bool {
-        self.since.is_some() || self.grep.is_some() || self.raw
-    }
-
-    /// Whether lines must be read one by one rather than passed through.
-    fn per_line(&self) -> bool {
-        self.filters() || self.raw || self.paint.is_on() || self.escape
-    }
-
-    /// `text` as this view shows it: escaped on a terminal, as it is elsewhere.
-    fn shown<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        if self.escape {
-            sanitize::text(text)
-        } else {
-            Cow::Borrowed(text)
-        }
-    }
-
-    /// Whether a line passes `--since` and `--grep`; `now` is the client's clock.
-    fn keep(&self, line: &str, parts: Option<&Line<'_>>, now: DateTime<Local>) -> bool {
-        // `--raw` is what the process wrote, fit for `jq`: not the daemon's own lines.
-        if self.raw && parts.is_some_and(Line::is_daemons) {
-            return false;
-        }
-        if let Some(pattern) = &self.grep {
-            let text = parts.map(Line::text).unwrap_or(line);
-            if !pattern.is_match(text) {
-                return false;
-            }
-        }
-        match (self.since, parts.and_then(|p| p.time())) {
-            (Some(since), Some(time)) => match (moment(time, now), cutoff(since, now)) {
-                (Some(at), Some(from)) => at >= from,
-                _ => true,
-            },
-            _ => true,
-        }
-    }
-
-    fn render(&self, line: &str, parts: Option<&Line<'_>>, out: &mut Vec<u8>) {
-        match parts {
-            Some(parts) if self.raw => out.extend_from_slice(self.shown(parts.text()).as_bytes()),
-            Some(parts) if self.paint.is_on() => {
-                let stamp = self.paint.paint(DIM, parts.stamp);
-                let suffix = self.paint.paint(DIM, self.shown(parts.suffix.trim_start()));
-                // The padding stays outside the colors so the columns line up as before.
-                let _ = write!(out, "{stamp} {} {suffix}", self.shown(parts.padded));
-            }
-            _ => out.extend_from_slice(self.shown(line).as_bytes()),
-        }
-        out.push(b'\n');
-    }
 }
 
 /// Turns the daemon's chunks into lines on stdout.

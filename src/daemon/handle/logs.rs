@@ -3,6 +3,7 @@
 use crate::connection::DaemonSide;
 use crate::daemon::Daemon;
 use crate::daemon::logs::read::{LogCursor, Piece};
+use crate::daemon::process::Process;
 use crate::protocol::{ErrorReply, LogsRequest, Response};
 
 /// Streams a log: the requested tail, then (with `follow`) new lines until the process is final.
@@ -17,15 +18,7 @@ pub(super) async fn logs(
         Ok(process) => process,
         Err(reply) => return conn.send(&Response::Error(reply)).await,
     };
-    let unreadable = |err: std::io::Error| {
-        Response::Error(
-            ErrorReply::new(format!("could not read the log of {}: {err}", process.name))
-                .with_hint(format!(
-                    "its files are {}*",
-                    process.log.path_at(0).display()
-                )),
-        )
-    };
+    let unreadable = |err| unreadable(&process, err);
     let mut cursor = match LogCursor::open(process.log.clone(), request.lines).await {
         Ok(cursor) => cursor,
         Err(err) => return conn.send(&unreadable(err)).await,
@@ -59,4 +52,13 @@ pub(super) async fn logs(
         }
     }
     conn.send(&Response::LogEnd).await
+}
+
+/// The answer when a log cannot be read: which process, and where its files are.
+pub(super) fn unreadable(process: &Process, err: std::io::Error) -> Response {
+    Response::Error(
+        ErrorReply::new(format!("could not read the log of {}: {err}", process.name)).with_hint(
+            format!("its files are {}*", process.log.path_at(0).display()),
+        ),
+    )
 }

@@ -12,6 +12,7 @@ mod control;
 mod forward;
 mod kill;
 mod logs;
+mod merged_logs;
 mod restart;
 mod select;
 mod spawn;
@@ -117,6 +118,9 @@ async fn dispatch(
         Request::Kill(request) => kill::kill(daemon, request).await,
         Request::Forward(request) => {
             return forward::open(daemon, conn, *request).await;
+        }
+        Request::MergedLogs(request) => {
+            return merged_logs::merged_logs(daemon, conn, request).await;
         }
         Request::Restart(request) => restart::restart(daemon, request).await,
     };

@@ -7,6 +7,7 @@
 
 pub mod capture;
 pub mod format;
+pub mod merge;
 pub mod read;
 pub mod readers;
 pub mod redact;

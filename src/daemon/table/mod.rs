@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::process::{Order, Process};
 use crate::forward::drift;
@@ -20,6 +20,8 @@ pub const KEEP_FINISHED: usize = 100;
 #[derive(Default)]
 pub struct Table {
     inner: Mutex<Inner>,
+    /// Counts the processes added, so that `logs --all -f` can follow those started after it.
+    added: watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -115,7 +117,13 @@ impl Table {
         let mut inner = self.lock();
         let (process, extra) = make(inner.next_id());
         inner.add(process.clone());
+        self.added.send_modify(|n| *n += 1);
         (process, extra)
+    }
+
+    /// Changes whenever a process is added (after it is in the table).
+    pub fn added(&self) -> watch::Receiver<u64> {
+        self.added.subscribe()
     }
 
     /// Finds the live tunnel of `target`, or, when there is none, adds the one `make` builds, in
@@ -139,6 +147,7 @@ impl Table {
         }
         let (process, orders) = make(inner.next_id())?;
         inner.add(process.clone());
+        self.added.send_modify(|n| *n += 1);
         Ok(Claim::New(process, orders))
     }
 
