@@ -98,6 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::Ps(args) => client::ps::run(&paths, args).await,
             Command::Logs(args) => client::logs::run(&paths, args).await,
             Command::Kill(args) => client::kill::run(&paths, args).await,
+            Command::Restart(args) => client::restart::run(&paths, args).await,
             Command::Forward(args) => client::forward::forward(&paths, args).await,
             Command::Exec(args) => client::exec::run(&paths, args).await,
             Command::Daemon(DaemonCommand::Status { json }) => {

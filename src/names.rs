@@ -175,6 +175,43 @@ fn is_invisible(c: char) -> bool {
     )
 }
 
+/// What a name typed back to `logs`, `kill` or `restart` means among the processes of that name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Meaning<T> {
+    /// The one process of that name that is running.
+    Running(T),
+    /// Several of that name run: a name alone does not say which (ids, or `--all`, do).
+    Several(Vec<T>),
+    /// None runs: the newest that finished, whose log is still worth reading.
+    Finished(T),
+    /// No process has that name.
+    Unknown,
+}
+
+/// The one rule by which a name is read, by the daemon and by completion alike: the running
+/// process of that name; with several running, none of them; with none running, the newest
+/// finished one. `named` are the processes of that name, oldest first, each with whether it is
+/// running (not yet final).
+pub fn meaning<T>(named: impl IntoIterator<Item = (T, bool)>) -> Meaning<T> {
+    let mut running = Vec::new();
+    let mut newest_finished = None;
+    for (process, is_running) in named {
+        if is_running {
+            running.push(process);
+        } else {
+            newest_finished = Some(process);
+        }
+    }
+    if running.len() > 1 {
+        return Meaning::Several(running);
+    }
+    match (running.pop(), newest_finished) {
+        (Some(one), _) => Meaning::Running(one),
+        (None, Some(finished)) => Meaning::Finished(finished),
+        (None, None) => Meaning::Unknown,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +284,17 @@ mod tests {
         assert_eq!(
             err.from_command(),
             "the process name \" 1\", taken from the command, is a number, which `logs` and `kill` would read as an id or pid"
+        );
+    }
+
+    #[test]
+    fn a_name_means_its_running_process_else_its_newest_finished_one() {
+        assert_eq!(meaning::<u32>([]), Meaning::Unknown);
+        assert_eq!(meaning([(15, true), (16, false)]), Meaning::Running(15));
+        assert_eq!(meaning([(3, false), (7, false)]), Meaning::Finished(7));
+        assert_eq!(
+            meaning([(1, true), (2, false), (3, true)]),
+            Meaning::Several(vec![1, 3])
         );
     }
 }

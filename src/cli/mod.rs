@@ -83,8 +83,28 @@ pub enum Command {
     Logs(LogsArgs),
 
     /// Stop managed processes: SIGTERM to the process group, SIGKILL after the timeout
-    #[command(after_help = "Examples:\n  rhizome kill web\n  rhizome kill --all --timeout 2")]
+    #[command(
+        after_help = "A name means the running process of that name; when several run, name one by its id, or all of them with --all NAME.\n\nExamples:\n  rhizome kill web\n  rhizome kill --all web        # every running process named web\n  rhizome kill --all --timeout 2"
+    )]
     Kill(KillArgs),
+
+    /// Start processes again at once, under the same ids and logs
+    #[command(
+        long_about = "Start processes again as the same processes: the same id, log and command, \
+                      with the environment and directory they were started with.\n\nA running \
+                      process is stopped (SIGTERM to its process group, SIGKILL after --timeout) \
+                      and started again at once, without the backoff of an automatic restart. One \
+                      that has finished (exited, killed, failed) is started again under its id, \
+                      as `pm2 restart` does, when it finished under the running daemon: an \
+                      earlier daemon keeps too little of what is over to run it again.\n\nA \
+                      tunnel keeps its local port open while kubectl is started afresh, and is \
+                      rebuilt from its target's entry in rhizome.toml as it is now: a changed \
+                      local_port moves it there, and a port given with `forward --port` is \
+                      not kept. A target no longer in rhizome.toml restarts as it \
+                      was.\n\nThe process's log says `restarted by rhizome restart`.",
+        after_help = "Examples:\n  rhizome restart web\n  rhizome restart 3 4\n  rhizome restart --all web      # every running process named web\n  rhizome restart --all          # everything that runs\n  rhizome restart na-prod/billing-bookkeeper   # after editing its entry in rhizome.toml"
+    )]
+    Restart(RestartArgs),
 
     /// Control the background daemon
     #[command(
@@ -95,7 +115,7 @@ pub enum Command {
 
     /// Open a tunnel to a target (or find the one already open) and print its address
     #[command(
-        after_help = "Ctrl-C stops the waiting, not the tunnel: one this command started goes on starting in the background, and it says so (`rhizome kill ENV/NAME` stops it).\n\nExamples:\n  rhizome forward na-prod/billing-bookkeeper\n  mysql -h 127.0.0.1 -P \"$(rhizome forward na-prod/billing-bookkeeper --format port)\"\n  eval \"$(rhizome forward na-prod/billing-bookkeeper --format env)\"\n  RHIZOME_SIMULATE=1 rhizome forward na-prod/billing-bookkeeper   # no cluster needed\n  rhizome forward --context staging-ctx --namespace web svc/frontend 8080:80   # no config entry"
+        after_help = "A target has one tunnel: a forward finds the one that runs. When that one runs with another configuration than this forward asks for (rhizome.toml changed, another --port), the forward says what differs and is refused; `rhizome restart ENV/NAME` rebuilds the tunnel from rhizome.toml, --replace from this command, on the same id.\n\nCtrl-C stops the waiting, not the tunnel: one this command started goes on starting in the background, and it says so (`rhizome kill ENV/NAME` stops it).\n\nExamples:\n  rhizome forward na-prod/billing-bookkeeper\n  mysql -h 127.0.0.1 -P \"$(rhizome forward na-prod/billing-bookkeeper --format port)\"\n  eval \"$(rhizome forward na-prod/billing-bookkeeper --format env)\"\n  RHIZOME_SIMULATE=1 rhizome forward na-prod/billing-bookkeeper   # no cluster needed\n  rhizome forward --context staging-ctx --namespace web svc/frontend 8080:80   # no config entry\n  rhizome forward --replace --port 3307 na-prod/billing-bookkeeper"
     )]
     Forward(ForwardArgs),
 
@@ -283,17 +303,27 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct KillArgs {
-    /// Ids, names or pids of the processes to stop
-    #[arg(
-        value_name = "ID|NAME|PID",
-        required_unless_present = "all",
-        conflicts_with = "all"
-    )]
+    /// Ids, names or pids of the processes to stop (with --all, every running process of a name)
+    #[arg(value_name = "ID|NAME|PID", required_unless_present = "all")]
     pub targets: Vec<String>,
-    /// Stop every running process
+    /// Stop every running process, or with names every running process of those names
     #[arg(long)]
     pub all: bool,
     /// Seconds to wait after SIGTERM before sending SIGKILL
+    #[arg(long, default_value = "5", value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Ids, names or pids of the processes to restart (with --all, every running process of a
+    /// name)
+    #[arg(value_name = "ID|NAME|PID", required_unless_present = "all")]
+    pub targets: Vec<String>,
+    /// Restart every running process, or with names every running process of those names
+    #[arg(long)]
+    pub all: bool,
+    /// Seconds to wait after SIGTERM before sending SIGKILL to the run that is ended
     #[arg(long, default_value = "5", value_name = "SECS", value_parser = parse_seconds)]
     pub timeout: Duration,
 }
@@ -358,6 +388,10 @@ pub struct ForwardArgs {
     /// Print no progress on stderr (a spinner on a terminal, `rhizome: STEP` lines elsewhere)
     #[arg(long, short)]
     pub quiet: bool,
+    /// When the target's tunnel runs with another configuration (rhizome.toml changed, another
+    /// --port), restart it with this one instead of refusing
+    #[arg(long)]
+    pub replace: bool,
     /// Put the password in the output (from the target's `password_command`, run now)
     #[arg(long)]
     pub with_password: bool,
@@ -384,36 +418,4 @@ pub struct TargetsArgs {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sleeper_intervals_are_numbers_of_seconds() {
-        let interval = |text: &str| {
-            Cli::try_parse_from(["rhizome", "sleeper", &format!("--interval={text}")]).map(|cli| {
-                match cli.command {
-                    Some(Command::Sleeper(args)) => args.interval,
-                    other => panic!("{other:?}"),
-                }
-            })
-        };
-        for (text, seconds) in [("0", 0.0), ("0.25", 0.25), ("2", 2.0), (" 1.5 ", 1.5)] {
-            assert_eq!(interval(text).unwrap(), seconds, "{text}");
-        }
-        for text in [
-            "nan", "NaN", "inf", "-inf", "infinity", "-1", "1e300", "", "soon",
-        ] {
-            let err = interval(text).unwrap_err().to_string();
-            assert!(
-                err.contains("is not a number of seconds of 0 or more"),
-                "{text}: {err}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_command_line_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
-    }
-}
+mod tests;

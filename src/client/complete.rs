@@ -20,6 +20,7 @@ use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Shells};
 
 use super::Client;
 use crate::forward::target::{self, Route};
+use crate::names::{self, Meaning};
 use crate::paths::Paths;
 use crate::protocol::{Hello, ProcessInfo, Request, Response};
 
@@ -68,6 +69,9 @@ fn command() -> clap::Command {
         })
         .mut_subcommand("kill", |c| {
             c.mut_arg("targets", |a| candidates(a, live_process))
+        })
+        .mut_subcommand("restart", |c| {
+            c.mut_arg("targets", |a| candidates(a, any_process))
         })
         .mut_subcommand("exec", |c| c.mut_arg("targets", |a| candidates(a, targets)))
         .mut_subcommand("forward", |c| {
@@ -121,7 +125,8 @@ pub fn targets() -> Vec<CompletionCandidate> {
         .collect()
 }
 
-/// `rhizome logs <TAB>`: every process the daemon remembers, finished ones too.
+/// `rhizome logs <TAB>` and `rhizome restart <TAB>`: every process the daemon remembers, finished
+/// ones too (a finished one is read, or started again).
 pub fn any_process() -> Vec<CompletionCandidate> {
     candidates(&fetch_processes(true))
 }
@@ -131,8 +136,9 @@ pub fn live_process() -> Vec<CompletionCandidate> {
     candidates(&fetch_processes(false))
 }
 
-/// Ids first (`3`, described `web running`), then each name once (`web`, described
-/// `id 3, running`), where a name means its newest process as `logs` and `kill` read it.
+/// Ids first (`3`, described `web running`), then each name once, described by what it means as
+/// the daemon reads it (`names::meaning`): `id 3, running` for its running process, the newest
+/// finished one when none runs, and `2 running: ids 3, 5` when a name alone does not say which.
 fn candidates(processes: &[ProcessInfo]) -> Vec<CompletionCandidate> {
     let mut by_id: Vec<&ProcessInfo> = processes.iter().collect();
     by_id.sort_by_key(|p| p.id);
@@ -143,16 +149,25 @@ fn candidates(processes: &[ProcessInfo]) -> Vec<CompletionCandidate> {
                 .help(Some(format!("{} {}", p.name, p.status.label()).into()))
         })
         .collect();
-    let mut names: Vec<&ProcessInfo> = Vec::new();
-    for p in by_id.iter().rev() {
-        if !names.iter().any(|seen| seen.name == p.name) {
-            names.push(p);
-        }
-    }
-    names.sort_by(|a, b| a.name.cmp(&b.name));
-    out.extend(names.into_iter().map(|p| {
-        CompletionCandidate::new(&p.name)
-            .help(Some(format!("id {}, {}", p.id, p.status.label()).into()))
+    let mut names: Vec<&str> = by_id.iter().map(|p| p.name.as_str()).collect();
+    names.sort();
+    names.dedup();
+    out.extend(names.into_iter().filter_map(|name| {
+        let named = by_id
+            .iter()
+            .filter(|p| p.name == name)
+            .map(|p| (*p, !p.status.is_final()));
+        let help = match names::meaning(named) {
+            Meaning::Running(p) | Meaning::Finished(p) => {
+                format!("id {}, {}", p.id, p.status.label())
+            }
+            Meaning::Several(running) => {
+                let ids: Vec<String> = running.iter().map(|p| p.id.to_string()).collect();
+                format!("{} running: ids {}", running.len(), ids.join(", "))
+            }
+            Meaning::Unknown => return None,
+        };
+        Some(CompletionCandidate::new(name).help(Some(help.into())))
     }));
     out
 }

@@ -40,6 +40,7 @@ pub async fn run(paths: &Paths, args: &ExecArgs) -> anyhow::Result<Exit> {
             quiet: args.quiet,
             timeout: args.timeout,
             simulate: args.simulate,
+            replace: false,
         };
         let scheme = target.scheme.clone();
         let name = target.name.clone();

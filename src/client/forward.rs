@@ -53,6 +53,7 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
         quiet: args.quiet,
         timeout: args.timeout,
         simulate: args.simulate,
+        replace: args.replace,
     };
     let info = match tunnel::open(paths, &config, target, &side, &how).await? {
         Opened::Ready(info) => info,

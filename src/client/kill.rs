@@ -27,7 +27,7 @@ pub async fn run(paths: &Paths, args: &KillArgs) -> anyhow::Result<Exit> {
         other => return Err(unexpected(other)),
     };
     if reports.is_empty() && args.all {
-        note("nothing is running");
+        note(nothing_runs(&args.targets));
     }
     for report in reports {
         let pid = report
@@ -56,4 +56,18 @@ pub async fn run(paths: &Paths, args: &KillArgs) -> anyhow::Result<Exit> {
         }
     }
     Ok(Exit::Success)
+}
+
+/// What `kill --all` or `restart --all` says when nothing it names runs.
+pub(super) fn nothing_runs(names: &[String]) -> String {
+    match names {
+        [] => "nothing is running".into(),
+        names => {
+            let names: Vec<String> = names
+                .iter()
+                .map(|n| format!("`{}`", sanitize::field(n)))
+                .collect();
+            format!("nothing named {} is running", names.join(" or "))
+        }
+    }
 }

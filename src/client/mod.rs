@@ -19,6 +19,7 @@ pub mod overview;
 pub mod password;
 pub mod ps;
 pub mod render;
+pub mod restart;
 pub mod sanitize;
 pub mod spawn;
 mod start;

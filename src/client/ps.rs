@@ -105,7 +105,7 @@ impl Filter<'_> {
             .iter()
             .any(|t| t.parse::<u32>().is_ok() && named(p, t));
         let in_view = match self.states {
-            [] => self.all || !p.status.is_final() || by_number,
+            [] => self.all || p.status.is_listed() || by_number,
             states => states.contains(&p.status.state()),
         };
         in_view && (self.targets.is_empty() || self.targets.iter().any(|t| named(p, t)))

@@ -24,6 +24,9 @@ pub struct Wanted<'a> {
     pub timeout: Duration,
     /// `--simulate`; `RHIZOME_SIMULATE=1` counts too.
     pub simulate: bool,
+    /// `forward --replace`: a tunnel of the target with another configuration is restarted with
+    /// this one instead of the forward being refused.
+    pub replace: bool,
 }
 
 /// How the wait for a tunnel ended.
@@ -56,10 +59,8 @@ pub async fn open(
         tool,
         timeout_ms: how.timeout.as_millis() as u64,
         context: super::context()?,
-        settings: TunnelSettings {
-            backoff_max_ms: config.forward.backoff_max_secs.saturating_mul(1000),
-            probe_interval_ms: config.forward.probe_interval_secs.saturating_mul(1000),
-        },
+        settings: settings(config),
+        replace: how.replace,
     };
     let name = request.target.name.clone();
     let mut client = Client::connect_or_start_within(paths, how.timeout).await?;
@@ -220,4 +221,12 @@ fn find_kubectl(config: &Config) -> anyhow::Result<std::path::PathBuf> {
             .hint("install kubectl, set RHIZOME_KUBECTL to its path, or try RHIZOME_SIMULATE=1 to run without a cluster")
             .into()
     })
+}
+
+/// How the config's `[forward]` section keeps tunnels up.
+pub fn settings(config: &Config) -> TunnelSettings {
+    TunnelSettings {
+        backoff_max_ms: config.forward.backoff_max_secs.saturating_mul(1000),
+        probe_interval_ms: config.forward.probe_interval_secs.saturating_mul(1000),
+    }
 }

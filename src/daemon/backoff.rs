@@ -30,6 +30,11 @@ impl Backoff {
         }
     }
 
+    /// Starts over, as after a healthy run: a restart asked for by a user is a fresh start.
+    pub fn reset(&mut self) {
+        self.next = FIRST.min(self.max);
+    }
+
     /// The delay before the next start, given how long the run that just ended lasted.
     pub fn after_run(&mut self, ran_for: Duration) -> Duration {
         if ran_for >= HEALTHY {
@@ -146,5 +151,7 @@ mod tests {
         );
         assert_eq!(b.after_run(Duration::from_secs(61)), FIRST);
         assert_eq!(b.after_run(quick), Duration::from_millis(200));
+        b.reset();
+        assert_eq!(b.after_run(quick), FIRST);
     }
 }

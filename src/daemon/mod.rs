@@ -17,6 +17,7 @@ pub mod state;
 pub mod supervise;
 mod sweep;
 pub mod table;
+pub mod work;
 
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -96,7 +97,7 @@ impl Daemon {
         work: process::Work,
     ) -> (
         Arc<process::Process>,
-        tokio::sync::mpsc::Receiver<process::KillOrder>,
+        tokio::sync::mpsc::Receiver<process::Order>,
     ) {
         let log = Arc::new(logs::ProcessLog::new(
             &self.paths.logs,

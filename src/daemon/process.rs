@@ -2,76 +2,20 @@
 //! (`RunState`, whose `Phase` carries the data of each phase).
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
 use super::logs::ProcessLog;
 pub use super::phase::{ChildId, Phase, RunState};
-use crate::forward::kubectl::Kubectl;
-use crate::forward::tunnel::Tunnel;
-use crate::protocol::{
-    ClientContext, CommandKind, KillOutcome, Kind, ProcessInfo, RestartPolicy, Route, Target, Tool,
-    TunnelInfo, TunnelSettings,
-};
+pub use super::work::{Context, Spec, TunnelPart, Work};
+use crate::protocol::{KillOutcome, Kind, ProcessInfo, RestartPolicy, Signal};
 
-/// What a managed process is. The kind shown by `ps` follows from it, so a plain command can never
-/// pass for a tunnel.
-pub enum Work {
-    /// A command the daemon runs, and restarts as its policy says.
-    Command(Spec),
-    /// A tunnel: a local port the daemon holds, and the path behind it that it keeps up.
-    Tunnel(Arc<TunnelPart>),
-}
-
-/// The environment and working directory children run with: the client's, so that they run as if
-/// started from its shell.
-#[derive(Debug, Clone, Default)]
-pub struct Context {
-    pub env: Vec<(OsString, OsString)>,
-    pub cwd: PathBuf,
-}
-
-impl From<ClientContext> for Context {
-    fn from(context: ClientContext) -> Context {
-        use std::os::unix::ffi::OsStringExt;
-        Context {
-            env: context
-                .env
-                .into_iter()
-                .map(|(k, v)| (OsString::from_vec(k), OsString::from_vec(v)))
-                .collect(),
-            cwd: PathBuf::from(OsString::from_vec(context.cwd)),
-        }
-    }
-}
-
-/// A command: fixed for the life of the entry, reused by every restart.
-#[derive(Debug, Clone)]
-pub struct Spec {
-    pub kind: CommandKind,
-    pub argv: Vec<OsString>,
-    pub context: Context,
-    pub restart: RestartPolicy,
-    /// Restarts in a row of runs that each ended within a minute before it gives up
-    /// (`Phase::CrashLoop`); `None` restarts for good.
-    pub max_restarts: Option<u32>,
-}
-
-/// A tunnel's fixed part: where it leads, with what, and its bound local listener.
-pub struct TunnelPart {
-    pub target: Target,
-    pub tool: Tool,
-    /// kubectl runs with the environment of the `rhizome forward` that created the tunnel.
-    pub context: Context,
-    /// How long a connection waits for the upstream while the tunnel reconnects.
-    pub wait: Duration,
-    pub settings: TunnelSettings,
-    /// Bound before the entry exists, so every tunnel in the table has its port.
-    pub tunnel: Arc<Tunnel>,
+/// What a supervisor is asked to do; it alone acts on the process's children.
+pub enum Order {
+    Kill(KillOrder),
+    Restart(RestartOrder),
 }
 
 /// A request to the supervisor to stop the process for good.
@@ -79,6 +23,27 @@ pub struct KillOrder {
     /// Time between SIGTERM and SIGKILL.
     pub grace: Duration,
     pub reply: oneshot::Sender<KillOutcome>,
+}
+
+/// A request to the supervisor to end the current run and start again at once, as the same
+/// process (id, log, listener), with no backoff.
+pub struct RestartOrder {
+    /// Time between SIGTERM and SIGKILL for the run that is ended.
+    pub grace: Duration,
+    /// The line the process's log gets, before the run ends: who restarted it and what changed.
+    pub why: String,
+    /// For a tunnel whose configuration changed: the part it runs from now on, its port bound.
+    pub part: Option<Arc<TunnelPart>>,
+    pub reply: oneshot::Sender<Restarted>,
+}
+
+/// What a supervisor did with a restart, told once the new run has begun.
+#[derive(Debug)]
+pub struct Restarted {
+    /// How the run that was going ended: `None` when none was (it waited to start again).
+    pub stopped: Option<(Signal, Duration)>,
+    /// Why the new run of a command could not start.
+    pub failed: Option<String>,
 }
 
 /// A managed process. Shared between the table, its supervisor task, and request handlers.
@@ -91,7 +56,7 @@ pub struct Process {
     /// Told of every change the state file records, so that it follows the table.
     changed: Arc<Notify>,
     /// To the supervisor; closed once the supervisor has finished.
-    orders: mpsc::Sender<KillOrder>,
+    orders: mpsc::Sender<Order>,
     /// Every new `detail`, in order: a waiting `forward` shows each step, where the watch channel
     /// would let it see only the latest.
     steps: broadcast::Sender<String>,
@@ -105,7 +70,7 @@ impl Process {
         work: Work,
         log: Arc<ProcessLog>,
         changed: Arc<Notify>,
-    ) -> (Arc<Process>, mpsc::Receiver<KillOrder>) {
+    ) -> (Arc<Process>, mpsc::Receiver<Order>) {
         let (orders, orders_rx) = mpsc::channel(4);
         let state = watch::Sender::new(RunState {
             phase: Phase::Starting,
@@ -193,50 +158,40 @@ impl Process {
     }
 
     pub fn kind(&self) -> Kind {
-        match &self.work {
-            Work::Command(spec) => spec.kind.into(),
-            Work::Tunnel(_) => Kind::Forward,
-        }
+        self.work.kind()
     }
 
-    /// The tunnel part, for tunnels.
-    pub fn tunnel(&self) -> Option<&Arc<TunnelPart>> {
-        match &self.work {
-            Work::Tunnel(part) => Some(part),
-            Work::Command(_) => None,
+    /// The tunnel part as it is now, for tunnels.
+    pub fn tunnel(&self) -> Option<Arc<TunnelPart>> {
+        self.work.part()
+    }
+
+    /// Makes `part` the tunnel's part from now on (a restart applying a new configuration); the
+    /// state file follows.
+    pub fn set_tunnel(&self, part: Arc<TunnelPart>) {
+        if self.work.set_part(part) {
+            self.changed.notify_one();
         }
     }
 
     /// The environment and directory its children run with.
-    pub fn context(&self) -> &Context {
-        match &self.work {
-            Work::Command(spec) => &spec.context,
-            Work::Tunnel(part) => &part.context,
-        }
+    pub fn context(&self) -> Context {
+        self.work.context()
     }
 
     pub fn restart_policy(&self) -> RestartPolicy {
-        match &self.work {
-            Work::Command(spec) => spec.restart,
-            Work::Tunnel(_) => RestartPolicy::Always,
-        }
+        self.work.restart_policy()
     }
 
     /// A command's `--max-restarts`; a tunnel has none (it gives up by its own rule).
     pub fn max_restarts(&self) -> Option<u32> {
-        match &self.work {
-            Work::Command(spec) => spec.max_restarts,
-            Work::Tunnel(_) => None,
-        }
+        self.work.max_restarts()
     }
 
     /// The command line shown by `ps` and kept in the state file: a command's own, or for a
     /// tunnel the port-forward it runs.
     pub fn command_line(&self) -> Vec<OsString> {
-        match &self.work {
-            Work::Command(spec) => spec.argv.clone(),
-            Work::Tunnel(part) => part.command_line(self.state.borrow().remote_port),
-        }
+        self.work.command_line(self.state.borrow().remote_port)
     }
 
     /// Asks the supervisor to stop the process and waits for what happened. A process whose
@@ -249,7 +204,8 @@ impl Process {
             return KillOutcome::AlreadyFinished;
         }
         let (reply, answer) = oneshot::channel();
-        if self.orders.send(KillOrder { grace, reply }).await.is_ok()
+        let order = Order::Kill(KillOrder { grace, reply });
+        if self.orders.send(order).await.is_ok()
             && let Ok(outcome) = answer.await
         {
             return outcome;
@@ -263,6 +219,25 @@ impl Process {
             Ok(Phase::Killed(Some(signal))) => KillOutcome::AlreadyKilled { signal },
             _ => KillOutcome::NotRunning,
         }
+    }
+
+    /// Asks the supervisor to end the current run and start again, and waits until the new run
+    /// has begun. `None`: the supervisor had finished (the process is over, or about to be).
+    pub async fn restart(
+        &self,
+        grace: Duration,
+        why: String,
+        part: Option<Arc<TunnelPart>>,
+    ) -> Option<Restarted> {
+        let (reply, answer) = oneshot::channel();
+        let order = Order::Restart(RestartOrder {
+            grace,
+            why,
+            part,
+            reply,
+        });
+        self.orders.send(order).await.ok()?;
+        answer.await.ok()
     }
 
     pub fn info(&self) -> ProcessInfo {
@@ -296,59 +271,4 @@ fn millis(at: SystemTime) -> i64 {
     at.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-impl TunnelPart {
-    /// The local port clients use.
-    pub fn local_port(&self) -> u16 {
-        self.tunnel.local.port()
-    }
-
-    /// The kubectl command this tunnel runs: the port-forward to `remote`, the port in the pod
-    /// (a service's is known from its target, a database's once its proxy has said); until a
-    /// database's is known, the exec that starts its proxy, which is what runs then.
-    pub fn command_line(&self, remote: Option<u16>) -> Vec<OsString> {
-        match &self.tool {
-            Tool::Kubectl(program) => {
-                let kubectl = Kubectl {
-                    program,
-                    target: &self.target,
-                };
-                match self.remote_port(remote) {
-                    Some(port) => kubectl.port_forward(port),
-                    None => kubectl.exec().unwrap_or_default(),
-                }
-            }
-            Tool::Simulated | Tool::SimulatedTo(_) => {
-                vec!["(simulated)".into(), self.target.resource().into()]
-            }
-        }
-    }
-
-    /// The port in the pod: `learnt` once a run has found it, else a service's from its target.
-    fn remote_port(&self, learnt: Option<u16>) -> Option<u16> {
-        match (&self.target.route, learnt) {
-            (_, Some(port)) => Some(port),
-            (Route::Service { remote_port, .. }, None) => Some(*remote_port),
-            (Route::Database { .. }, None) => None,
-        }
-    }
-
-    fn info(&self, remote_port: Option<u16>) -> TunnelInfo {
-        let stats = &self.tunnel.stats;
-        TunnelInfo {
-            target: self.target.name.clone(),
-            url: self.target.url(self.local_port()),
-            local: format!("127.0.0.1:{}", self.local_port()),
-            upstream: remote_port.map(|port| format!("pod:{port}")),
-            connections_open: stats.open.load(Ordering::Relaxed),
-            connections_total: stats.total.load(Ordering::Relaxed),
-            bytes_up: stats.bytes_up.load(Ordering::Relaxed),
-            bytes_down: stats.bytes_down.load(Ordering::Relaxed),
-            transport: self.tool.transport(),
-            local_port: self.local_port(),
-            remote_port: self.remote_port(remote_port),
-            sql_connection: self.target.sql_connection().map(str::to_string),
-        }
-    }
 }

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use super::Daemon;
 use super::child;
 use super::handle;
-use super::process::{ChildId, KillOrder, Phase, Process, Spec, TunnelPart, Work};
+use super::process::{ChildId, Order, Phase, Process, Spec, TunnelPart, Work};
 use super::state::{FORMAT, Loaded, MAX_ID, SavedEnd, SavedProcess, StateFile};
 use super::supervise::command;
 use crate::forward::tunnel::Tunnel;
@@ -35,7 +35,7 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(3);
 /// A restored entry and what is left to do for it.
 struct Restored {
     process: Arc<Process>,
-    orders: mpsc::Receiver<KillOrder>,
+    orders: mpsc::Receiver<Order>,
     /// The previous daemon's children of it, ended before it runs again.
     orphans: Vec<ChildId>,
     /// The command to run again; `None` for a tunnel (its entry has all it needs) and for what
@@ -208,7 +208,7 @@ fn entry(daemon: &Daemon, saved: SavedProcess) -> Restored {
                 settings: forward.settings,
                 tunnel,
             };
-            (Work::Tunnel(Arc::new(part)), None, failed)
+            (Work::tunnel(part), None, failed)
         }
         None => {
             let spec = Spec {
@@ -227,6 +227,11 @@ fn entry(daemon: &Daemon, saved: SavedProcess) -> Restored {
                 None,
             )
         }
+    };
+    // What is over keeps too little to run again (see `Work::Record`).
+    let work = match runs_again {
+        true => work,
+        false => Work::Record(Box::new(work)),
     };
     let lost_now = saved.ended.is_none() && failed.is_none() && !runs_again;
     let ended_at = saved.ended.as_ref().map(SavedEnd::ended_at);

@@ -113,6 +113,9 @@ pub struct ForwardRequest {
     /// The environment kubectl runs with, now and at every restart.
     pub context: ClientContext,
     pub settings: TunnelSettings,
+    /// A tunnel of the target that runs with another configuration is restarted with this one
+    /// (`forward --replace`), instead of the forward being refused.
+    pub replace: bool,
 }
 
 /// How a tunnel is kept up (the config's `[forward]` section).

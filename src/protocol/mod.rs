@@ -8,6 +8,7 @@
 
 mod forward;
 mod logs;
+mod restart;
 mod state;
 
 use std::fmt;
@@ -18,10 +19,11 @@ pub use self::forward::{
     ForwardInfo, ForwardRequest, Route, Target, Tool, Transport, TunnelInfo, TunnelSettings,
 };
 pub use self::logs::{LogPart, MergedLogsRequest, MergedPiece};
+pub use self::restart::{Configured, RestartReport, RestartRequest, Stopped};
 pub use self::state::State;
 
 /// Bumped whenever the encoding of any message changes.
-pub const PROTOCOL: u32 = 2;
+pub const PROTOCOL: u32 = 3;
 
 /// The version string exchanged in the handshake; two builds talk only when these are equal.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -64,6 +66,7 @@ pub enum Request {
     Forward(Box<ForwardRequest>),
     /// The logs of several processes, interleaved by time.
     MergedLogs(MergedLogsRequest),
+    Restart(RestartRequest),
 }
 
 /// What the daemon answers.
@@ -98,6 +101,7 @@ pub enum Response {
     /// Of a `MergedLogs`: what the logs held when asked has all been sent; with `follow`, what
     /// comes next was written since.
     LogCaughtUp,
+    Restarted(Vec<RestartReport>),
 }
 
 /// A failed request, as a sentence for the user and, where one is known, what to do about it.
@@ -156,7 +160,9 @@ pub struct LogsRequest {
 /// Stop managed processes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KillRequest {
+    /// `<ID|NAME|PID>`s; with `all`, a name means every running process of that name.
     pub targets: Vec<String>,
+    /// With no targets: every running process.
     pub all: bool,
     /// How long to wait after SIGTERM before SIGKILL.
     pub timeout_ms: u64,
@@ -280,6 +286,12 @@ pub enum Status {
 }
 
 impl Status {
+    /// Whether a plain `ps` lists it: what is not over, and a crash loop, which was meant to run
+    /// and waits for a person.
+    pub fn is_listed(&self) -> bool {
+        !self.is_final() || matches!(self, Status::CrashLoop { .. })
+    }
+
     /// True once nothing about this process will change any more.
     pub fn is_final(&self) -> bool {
         matches!(

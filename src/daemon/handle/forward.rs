@@ -10,7 +10,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::connection::DaemonSide;
 use crate::daemon::Daemon;
-use crate::daemon::process::{KillOrder, Phase, Process, TunnelPart, Work};
+use crate::daemon::process::{Order, Phase, Process, Restarted, TunnelPart, Work};
 use crate::daemon::supervise::tunnel;
 use crate::daemon::table::Claim;
 use crate::forward::port;
@@ -27,20 +27,12 @@ pub async fn open(
         return conn.send(&Response::Error(reply)).await;
     }
     let timeout = Duration::from_millis(request.timeout_ms);
-    let target = request.target.clone();
+    let target = &request.target;
     let claim = daemon
         .table
-        .claim_tunnel(&target, target.local_port, |id| -> Result<_, Refused> {
-            let tunnel = bind(target.local_port, timeout)?;
-            let part = TunnelPart {
-                target: request.target,
-                tool: request.tool,
-                context: request.context.into(),
-                wait: timeout,
-                settings: request.settings,
-                tunnel,
-            };
-            Ok(daemon.new_process(id, target.name.clone(), Work::Tunnel(Arc::new(part))))
+        .claim_tunnel(target, |id| -> Result<_, Refused> {
+            let part = wanted(&request, bind(target.local_port, timeout)?);
+            Ok(daemon.new_process(id, target.name.clone(), Work::tunnel(part)))
         });
     let (process, fresh) = match claim {
         Err(refusal) => {
@@ -49,6 +41,18 @@ pub async fn open(
         }
         Ok(Claim::Existing(process)) => (process, None),
         Ok(Claim::New(process, orders)) => (process, Some(orders)),
+        Ok(Claim::Differs(process, changed)) if request.replace => {
+            // On the old listener until `relisten` says otherwise.
+            let Some(old) = process.tunnel() else {
+                return Ok(());
+            };
+            let part = wanted(&request, old.tunnel.clone());
+            return replace_tunnel(daemon, conn, &process, &old, part, changed).await;
+        }
+        Ok(Claim::Differs(process, changed)) => {
+            let reply = differs(&process, &changed);
+            return conn.send(&Response::Error(reply)).await;
+        }
     };
     // Listening before the supervisor starts, so that no step is missed.
     let steps = process.steps();
@@ -66,12 +70,115 @@ pub async fn open(
     wait_until_ready(conn, &process, steps, timeout, fresh).await
 }
 
-/// Starts the supervisor of a tunnel whose port is bound.
-pub fn start_tunnel(
+/// The tunnel `request` asks for, on `tunnel`.
+fn wanted(request: &ForwardRequest, tunnel: Arc<Tunnel>) -> TunnelPart {
+    TunnelPart {
+        target: request.target.clone(),
+        tool: request.tool.clone(),
+        context: request.context.clone().into(),
+        wait: Duration::from_millis(request.timeout_ms),
+        settings: request.settings,
+        tunnel,
+    }
+}
+
+/// The refusal of a forward that asks the target's tunnel for another configuration.
+fn differs(process: &Process, changed: &[String]) -> ErrorReply {
+    let name = &process.name;
+    ErrorReply::new(format!(
+        "the tunnel {name} (id {}) runs with another configuration than this forward asks for: {}",
+        process.id,
+        changed.join(", ")
+    ))
+    .with_hint(format!(
+        "`rhizome restart {name}` rebuilds it from rhizome.toml, `rhizome forward --replace {name}` from this command"
+    ))
+}
+
+/// `forward --replace`: the target's tunnel restarted with `part`, the configuration this forward
+/// asks for, as the same process; answered like any forward once it carries traffic.
+async fn replace_tunnel(
     daemon: &Arc<Daemon>,
+    conn: &mut DaemonSide,
     process: &Arc<Process>,
-    orders: mpsc::Receiver<KillOrder>,
-) {
+    old: &TunnelPart,
+    part: TunnelPart,
+    changed: Vec<String>,
+) -> io::Result<()> {
+    let timeout = part.wait;
+    let part = match relisten(daemon, process.id, old, part) {
+        Ok(part) => part,
+        Err(refusal) => return conn.send(&Response::Error(refusal.explain().await)).await,
+    };
+    let steps = process.steps();
+    let changed = changed.join(", ");
+    conn.send(&Response::Progress(format!(
+        "replacing the tunnel (id {}): {changed}",
+        process.id
+    )))
+    .await?;
+    let why = format!("restarted by rhizome forward --replace: {changed}");
+    if restart_with(process, old, part, REPLACE_GRACE, why)
+        .await
+        .is_none()
+    {
+        let reply = ErrorReply::new(format!(
+            "the tunnel {} ended while it was being replaced",
+            process.name
+        ))
+        .with_hint("run the forward again");
+        return conn.send(&Response::Error(reply)).await;
+    }
+    if let Err(message) = daemon.persist().await {
+        let reply = ErrorReply::new(format!("the tunnel was replaced, but {message}")).with_hint(
+            "free space on that disk; until then a daemon restart brings back the old one",
+        );
+        return conn.send(&Response::Error(reply)).await;
+    }
+    wait_until_ready(conn, process, steps, timeout, false).await
+}
+
+/// Restarts the tunnel `process`, which runs `old`, with `part`; a listener bound for `part` that
+/// the supervisor never took is closed again. `None`: the supervisor had finished.
+pub(super) async fn restart_with(
+    process: &Process,
+    old: &TunnelPart,
+    part: Arc<TunnelPart>,
+    grace: Duration,
+    why: String,
+) -> Option<Restarted> {
+    let listener = part.tunnel.clone();
+    let restarted = process.restart(grace, why, Some(part)).await;
+    if restarted.is_none() && !Arc::ptr_eq(&listener, &old.tunnel) {
+        listener.close();
+    }
+    restarted
+}
+
+/// kubectl does not trap SIGTERM; a replaced tunnel's goes at once.
+const REPLACE_GRACE: Duration = Duration::from_secs(2);
+
+/// `part`, a new configuration for the tunnel `id` that runs `old`, made ready to take over: on
+/// `old`'s listener when the port stays (or the target takes any port), else on a listener of its
+/// own, bound here so that a port in use changes nothing.
+pub(super) fn relisten(
+    daemon: &Daemon,
+    id: u32,
+    old: &TunnelPart,
+    mut part: TunnelPart,
+) -> Result<Arc<TunnelPart>, Refused> {
+    match part.target.local_port {
+        Some(port) if port.get() != old.local_port() => {
+            daemon.table.check_port(&part.target, id)?;
+            part.tunnel = bind(Some(port), part.wait)?;
+        }
+        _ => part.tunnel = old.tunnel.clone(),
+    }
+    Ok(Arc::new(part))
+}
+
+/// Starts the supervisor of a tunnel whose port is bound.
+pub fn start_tunnel(daemon: &Arc<Daemon>, process: &Arc<Process>, orders: mpsc::Receiver<Order>) {
     let Some(part) = process.tunnel() else {
         return;
     };

@@ -3,31 +3,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::select::select;
 use crate::daemon::Daemon;
-use crate::daemon::process::Process;
 use crate::protocol::{ErrorReply, KillReport, KillRequest, Response};
 
 pub(super) async fn kill(daemon: &Arc<Daemon>, request: KillRequest) -> Response {
-    let targets: Vec<Arc<Process>> = if request.all {
-        daemon.table.list(false)
-    } else {
-        let mut found: Vec<Arc<Process>> = Vec::new();
-        for target in &request.targets {
-            match daemon.table.resolve(target) {
-                Ok(process) if found.iter().any(|p| p.id == process.id) => {}
-                Ok(process) => found.push(process),
-                // All or none: a kill of several stops none when one is not found, and says so,
-                // since a user who named several may think the others were stopped.
-                Err(reply) if request.targets.len() > 1 => {
-                    return Response::Error(ErrorReply {
-                        message: format!("{}; nothing was stopped", reply.message),
-                        ..reply
-                    });
-                }
-                Err(reply) => return Response::Error(reply),
-            }
-        }
-        found
+    let targets = match select(
+        daemon,
+        &request.targets,
+        request.all,
+        "kill",
+        "nothing was stopped",
+    ) {
+        Ok(targets) => targets,
+        Err(reply) => return Response::Error(reply),
     };
     let grace = Duration::from_millis(request.timeout_ms);
     let kills = targets.iter().map(|process| async move {

@@ -13,6 +13,8 @@ mod forward;
 mod kill;
 mod logs;
 mod merged_logs;
+mod restart;
+mod select;
 mod spawn;
 
 use crate::connection::{DaemonSide, RecvError};
@@ -120,6 +122,7 @@ async fn dispatch(
         Request::MergedLogs(request) => {
             return merged_logs::merged_logs(daemon, conn, request).await;
         }
+        Request::Restart(request) => restart::restart(daemon, request).await,
     };
     conn.send(&response).await
 }

@@ -5,7 +5,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::sync::Arc;
 
 use crate::daemon::Daemon;
-use crate::daemon::process::{Phase, Spec, Work};
+use crate::daemon::process::{Spec, Work};
 use crate::daemon::supervise;
 use crate::names;
 use crate::protocol::{ErrorReply, Response, SpawnRequest};
@@ -32,31 +32,17 @@ pub(super) async fn spawn(daemon: &Arc<Daemon>, request: SpawnRequest) -> Respon
     let (process, orders) = daemon
         .table
         .insert(|id| daemon.new_process(id, name.clone(), Work::Command(spec.clone())));
-    match supervise::command::launch(daemon, &process, &spec).await {
-        Ok(run) => {
-            tracing::info!("started {} id={} pid={}", process.name, process.id, run.pid);
-            daemon.supervisors.spawn(supervise::command::supervise(
-                daemon.clone(),
-                process.clone(),
-                spec,
-                Ok(run),
-                orders,
-            ));
-            match daemon.persist_start(&process).await {
-                Ok(()) => Response::Spawned(process.info()),
-                Err(reply) => Response::Error(reply),
-            }
-        }
-        Err(reason) => {
-            process.set_phase(Phase::Failed(reason.clone()));
-            daemon.retire(&process).await;
-            Response::Error(
-                ErrorReply::new(format!(
-                    "could not start {name} (id {}): {reason}",
-                    process.id
-                ))
-                .with_hint("check the command name and that it is on your PATH"),
-            )
-        }
+    match supervise::command::start(daemon, &process, spec, orders).await {
+        Ok(_) => match daemon.persist_start(&process).await {
+            Ok(()) => Response::Spawned(process.info()),
+            Err(reply) => Response::Error(reply),
+        },
+        Err(reason) => Response::Error(
+            ErrorReply::new(format!(
+                "could not start {name} (id {}): {reason}",
+                process.id
+            ))
+            .with_hint("check the command name and that it is on your PATH"),
+        ),
     }
 }

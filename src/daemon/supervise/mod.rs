@@ -1,5 +1,5 @@
 //! Supervisors: one task per managed process, which alone owns its OS children. Requests reach it
-//! as `KillOrder`s; everyone else watches its `RunState`.
+//! as `Order`s (kill, restart); everyone else watches its `RunState`.
 //!
 //! This module holds what both kinds share: starting a child with its output captured (`Run`),
 //! ending and closing a run. `command` supervises plain commands, `tunnel` the path of a tunnel.
@@ -18,7 +18,7 @@ use super::Daemon;
 use super::child;
 use super::logs::capture::{Tap, capture};
 use super::logs::format::LineFormatter;
-use super::process::{ChildId, KillOrder, Process};
+use super::process::{ChildId, Order, Process, RestartOrder};
 
 pub mod command;
 pub mod tunnel;
@@ -143,21 +143,39 @@ pub enum Waited {
     /// A kill (answered: it was not running) or the daemon's shutdown ended the wait: the
     /// process is over.
     Stopped,
+    /// A restart ended the wait: start again at once, as it says.
+    Restart(RestartOrder),
 }
 
-/// Waits out `delay` before the next run, unless a kill order or the daemon's shutdown comes
-/// first. The one wait both supervisors make between runs.
+/// Waits out `delay` before the next run, unless an order or the daemon's shutdown comes first.
+/// The one wait both supervisors make between runs.
 pub async fn wait_out(
     delay: Duration,
-    orders: &mut mpsc::Receiver<KillOrder>,
+    orders: &mut mpsc::Receiver<Order>,
     shutdown: &CancellationToken,
 ) -> Waited {
     tokio::select! {
         _ = tokio::time::sleep(delay) => Waited::Elapsed,
-        Some(order) = orders.recv() => {
-            let _ = order.reply.send(KillOutcome::NotRunning);
-            Waited::Stopped
-        }
+        Some(order) = orders.recv() => match order {
+            Order::Kill(order) => {
+                let _ = order.reply.send(KillOutcome::NotRunning);
+                Waited::Stopped
+            }
+            Order::Restart(order) => Waited::Restart(order),
+        },
         _ = shutdown.cancelled() => Waited::Stopped,
     }
+}
+
+/// A daemon of its own in a temporary home, for one supervisor's test.
+#[cfg(test)]
+pub(super) fn test_daemon(home: &tempfile::TempDir) -> std::sync::Arc<Daemon> {
+    use super::logs::writer::LogWriter;
+    use super::spawner::{Mark, Spawner};
+    let paths = crate::paths::Paths::under(home.path());
+    paths.ensure_dirs().unwrap();
+    let (writer, _thread) = LogWriter::start().unwrap();
+    let mark = Mark::new(&paths.home);
+    let spawner = Spawner::start(tokio::runtime::Handle::current(), mark).unwrap();
+    Daemon::new(paths, writer, crate::config::Rotation::default(), spawner)
 }

@@ -22,7 +22,7 @@ use crate::daemon::Daemon;
 use crate::daemon::backoff::Backoff;
 use crate::daemon::child;
 use crate::daemon::logs::capture::OwnLines;
-use crate::daemon::process::{KillOrder, Phase, Process, TunnelPart};
+use crate::daemon::process::{Order, Phase, Process, RestartOrder, Restarted, TunnelPart};
 use crate::daemon::supervise::{self, Run, Waited, wait_out};
 use crate::protocol::{KillOutcome, Signal};
 
@@ -40,6 +40,9 @@ const QUICK_FAILURES: u32 = 3;
 const END_GRACE: Duration = Duration::from_secs(2);
 /// Lines of kubectl output kept to explain a failure.
 const LAST_LINES: usize = 8;
+
+#[cfg(test)]
+mod tests;
 
 /// What one tunnel's supervisor works with.
 struct Ctx {
@@ -100,14 +103,15 @@ enum Broke {
 }
 
 /// Runs the tunnel of `process` (whose listener is bound) until it is killed, the daemon stops,
-/// or it fails `QUICK_FAILURES` times before ever working.
+/// or it fails `QUICK_FAILURES` times before ever working. A restart ends the attempt and begins
+/// the next at once, on the same listener or, when the restart brings a new part, on its.
 pub async fn supervise(
     daemon: Arc<Daemon>,
     process: Arc<Process>,
     part: Arc<TunnelPart>,
-    mut orders: mpsc::Receiver<KillOrder>,
+    mut orders: mpsc::Receiver<Order>,
 ) {
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         daemon: daemon.clone(),
         process: process.clone(),
         part,
@@ -116,9 +120,7 @@ pub async fn supervise(
             "  (rhizome's own connection)",
         )),
     };
-    let mut backoff = Backoff::with_max(Duration::from_millis(ctx.part.settings.backoff_max_ms));
-    let mut quick_failures = 0;
-    let mut ever_up = false;
+    let mut fresh = Fresh::new(&ctx.part);
     loop {
         let mut attempt = Attempt::default();
         let interrupt = tokio::select! {
@@ -128,13 +130,21 @@ pub async fn supervise(
         };
         ctx.part.tunnel.set_upstream(None);
         let ran_for = attempt.up_since.map(|t| t.elapsed()).unwrap_or_default();
-        ever_up |= attempt.up_since.is_some();
+        fresh.ever_up |= attempt.up_since.is_some();
+        if let Err(Some(Order::Restart(order))) = &interrupt {
+            // Said first, so the log reads why before kubectl's `finished` lines.
+            restarting(&ctx, &order.why).await;
+        }
         let ended = end_attempt(&ctx, attempt).await;
         let broke = match interrupt {
             Ok(broke) => broke,
+            Err(Some(Order::Restart(order))) => {
+                take_restart(&mut ctx, &mut fresh, order, ended).await;
+                continue;
+            }
             Err(order) => {
                 close(&ctx, Phase::Killed(ended.map(|(signal, _)| signal)));
-                if let Some(order) = order {
+                if let Some(Order::Kill(order)) = order {
                     let outcome = match ended {
                         Some((signal, took)) => KillOutcome::Ended {
                             signal,
@@ -148,11 +158,12 @@ pub async fn supervise(
             }
         };
         let reason = match broke {
-            Broke::Failed(reason) if !ever_up => {
-                quick_failures += 1;
-                if quick_failures >= QUICK_FAILURES {
+            Broke::Failed(reason) if !fresh.ever_up => {
+                fresh.quick_failures += 1;
+                if fresh.quick_failures >= QUICK_FAILURES {
                     ctx.say(&format!(
-                        "giving up after {quick_failures} failed attempts: {reason}"
+                        "giving up after {} failed attempts: {reason}",
+                        fresh.quick_failures
                     ))
                     .await;
                     close(&ctx, Phase::Failed(reason));
@@ -162,27 +173,97 @@ pub async fn supervise(
             }
             Broke::Failed(reason) | Broke::Lost(reason) => reason,
         };
-        let delay = backoff.after_run(ran_for);
+        let delay = fresh.backoff.after_run(ran_for);
         ctx.say(&format!(
             "{reason}; reconnecting in {:.1}s",
             delay.as_secs_f64()
         ))
         .await;
         process.update(|s| {
-            s.phase = if ever_up {
+            s.phase = if fresh.ever_up {
                 Phase::Reconnecting
             } else {
                 Phase::Starting
             };
             s.detail = Some(reason);
         });
-        if let Waited::Stopped = wait_out(delay, &mut orders, &daemon.shutdown).await {
-            close(&ctx, Phase::Killed(None));
-            break;
+        match wait_out(delay, &mut orders, &daemon.shutdown).await {
+            Waited::Elapsed => {}
+            Waited::Stopped => {
+                close(&ctx, Phase::Killed(None));
+                break;
+            }
+            Waited::Restart(order) => {
+                restarting(&ctx, &order.why).await;
+                take_restart(&mut ctx, &mut fresh, order, None).await;
+                continue;
+            }
         }
         process.update(|s| s.restarts += 1);
     }
     daemon.retire(&process).await;
+}
+
+/// How far the tunnel is from its last fresh start (its creation, or a restart with a new
+/// configuration): a configuration that never worked gives up after `QUICK_FAILURES`.
+struct Fresh {
+    backoff: Backoff,
+    quick_failures: u32,
+    ever_up: bool,
+}
+
+impl Fresh {
+    fn new(part: &TunnelPart) -> Fresh {
+        Fresh {
+            backoff: Backoff::with_max(Duration::from_millis(part.settings.backoff_max_ms)),
+            quick_failures: 0,
+            ever_up: false,
+        }
+    }
+}
+
+/// A restart begins: its reason in the log, and the phase a client waiting for the tunnel sees.
+async fn restarting(ctx: &Ctx, why: &str) {
+    ctx.say(why).await;
+    ctx.process.update(|s| {
+        s.phase = Phase::Reconnecting;
+        s.detail = Some("restarting".into());
+    });
+}
+
+/// The attempt a restart ended is over: the tunnel takes the restart's part if it brings one
+/// (closing the old listener when the new one is another), starts afresh (no backoff, its quick
+/// failures counted from zero), and
+/// the restart is told how the old port-forward ended. A new part is on disk before the next
+/// attempt starts, so that a daemon that dies from then on brings the tunnel back as it is now.
+async fn take_restart(
+    ctx: &mut Ctx,
+    fresh: &mut Fresh,
+    order: RestartOrder,
+    stopped: Option<(Signal, Duration)>,
+) {
+    ctx.process.update(|s| s.restarts += 1);
+    match order.part {
+        Some(part) => {
+            if !Arc::ptr_eq(&part.tunnel, &ctx.part.tunnel) {
+                ctx.part.tunnel.close();
+            }
+            ctx.process.set_tunnel(part.clone());
+            *fresh = Fresh::new(&part);
+            ctx.part = part;
+            let _ = ctx.daemon.persist().await;
+        }
+        // The same configuration: a fresh start too, but one that worked before keeps
+        // reconnecting rather than giving up.
+        None => {
+            fresh.backoff.reset();
+            fresh.quick_failures = 0;
+        }
+    }
+    let _ = order.reply.send(Restarted {
+        stopped,
+        failed: None,
+    });
 }
 
 /// The tunnel is over: its port closes and its phase is final.
