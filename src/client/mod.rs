@@ -13,6 +13,7 @@ pub mod forward;
 pub mod generate;
 pub mod kill;
 pub mod logs;
+mod manual;
 pub mod output;
 pub mod overview;
 pub mod password;
