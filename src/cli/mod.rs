@@ -292,12 +292,33 @@ pub enum DaemonCommand {
     Restart,
     /// Show whether the daemon runs (exit 0, 3 if not, 4 if not answering), without starting it
     #[command(
+        long_about = "Show whether the daemon runs (exit 0, 3 if not, 4 if not answering), without \
+                      starting it; and where things are: the config file (and whether it is there), \
+                      the logs directory, and whether the daemon starts at login (`daemon install`).",
         after_help = "Exit codes: 0 running, 3 not running, 4 running but not answering within 2 s (stopped, stuck, or its socket gone).\n\nExample:\n  rhizome daemon status >/dev/null || echo \"no daemon\""
     )]
     Status,
     /// Run the daemon in the foreground (for systemd, launchd, or debugging)
     #[command(after_help = "Example:\n  RHIZOME_LOG=debug rhizome daemon run")]
     Run,
+    /// Start the daemon at login: write a systemd user unit (Linux) or a launchd agent (macOS)
+    #[command(
+        long_about = "Start the daemon at login: write a systemd user unit (Linux: \
+                      $XDG_CONFIG_HOME/systemd/user/rhizome.service, ~/.config/systemd/user by \
+                      default) or a launchd agent (macOS: ~/Library/LaunchAgents/rhizome.plist) that \
+                      runs `rhizome daemon run` by this binary's absolute path, with RHIZOME_HOME and \
+                      RHIZOME_CONFIG if they are set.\n\nIt prints the command that starts the \
+                      service and does not run it. Commands find the service's daemon by its socket \
+                      like any other, and start one of their own only when none runs. Running it \
+                      again rewrites the file for this binary and environment.",
+        after_help = "Examples:\n  rhizome daemon install && systemctl --user enable --now rhizome\n  rhizome daemon status   # \"at login  installed and enabled\""
+    )]
+    Install,
+    /// Remove what `daemon install` wrote (refused while systemd has it enabled)
+    #[command(
+        after_help = "Examples:\n  systemctl --user disable --now rhizome && rhizome daemon uninstall"
+    )]
+    Uninstall,
 }
 
 #[derive(Debug, Args)]
