@@ -79,13 +79,16 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         None => return client::overview::run(),
     };
     let paths = Paths::from_env()?;
-    // Commands without a runtime: `start` forks, `run` builds its own, `targets` reads a file.
+    // Commands without a runtime: `start` forks, `run` builds its own, `targets` reads a file,
+    // `install` and `uninstall` write one.
     match &command {
         Command::Daemon(DaemonCommand::Start) => return client::daemon::start(&paths),
         Command::Daemon(DaemonCommand::Run) => {
             return rhizome::daemon::run_foreground(&paths).map(Exit::of_status);
         }
         Command::Targets(args) => return client::targets::run(&paths, args),
+        Command::Daemon(DaemonCommand::Install) => return client::install::install(&paths),
+        Command::Daemon(DaemonCommand::Uninstall) => return client::install::uninstall(),
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -106,7 +109,12 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             }
             Command::Daemon(DaemonCommand::Stop) => client::daemon::stop(&paths).await,
             Command::Daemon(DaemonCommand::Restart) => client::daemon::restart(&paths).await,
-            Command::Daemon(DaemonCommand::Start | DaemonCommand::Run)
+            Command::Daemon(
+                DaemonCommand::Start
+                | DaemonCommand::Run
+                | DaemonCommand::Install
+                | DaemonCommand::Uninstall,
+            )
             | Command::Targets(_)
             | Command::SleeperChild(_)
             | Command::SimulateForward { .. }

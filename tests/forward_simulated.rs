@@ -226,7 +226,7 @@ fn unknown_targets_and_bad_configs_are_explained() {
     assert_eq!(out.code, Some(1));
     assert!(
         out.stderr
-            .contains("line 3, column 1: unknown field `namspace`"),
+            .contains("line 3, column 1: unknown key `namspace` in [environments.ENV]; did you mean `namespace`?"),
         "{}",
         out.stderr
     );

@@ -8,7 +8,10 @@ use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueHint};
 use clap_complete::Shell;
 
+mod tunnel;
 mod values;
+
+pub use self::tunnel::{ExecArgs, ForwardArgs, ForwardFormat, TargetsArgs, Waiting};
 
 pub use self::values::{EnvVar, Restart, Since};
 use self::values::{parse_env, parse_interval, parse_pattern, parse_seconds};
@@ -225,32 +228,6 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ExecArgs {
-    /// Targets whose tunnels the command needs: ENV/NAME, or NAME when one environment has it
-    // Indexes are explicit: completion re-adds this argument with candidates, after the others.
-    #[arg(value_name = "TARGET", required = true, index = 1)]
-    pub targets: Vec<String>,
-    /// The command and its arguments
-    #[arg(
-        required = true,
-        last = true,
-        index = 2,
-        value_name = "CMD",
-        value_hint = ValueHint::CommandWithArguments
-    )]
-    pub command: Vec<OsString>,
-    /// Seconds to wait for each tunnel to carry traffic
-    #[arg(long, default_value = "60", value_name = "SECS", value_parser = parse_seconds)]
-    pub timeout: Duration,
-    /// Run without a cluster (also RHIZOME_SIMULATE=1)
-    #[arg(long)]
-    pub simulate: bool,
-    /// Print no progress on stderr while the tunnels open
-    #[arg(long, short)]
-    pub quiet: bool,
-}
-
-#[derive(Debug, Args)]
 pub struct PsArgs {
     /// Only these processes: a name shows those of that name (finished ones with --all), an id
     /// or pid that one process, finished or not
@@ -341,6 +318,9 @@ pub enum DaemonCommand {
     Restart,
     /// Show whether the daemon runs (exit 0, 3 if not, 4 if not answering), without starting it
     #[command(
+        long_about = "Show whether the daemon runs (exit 0, 3 if not, 4 if not answering), without \
+                      starting it; and where things are: the config file (and whether it is there), \
+                      the logs directory, and whether the daemon starts at login (`daemon install`).",
         after_help = "Exit codes: 0 running, 3 not running, 4 running but not answering within 2 s (stopped, stuck, or its socket gone).\n\nExamples:\n  rhizome daemon status >/dev/null || echo \"no daemon\"\n  rhizome daemon status --json | jq .processes.count"
     )]
     Status {
@@ -351,70 +331,24 @@ pub enum DaemonCommand {
     /// Run the daemon in the foreground (for systemd, launchd, or debugging)
     #[command(after_help = "Example:\n  RHIZOME_LOG=debug rhizome daemon run")]
     Run,
-}
-
-#[derive(Debug, Args)]
-pub struct ForwardArgs {
-    /// Target name: ENV/NAME, or NAME when one environment has it (see `rhizome targets`); or,
-    /// with PORTS, a resource: svc/NAME, deploy/NAME or pod/NAME
-    // Indexes are explicit: completion re-adds this argument with candidates, after the others.
-    #[arg(value_name = "TARGET", index = 1)]
-    pub target: String,
-    /// For a resource without a config entry: [LOCAL:]REMOTE, as kubectl reads it (`8080:80`;
-    /// `80` for 80 on both sides; `:80` for any free local port)
-    #[arg(value_name = "PORTS", index = 2)]
-    pub ports: Option<String>,
-    /// The kubeconfig context of a resource without a config entry
-    #[arg(long, value_name = "CONTEXT", requires = "ports")]
-    pub context: Option<String>,
-    /// The namespace of a resource without a config entry
-    #[arg(long, value_name = "NAMESPACE", requires = "ports")]
-    pub namespace: Option<String>,
-    /// The kubeconfig file of a resource without a config entry (default: kubectl's)
-    #[arg(long, value_name = "FILE", requires = "ports", value_hint = ValueHint::FilePath)]
-    pub kubeconfig: Option<String>,
-    /// What to print on stdout
-    #[arg(long, value_enum, default_value_t = ForwardFormat::Url)]
-    pub format: ForwardFormat,
-    /// Local port to listen on, instead of the target's
-    #[arg(long, value_name = "N")]
-    pub port: Option<u16>,
-    /// Seconds to wait for the tunnel to carry traffic
-    #[arg(long, default_value = "60", value_name = "SECS", value_parser = parse_seconds)]
-    pub timeout: Duration,
-    /// Run without a cluster: an echo server stands in for the database (also RHIZOME_SIMULATE=1)
-    #[arg(long)]
-    pub simulate: bool,
-    /// Print no progress on stderr (a spinner on a terminal, `rhizome: STEP` lines elsewhere)
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// When the target's tunnel runs with another configuration (rhizome.toml changed, another
-    /// --port), restart it with this one instead of refusing
-    #[arg(long)]
-    pub replace: bool,
-    /// Put the password in the output (from the target's `password_command`, run now)
-    #[arg(long)]
-    pub with_password: bool,
-}
-
-/// Output of `rhizome forward`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ForwardFormat {
-    /// mysql://127.0.0.1:3306, with the target's user and database when it has them
-    Url,
-    /// 3306
-    Port,
-    /// the tunnel as `ps --json` shows a process, with "user" and "database" (and "password" with --with-password)
-    Json,
-    /// `export RHIZOME_HOST=...`, `RHIZOME_PORT`, `RHIZOME_URL` lines for `eval`
-    Env,
-}
-
-#[derive(Debug, Args)]
-pub struct TargetsArgs {
-    /// Print JSON: {"targets": [...], "count": N, "invalid": N}, the fields in the README
-    #[arg(long)]
-    pub json: bool,
+    /// Start the daemon at login: write a systemd user unit (Linux) or a launchd agent (macOS)
+    #[command(
+        long_about = "Start the daemon at login: write a systemd user unit (Linux: \
+                      $XDG_CONFIG_HOME/systemd/user/rhizome.service, ~/.config/systemd/user by \
+                      default) or a launchd agent (macOS: ~/Library/LaunchAgents/rhizome.plist) that \
+                      runs `rhizome daemon run` by this binary's absolute path, with RHIZOME_HOME and \
+                      RHIZOME_CONFIG if they are set.\n\nIt prints the command that starts the \
+                      service and does not run it. Commands find the service's daemon by its socket \
+                      like any other, and start one of their own only when none runs. Running it \
+                      again rewrites the file for this binary and environment.",
+        after_help = "Examples:\n  rhizome daemon install && systemctl --user enable --now rhizome\n  rhizome daemon status   # \"at login  installed and enabled\""
+    )]
+    Install,
+    /// Remove what `daemon install` wrote (refused while systemd has it enabled)
+    #[command(
+        after_help = "Examples:\n  systemctl --user disable --now rhizome && rhizome daemon uninstall"
+    )]
+    Uninstall,
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `rhizome daemon start|stop|restart|status`.
+//! `rhizome daemon start|stop|restart|status` (`install` and `uninstall` are in `install/`).
 
 use std::time::{Duration, Instant};
 
@@ -7,6 +7,7 @@ use nix::unistd::Pid;
 
 use super::exit::Exit;
 use super::output;
+use super::places;
 use super::render::human_duration;
 use super::sanitize::field;
 use super::{CONNECT_DEADLINE, Client, Failure, Reached, unexpected};
@@ -17,6 +18,9 @@ use crate::protocol::{DaemonStatus, Hello, Request, Response};
 
 /// How long `daemon stop` waits for the daemon to end its children and exit.
 pub(super) const STOP_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The column of the values under `daemon status`'s first line.
+const LABELS: usize = 10;
 
 /// How long a daemon that does not answer gets to exit after SIGTERM before SIGKILL: its orderly
 /// stop gives each child 5 s.
@@ -84,9 +88,10 @@ pub async fn status(paths: &Paths, json: bool) -> anyhow::Result<Exit> {
     }
     let (mut client, theirs) = match found {
         Found::Nothing => {
-            output::println(format_args!(
-                "daemon is not running  (socket {})",
-                paths.socket.display()
+            output::print(format_args!(
+                "daemon is not running  (socket {})\n{}",
+                paths.socket.display(),
+                places::indented(paths, LABELS)
             ))?;
             return Ok(Exit::NotRunning);
         }
@@ -122,14 +127,16 @@ pub async fn status(paths: &Paths, json: bool) -> anyhow::Result<Exit> {
          uptime    {}\n  \
          socket    {}\n  \
          home      {}\n  \
-         processes {} running, {} finished\n",
+         processes {} running, {} finished\n\
+         {}",
         status.pid,
         field(&status.version),
         human_duration(status.uptime_secs),
         field(&status.socket),
         field(&status.home),
         status.running,
-        status.finished
+        status.finished,
+        places::indented(paths, LABELS)
     ))?;
     Ok(Exit::Success)
 }

@@ -22,7 +22,7 @@ pub async fn run(paths: &Paths, args: &ExecArgs) -> anyhow::Result<Exit> {
     let config = load_config(paths)?;
     let mut wanted = Vec::new();
     for name in &args.targets {
-        wanted.push((name, resolve(&config, name, args.quiet)?));
+        wanted.push((name, resolve(&config, name, args.waiting.quiet)?));
     }
     // Before any tunnel: a failing password command costs nothing in the cluster, and an
     // interactive unlock is not mixed with progress lines.
@@ -37,9 +37,7 @@ pub async fn run(paths: &Paths, args: &ExecArgs) -> anyhow::Result<Exit> {
     for (label, (target, side)) in &wanted {
         let how = Wanted {
             label,
-            quiet: args.quiet,
-            timeout: args.timeout,
-            simulate: args.simulate,
+            waiting: &args.waiting,
             replace: false,
         };
         let scheme = target.scheme.clone();

@@ -25,6 +25,38 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// Every code of rhizome's own, in the order the man page's EXIT STATUS lists them; `exec`
+    /// passes its command's on (`Command`), which the page lists after them.
+    pub const ALL: [Exit; 6] = [
+        Exit::Success,
+        Exit::Failure,
+        Exit::Usage,
+        Exit::NotRunning,
+        Exit::NotAnswering,
+        Exit::Interrupted,
+    ];
+
+    /// What the code tells a script, as the man page says it.
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            Exit::Success => {
+                "Done as asked; also when the reader of the output went away early (`rhizome ps | head -1`)."
+            }
+            Exit::Failure => {
+                "The request failed, or the output could not be written: the `error:` line says which."
+            }
+            Exit::Usage => "The command line was wrong.",
+            Exit::NotRunning => "`daemon status` found no daemon.",
+            Exit::NotAnswering => {
+                "`daemon status` found a daemon that does not answer: stopped (SIGSTOP), stuck, or its socket gone; or something else listens on the socket."
+            }
+            Exit::Interrupted => "Ctrl-C ended the command (128 + SIGINT, as a shell reports it).",
+            Exit::Command(_) => {
+                "`rhizome exec`: its command's own exit status (128 + N when signal N ended it)."
+            }
+        }
+    }
+
     pub const fn code(self) -> u8 {
         match self {
             Exit::Success => 0,
@@ -69,15 +101,8 @@ mod tests {
 
     #[test]
     fn codes_are_the_documented_ones() {
-        let codes = [
-            Exit::Success,
-            Exit::Failure,
-            Exit::Usage,
-            Exit::NotRunning,
-            Exit::Interrupted,
-        ]
-        .map(Exit::code);
-        assert_eq!(codes, [0, 1, 2, 3, 130]);
+        let codes = Exit::ALL.map(Exit::code);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 130]);
         assert_eq!(Exit::of_status(0), Exit::Success);
         assert_eq!(Exit::of_status(1), Exit::Failure);
     }

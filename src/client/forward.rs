@@ -19,7 +19,7 @@ use crate::protocol::{ForwardInfo, Target};
 pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> {
     let config = load_config(paths)?;
     let (mut target, side) = match &args.ports {
-        None => resolve(&config, &args.target, args.quiet)?,
+        None => resolve(&config, &args.target, args.waiting.quiet)?,
         Some(ports) => {
             let target = adhoc::target(&AdHoc {
                 resource: &args.target,
@@ -50,9 +50,7 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
     let scheme = target.scheme.clone();
     let how = Wanted {
         label: &args.target,
-        quiet: args.quiet,
-        timeout: args.timeout,
-        simulate: args.simulate,
+        waiting: &args.waiting,
         replace: args.replace,
     };
     let info = match tunnel::open(paths, &config, target, &side, &how).await? {

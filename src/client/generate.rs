@@ -1,6 +1,7 @@
-//! `rhizome __generate DIR`: the files generated from the clap definition and checked in, the
-//! completion scripts (`completions/`) and the man pages (`man/`). A test regenerates them and
-//! fails when the checked-in copies differ.
+//! `rhizome __generate DIR`: the files generated and checked in: from the clap definition, the
+//! completion scripts (`completions/`) and the man pages (`man/`, with the sections of `manual`);
+//! from `config::keys`, rhizome.toml(5) and the README's table of keys. Tests regenerate them and
+//! fail when the checked-in copies differ.
 
 use std::fs;
 use std::path::Path;
@@ -27,7 +28,8 @@ pub const SCRIPTS: [(Shell, &str); 3] = [
     (Shell::Fish, "rhizome.fish"),
 ];
 
-/// Writes `DIR/completions/*` and `DIR/man/*.1`, replacing what is there.
+/// Writes `DIR/completions/*` and `DIR/man/*.[15]`, replacing what is there, and the table of keys
+/// in `DIR/README.md` if there is one.
 pub fn run(dir: &Path) -> anyhow::Result<Exit> {
     let completions = dir.join("completions");
     let man = dir.join("man");
@@ -42,13 +44,25 @@ pub fn run(dir: &Path) -> anyhow::Result<Exit> {
     // Pages of subcommands that are gone go too.
     for entry in fs::read_dir(&man)? {
         let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "1") {
+        if path.extension().is_some_and(|e| e == "1" || e == "5") {
             fs::remove_file(&path)
                 .with_context(|| format!("could not remove {}", path.display()))?;
         }
     }
     for (file, page) in man_pages()? {
         write(&man.join(file), &page)?;
+    }
+    let readme = dir.join("README.md");
+    if let Ok(text) = fs::read_to_string(&readme) {
+        let fresh = super::manual::readme_with_keys(&text).with_context(|| {
+            format!(
+                "{} has lost the marker lines around its table of keys",
+                readme.display()
+            )
+        })?;
+        if fresh != text {
+            write(&readme, fresh.as_bytes())?;
+        }
     }
     output::println(format_args!(
         "wrote {} and {}",
@@ -66,20 +80,40 @@ pub fn print_script(shell: Shell) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// Every man page: `rhizome.1`, then one per visible subcommand (`rhizome-forward.1`,
-/// `rhizome-daemon-start.1`, ...), as (file name, roff).
+/// Every man page: `rhizome.1` (with the sections clap does not make), then one per visible
+/// subcommand (`rhizome-forward.1`, `rhizome-daemon-start.1`, ...), and `rhizome.toml.5`, as
+/// (file name, roff).
 pub fn man_pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let mut cmd = Cli::command().disable_help_subcommand(true);
     cmd.build();
     let mut pages = Vec::new();
     add_pages(cmd, &mut pages)?;
+    if let Some((_, main)) = pages.first_mut() {
+        let text = String::from_utf8(std::mem::take(main))?;
+        let examples = "\n.SH EXAMPLES\n";
+        let text = text.replacen(
+            examples,
+            &format!("\n{}{}", super::manual::main_sections(), &examples[1..]),
+            1,
+        );
+        *main = (text + &super::manual::see_also()).into_bytes();
+    }
+    pages.push((
+        "rhizome.toml.5".to_string(),
+        super::manual::toml_page(MAN_DATE, &source()).into_bytes(),
+    ));
     Ok(pages)
+}
+
+/// The man pages' source: the name and version.
+fn source() -> String {
+    format!("rhizome {}", env!("CARGO_PKG_VERSION"))
 }
 
 fn add_pages(cmd: clap::Command, pages: &mut Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
     let man = clap_mangen::Man::new(cmd.clone())
         .date(MAN_DATE)
-        .source(format!("rhizome {}", env!("CARGO_PKG_VERSION")))
+        .source(source())
         .manual("rhizome manual");
     let mut page = Vec::new();
     man.render(&mut page)?;

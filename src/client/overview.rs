@@ -1,5 +1,5 @@
-//! `rhizome` with no command: whether the daemon runs, how many processes it has, and the
-//! commands people reach for. Never starts a daemon and never fails: it is where people land when
+//! `rhizome` with no command: whether the daemon runs, how many processes it has, where its
+//! files are, and the commands people reach for. Never starts a daemon and never fails: it is where people land when
 //! they do not know what to type.
 
 use std::time::Duration;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::Client;
 use super::exit::Exit;
 use super::output;
+use super::places;
 use super::render::human_duration;
 use super::sanitize;
 use super::style::{BOLD, DIM, GOOD, Paint};
@@ -58,6 +59,11 @@ pub fn run() -> anyhow::Result<Exit> {
                      processes  none\n";
         }
         Err(why) => text += &format!("daemon     {}\n", sanitize::text(&why)),
+    }
+    if let Ok(paths) = Paths::from_env() {
+        for (label, value) in places::lines(&paths) {
+            text += &format!("{label:<11}{value}\n");
+        }
     }
     text += "\nCommands:\n";
     for (command, what) in COMMANDS {

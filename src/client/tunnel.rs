@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::output::note;
 use super::sanitize;
 use super::{Client, Failure, unexpected};
+use crate::cli::Waiting;
 use crate::config::Config;
 use crate::forward::kubectl::{self, Tool};
 use crate::forward::target::ClientSide;
@@ -19,11 +20,9 @@ use crate::protocol::{
 pub struct Wanted<'a> {
     /// The target as the user typed it, for the spinner.
     pub label: &'a str,
-    pub quiet: bool,
-    /// Bounds the whole wait, reaching or starting the daemon included.
-    pub timeout: Duration,
-    /// `--simulate`; `RHIZOME_SIMULATE=1` counts too.
-    pub simulate: bool,
+    /// `--timeout` (bounding the whole wait, reaching or starting the daemon included),
+    /// `--simulate` (`RHIZOME_SIMULATE=1` counts too) and `--quiet`.
+    pub waiting: &'a Waiting,
     /// `forward --replace`: a tunnel of the target with another configuration is restarted with
     /// this one instead of the forward being refused.
     pub replace: bool,
@@ -44,8 +43,8 @@ pub async fn open(
     side: &ClientSide,
     how: &Wanted<'_>,
 ) -> anyhow::Result<Opened> {
-    let simulate =
-        how.simulate || std::env::var("RHIZOME_SIMULATE").is_ok_and(|v| !v.is_empty() && v != "0");
+    let simulate = how.waiting.simulate
+        || std::env::var("RHIZOME_SIMULATE").is_ok_and(|v| !v.is_empty() && v != "0");
     let tool = if simulate {
         match simulate_upstream(side)? {
             Some(upstream) => Tool::SimulatedTo(upstream),
@@ -57,17 +56,17 @@ pub async fn open(
     let request = ForwardRequest {
         target,
         tool,
-        timeout_ms: how.timeout.as_millis() as u64,
+        timeout_ms: how.waiting.timeout.as_millis() as u64,
         context: super::context()?,
         settings: settings(config),
         replace: how.replace,
     };
     let name = request.target.name.clone();
-    let mut client = Client::connect_or_start_within(paths, how.timeout).await?;
+    let mut client = Client::connect_or_start_within(paths, how.waiting.timeout).await?;
     // Whether this command created the tunnel, for what Ctrl-C says: the daemon tells.
     let mut created = false;
     client.send(&Request::Forward(Box::new(request))).await?;
-    let mut progress = Progress::new(how.quiet, how.label);
+    let mut progress = Progress::new(how.waiting.quiet, how.label);
     if let Progress::Spinner(Some(spinner)) = &progress {
         let spinner = spinner.clone();
         client.on_notice(move |notice| {

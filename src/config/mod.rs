@@ -1,6 +1,6 @@
 //! `rhizome.toml`: the user's settings. Unknown keys and numbers outside their range are errors
-//! (with line and column), so a typo never silently does nothing and no setting makes the daemon
-//! do unbounded work.
+//! (with line and column, in plain words: `plain.rs`), so a typo never silently does nothing and
+//! no setting makes the daemon do unbounded work. `keys.rs` documents every key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,8 @@ use serde::Deserialize;
 
 use crate::paths::Paths;
 
+pub mod keys;
+mod plain;
 mod ranges;
 
 pub use self::ranges::{
@@ -270,7 +272,8 @@ pub fn load_with_built_ins(path: &Path) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-/// Parses config text; the error names the line and column (counted in characters).
+/// Parses config text; the error names the line and column (counted in characters) and says what
+/// is wrong in the file's terms.
 pub fn parse(text: &str) -> Result<Config, String> {
     toml::from_str(text).map_err(|err| {
         let position = err.span().map(|span| {
@@ -280,7 +283,11 @@ pub fn parse(text: &str) -> Result<Config, String> {
             let column = before[line_start..].chars().count() + 1;
             format!("line {line}, column {column}: ")
         });
-        format!("{}{}", position.unwrap_or_default(), err.message())
+        format!(
+            "{}{}",
+            position.unwrap_or_default(),
+            plain::plain(err.message())
+        )
     })
 }
 

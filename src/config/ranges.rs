@@ -12,37 +12,46 @@ use serde::de::{self, Deserializer, Visitor};
 pub struct Range {
     /// The key as it is written in the file.
     pub key: &'static str,
+    /// What the number counts, as the error for a value of the wrong type names it: "a port
+    /// number", not the `u16` it is read into.
+    pub what: &'static str,
     pub min: u64,
     pub max: u64,
 }
 
 pub const MAX_FILE_BYTES: Range = Range {
     key: "max_file_bytes",
+    what: "a size in bytes",
     min: 4096,
     max: 1 << 30,
 };
 pub const KEEP_FILES: Range = Range {
     key: "keep_files",
+    what: "a number of files",
     min: 1,
     max: 100,
 };
 pub const BACKOFF_MAX_SECS: Range = Range {
     key: "backoff_max_secs",
+    what: "a number of seconds",
     min: 1,
     max: 3600,
 };
 pub const PROBE_INTERVAL_SECS: Range = Range {
     key: "probe_interval_secs",
+    what: "a number of seconds",
     min: 0,
     max: 3600,
 };
 pub const LOCAL_PORT: Range = Range {
     key: "local_port",
+    what: "a port number",
     min: 0,
     max: 65535,
 };
 pub const REMOTE_PORT: Range = Range {
     key: "remote_port",
+    what: "a port number",
     min: 1,
     max: 65535,
 };
@@ -86,8 +95,8 @@ impl Visitor<'_> for Range {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "`{}` to be a whole number from {} to {}",
-            self.key, self.min, self.max
+            "`{}` to be {} from {} to {}",
+            self.key, self.what, self.min, self.max
         )
     }
 

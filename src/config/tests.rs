@@ -6,7 +6,7 @@ use super::*;
 fn unknown_keys_are_named_with_their_position() {
     let err = parse("[logs]\nmax_file_bytes = 100\nkeep = 3\n").unwrap_err();
     assert!(
-        err.starts_with("line 3, column 1: unknown field `keep`"),
+        err.starts_with("line 3, column 1: unknown key `keep` in [logs]"),
         "{err}"
     );
 }
@@ -74,11 +74,11 @@ fn numbers_outside_their_range_are_refused_at_the_value() {
         ),
         (
             "[logs]\nkeep_files = 2.5\n".into(),
-            "line 2, column 14: invalid type: floating point `2.5`, expected `keep_files` to be a whole number from 1 to 100",
+            "line 2, column 14: `keep_files` must be a number of files from 1 to 100, not the number 2.5",
         ),
         (
             "[logs]\nkeep_files = \"3\"\n".into(),
-            "line 2, column 14: invalid type: string \"3\", expected `keep_files` to be a whole number from 1 to 100",
+            "line 2, column 14: `keep_files` must be a number of files from 1 to 100, not the text \"3\" (a number goes without quotes)",
         ),
     ] {
         let err = parse(&text).unwrap_err();
