@@ -53,6 +53,10 @@ pub struct ForwardArgs {
     /// --port), restart it with this one instead of refusing
     #[arg(long)]
     pub replace: bool,
+    /// Open the port now and build the path only when the first client connects (also the
+    /// target's `lazy = true`); after `idle_stop_secs` without a client the path stops again
+    #[arg(long)]
+    pub lazy: bool,
     /// Put the password in the output (from the target's `password_command`, run now)
     #[arg(long)]
     pub with_password: bool,

@@ -133,6 +133,9 @@ impl clap::ValueEnum for State {
             State::Killed => "stopped by `rhizome kill` or the daemon stopping",
             State::Failed => "could not be started, or a tunnel that never got through",
             State::Lost => "a one-shot that was running when its daemon died",
+            State::Idle => {
+                "a lazy tunnel: its port open, nothing behind it until a client connects"
+            }
             State::CrashLoop => "restarted --max-restarts times, each run ending early; stopped",
         };
         Some(clap::builder::PossibleValue::new(self.word()).help(help))

@@ -39,6 +39,7 @@ pub async fn run(paths: &Paths, args: &ExecArgs) -> anyhow::Result<Exit> {
             label,
             waiting: &args.waiting,
             replace: false,
+            lazy: false,
         };
         let scheme = target.scheme.clone();
         let name = target.name.clone();

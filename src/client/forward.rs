@@ -52,6 +52,7 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
         label: &args.target,
         waiting: &args.waiting,
         replace: args.replace,
+        lazy: args.lazy,
     };
     let info = match tunnel::open(paths, &config, target, &side, &how).await? {
         Opened::Ready(info) => info,

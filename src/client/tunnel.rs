@@ -26,6 +26,8 @@ pub struct Wanted<'a> {
     /// `forward --replace`: a tunnel of the target with another configuration is restarted with
     /// this one instead of the forward being refused.
     pub replace: bool,
+    /// `forward --lazy`: lazy whatever the config says.
+    pub lazy: bool,
 }
 
 /// How the wait for a tunnel ended.
@@ -58,7 +60,10 @@ pub async fn open(
         tool,
         timeout_ms: how.waiting.timeout.as_millis() as u64,
         context: super::context()?,
-        settings: settings(config),
+        settings: TunnelSettings {
+            lazy: how.lazy || side.lazy.unwrap_or(config.forward.lazy),
+            ..settings(config)
+        },
         replace: how.replace,
     };
     let name = request.target.name.clone();
@@ -222,10 +227,12 @@ fn find_kubectl(config: &Config) -> anyhow::Result<std::path::PathBuf> {
     })
 }
 
-/// How the config's `[forward]` section keeps tunnels up.
+/// How the config's `[forward]` section keeps tunnels up; eager unless a target says otherwise.
 pub fn settings(config: &Config) -> TunnelSettings {
     TunnelSettings {
         backoff_max_ms: config.forward.backoff_max_secs.saturating_mul(1000),
         probe_interval_ms: config.forward.probe_interval_secs.saturating_mul(1000),
+        lazy: false,
+        idle_stop_ms: config.forward.idle_stop_secs.saturating_mul(1000),
     }
 }

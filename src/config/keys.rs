@@ -3,8 +3,8 @@
 //! where a key in the wrong table belongs; a test holds it to the serde structs in `mod.rs`.
 
 use super::ranges::{
-    BACKOFF_MAX_SECS, KEEP_FILES, LOCAL_PORT, MAX_FILE_BYTES, PROBE_INTERVAL_SECS, REMOTE_PORT,
-    Range,
+    BACKOFF_MAX_SECS, IDLE_STOP_SECS, KEEP_FILES, LOCAL_PORT, MAX_FILE_BYTES, PROBE_INTERVAL_SECS,
+    REMOTE_PORT, Range,
 };
 
 /// What a key takes.
@@ -14,6 +14,8 @@ pub enum Value {
     Text,
     /// A list of strings: `["a", "b"]`.
     List,
+    /// `true` or `false`.
+    Bool,
     /// A whole number within its range.
     Number(Range),
     /// A table of its own, documented as one of `TABLES`.
@@ -75,7 +77,7 @@ const fn key(name: &'static str, value: Value, unset: Unset, meaning: &'static s
 }
 
 use self::Unset::{Default, Required};
-use self::Value::{List, Number, Table as Sub, Text};
+use self::Value::{Bool, List, Number, Table as Sub, Text};
 
 /// The environment's value, for a key a target may set for itself.
 const ENVIRONMENTS: Unset = Default("the environment's");
@@ -141,6 +143,18 @@ pub const FORWARD: Table = Table {
             Default("30"),
             "how often a working tunnel is probed (a connection to the database, which some servers count); 0 probes only after a failure",
         ),
+        key(
+            "lazy",
+            Bool,
+            Default("`false`"),
+            "whether tunnels are lazy: the port is open at once, the path is built when the first client connects",
+        ),
+        key(
+            "idle_stop_secs",
+            Number(IDLE_STOP_SECS),
+            Default("600"),
+            "how long a lazy tunnel keeps its path without a client before it stops it (the port stays); 0 keeps it",
+        ),
     ],
 };
 
@@ -183,6 +197,12 @@ pub const ENVIRONMENT: Table = Table {
             Text,
             Default("`\\[{sql_connection}\\] Listening on [^ ]+:(\\d+)`"),
             "a regular expression that finds the proxy's port in the pod's log: its first group",
+        ),
+        key(
+            "lazy",
+            Bool,
+            Default("`[forward] lazy`"),
+            "whether this environment's tunnels are lazy",
         ),
         key(
             "databases",
@@ -254,6 +274,12 @@ pub const DATABASE: Table = Table {
             Default("the echo server"),
             "in simulate mode, where the tunnel leads instead: `HOST:PORT` (`RHIZOME_SIMULATE_UPSTREAM` overrides it)",
         ),
+        key(
+            "lazy",
+            Bool,
+            Default("the environment's `lazy`"),
+            "whether this target's tunnel is lazy (`forward --lazy` makes one lazy for a call)",
+        ),
     ],
 };
 
@@ -311,6 +337,12 @@ pub const SERVICE: Table = Table {
             Text,
             Default("the echo server"),
             "in simulate mode, where the tunnel leads instead: `HOST:PORT` (`RHIZOME_SIMULATE_UPSTREAM` overrides it)",
+        ),
+        key(
+            "lazy",
+            Bool,
+            Default("the environment's `lazy`"),
+            "whether this target's tunnel is lazy (`forward --lazy` makes one lazy for a call)",
         ),
     ],
 };

@@ -14,11 +14,12 @@ mod plain;
 mod ranges;
 
 pub use self::ranges::{
-    BACKOFF_MAX_SECS, KEEP_FILES, LOCAL_PORT, MAX_FILE_BYTES, PROBE_INTERVAL_SECS, RANGES,
-    REMOTE_PORT, Range,
+    BACKOFF_MAX_SECS, IDLE_STOP_SECS, KEEP_FILES, LOCAL_PORT, MAX_FILE_BYTES, PROBE_INTERVAL_SECS,
+    RANGES, REMOTE_PORT, Range,
 };
 use self::ranges::{
-    backoff_max_secs, keep_files, local_port, max_file_bytes, probe_interval_secs, remote_port,
+    backoff_max_secs, idle_stop_secs, keep_files, local_port, max_file_bytes, probe_interval_secs,
+    remote_port,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,6 +54,15 @@ pub struct ForwardConfig {
         deserialize_with = "probe_interval_secs"
     )]
     pub probe_interval_secs: u64,
+    /// Whether tunnels are lazy unless their target or environment says otherwise.
+    #[serde(default)]
+    pub lazy: bool,
+    /// How long a lazy tunnel keeps its upstream without a client; 0 keeps it.
+    #[serde(
+        default = "default_idle_stop_secs",
+        deserialize_with = "idle_stop_secs"
+    )]
+    pub idle_stop_secs: u64,
 }
 
 impl Default for ForwardConfig {
@@ -60,8 +70,14 @@ impl Default for ForwardConfig {
         ForwardConfig {
             backoff_max_secs: default_backoff_max_secs(),
             probe_interval_secs: default_probe_interval_secs(),
+            lazy: false,
+            idle_stop_secs: default_idle_stop_secs(),
         }
     }
+}
+
+fn default_idle_stop_secs() -> u64 {
+    600
 }
 
 fn default_backoff_max_secs() -> u64 {
@@ -87,6 +103,8 @@ pub struct Environment {
     /// Regex finding the proxy's port in the pod's log; `{sql_connection}` is replaced by the
     /// escaped instance, the first capture group is the port.
     pub port_pattern: Option<String>,
+    /// Whether this environment's tunnels are lazy (over `[forward] lazy`).
+    pub lazy: Option<bool>,
     #[serde(default)]
     pub databases: BTreeMap<String, Database>,
     #[serde(default)]
@@ -115,6 +133,8 @@ pub struct Database {
     pub password_command: Option<Vec<String>>,
     /// In simulate mode, where the tunnel leads instead of the echo server: `HOST:PORT`.
     pub simulate_upstream: Option<String>,
+    /// Whether this target's tunnel is lazy (over its environment's and `[forward] lazy`).
+    pub lazy: Option<bool>,
 }
 
 /// A plain port-forward to a resource, with no proxy step.
@@ -141,6 +161,8 @@ pub struct Service {
     pub password_command: Option<Vec<String>>,
     /// In simulate mode, where the tunnel leads instead of the echo server: `HOST:PORT`.
     pub simulate_upstream: Option<String>,
+    /// Whether this target's tunnel is lazy (over its environment's and `[forward] lazy`).
+    pub lazy: Option<bool>,
 }
 
 /// Rotation of the per-process logs.
@@ -264,6 +286,7 @@ pub fn load_with_built_ins(path: &Path) -> Result<Config, ConfigError> {
                 ours.deployment = theirs.deployment.or(ours.deployment.take());
                 ours.connect = theirs.connect.or(ours.connect.take());
                 ours.port_pattern = theirs.port_pattern.or(ours.port_pattern.take());
+                ours.lazy = theirs.lazy.or(ours.lazy.take());
                 ours.databases.extend(theirs.databases);
                 ours.services.extend(theirs.services);
             }

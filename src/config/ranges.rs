@@ -43,6 +43,12 @@ pub const PROBE_INTERVAL_SECS: Range = Range {
     min: 0,
     max: 3600,
 };
+pub const IDLE_STOP_SECS: Range = Range {
+    key: "idle_stop_secs",
+    what: "a number of seconds",
+    min: 0,
+    max: 7 * 24 * 3600,
+};
 pub const LOCAL_PORT: Range = Range {
     key: "local_port",
     what: "a port number",
@@ -57,11 +63,12 @@ pub const REMOTE_PORT: Range = Range {
 };
 
 /// Every numeric setting's range, as the README's configuration section lists them.
-pub const RANGES: [Range; 6] = [
+pub const RANGES: [Range; 7] = [
     MAX_FILE_BYTES,
     KEEP_FILES,
     BACKOFF_MAX_SECS,
     PROBE_INTERVAL_SECS,
+    IDLE_STOP_SECS,
     LOCAL_PORT,
     REMOTE_PORT,
 ];
@@ -130,6 +137,10 @@ pub(super) fn backoff_max_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D
 
 pub(super) fn probe_interval_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     PROBE_INTERVAL_SECS.read(d)
+}
+
+pub(super) fn idle_stop_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    IDLE_STOP_SECS.read(d)
 }
 
 pub(super) fn local_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {

@@ -90,7 +90,9 @@ fn numbers_outside_their_range_are_refused_at_the_value() {
 fn every_range_takes_its_ends_and_refuses_past_them() {
     let file = |key: &str, value: i128| match key {
         "max_file_bytes" | "keep_files" => format!("[logs]\n{key} = {value}\n"),
-        "backoff_max_secs" | "probe_interval_secs" => format!("[forward]\n{key} = {value}\n"),
+        "backoff_max_secs" | "probe_interval_secs" | "idle_stop_secs" => {
+            format!("[forward]\n{key} = {value}\n")
+        }
         "remote_port" => {
             format!("[environments.e.services.s]\nresource = \"svc/x\"\nremote_port = {value}\n")
         }

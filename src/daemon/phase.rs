@@ -28,6 +28,8 @@ pub enum Phase {
     CrashLoop {
         restarts: u32,
     },
+    /// A lazy tunnel holding its port with nothing behind it: the next client wakes it.
+    Idle,
 }
 
 impl Phase {
@@ -45,6 +47,7 @@ impl Phase {
             Phase::CrashLoop { restarts } => Status::CrashLoop {
                 restarts: *restarts,
             },
+            Phase::Idle => Status::Idle,
         }
     }
 

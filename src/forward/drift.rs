@@ -71,6 +71,11 @@ pub fn setting_differences(running: &TunnelSettings, wanted: &TunnelSettings) ->
         running.probe_interval_ms / 1000,
         wanted.probe_interval_ms / 1000,
     );
+    found.compare(
+        "idle_stop_secs",
+        running.idle_stop_ms / 1000,
+        wanted.idle_stop_ms / 1000,
+    );
     found.0
 }
 
@@ -145,6 +150,8 @@ mod tests {
             ["kind service -> database"]
         );
         let settings = |secs: u64| TunnelSettings {
+            lazy: false,
+            idle_stop_ms: 600_000,
             backoff_max_ms: secs * 1000,
             probe_interval_ms: 30_000,
         };

@@ -160,6 +160,8 @@ pub struct ClientSide {
     pub access: Access,
     /// `HOST:PORT` of a real server the simulated tunnel leads to, instead of the echo server.
     pub simulate_upstream: Option<String>,
+    /// The target's `lazy`, else its environment's; `None`: as `[forward] lazy` says.
+    pub lazy: Option<bool>,
 }
 
 /// The client-side settings of the target named `name` (as `resolve` named it); none for a
@@ -171,13 +173,14 @@ pub fn client_side(config: &Config, name: &str) -> Result<ClientSide, TargetErro
     let Some(environment) = config.environments.get(env) else {
         return Ok(ClientSide::default());
     };
-    let (user, database, password_command, simulate_upstream) =
+    let (user, database, password_command, simulate_upstream, lazy) =
         if let Some(db) = environment.databases.get(entry) {
             (
                 &db.user,
                 &db.database,
                 &db.password_command,
                 &db.simulate_upstream,
+                db.lazy,
             )
         } else if let Some(svc) = environment.services.get(entry) {
             (
@@ -185,6 +188,7 @@ pub fn client_side(config: &Config, name: &str) -> Result<ClientSide, TargetErro
                 &svc.database,
                 &svc.password_command,
                 &svc.simulate_upstream,
+                svc.lazy,
             )
         } else {
             return Ok(ClientSide::default());
@@ -220,6 +224,7 @@ pub fn client_side(config: &Config, name: &str) -> Result<ClientSide, TargetErro
             password_command: password_command.clone(),
         },
         simulate_upstream: simulate_upstream.clone(),
+        lazy: lazy.or(environment.lazy),
     })
 }
 

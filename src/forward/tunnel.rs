@@ -44,6 +44,8 @@ pub struct Tunnel {
     pub stats: Stats,
     /// Signalled when a connection to the upstream failed, so the pipeline probes at once.
     pub splice_failed: Notify,
+    /// Signalled whenever a connection opens or closes: what a lazy tunnel wakes and sleeps by.
+    activity: Notify,
     /// How long a connection waits for an upstream.
     wait: Duration,
     /// Closes the listener and every connection.
@@ -66,6 +68,7 @@ impl Tunnel {
             upstream: watch::Sender::new(Upstream::default()),
             stats: Stats::default(),
             splice_failed: Notify::new(),
+            activity: Notify::new(),
             wait,
             closed: CancellationToken::new(),
         });
@@ -83,6 +86,7 @@ impl Tunnel {
             upstream: watch::Sender::new(Upstream::default()),
             stats: Stats::default(),
             splice_failed: Notify::new(),
+            activity: Notify::new(),
             wait: Duration::ZERO,
             closed,
         })
@@ -94,6 +98,36 @@ impl Tunnel {
             u.addr = addr;
             u.generation += 1;
         });
+    }
+
+    /// Whether a client connection is open now.
+    pub fn has_client(&self) -> bool {
+        self.stats.open.load(Ordering::Relaxed) > 0
+    }
+
+    /// Returns once a client connection is open: at once when one is.
+    pub async fn wait_for_client(&self) {
+        while self.stats.open.load(Ordering::Relaxed) == 0 {
+            self.activity.notified().await;
+        }
+    }
+
+    /// Returns once no client connection has been open for `idle`.
+    pub async fn idle_for(&self, idle: Duration) {
+        loop {
+            if self.stats.open.load(Ordering::Relaxed) > 0 {
+                self.activity.notified().await;
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(idle) => {
+                    if self.stats.open.load(Ordering::Relaxed) == 0 {
+                        return;
+                    }
+                }
+                _ = self.activity.notified() => {}
+            }
+        }
     }
 
     /// Stops listening and ends every connection.
@@ -122,11 +156,13 @@ async fn accept(listener: TcpListener, tunnel: Arc<Tunnel>) {
 async fn splice(mut client: TcpStream, tunnel: Arc<Tunnel>) {
     tunnel.stats.total.fetch_add(1, Ordering::Relaxed);
     tunnel.stats.open.fetch_add(1, Ordering::Relaxed);
+    tunnel.activity.notify_one();
     tokio::select! {
         _ = relay(&mut client, &tunnel) => {}
         _ = tunnel.closed.cancelled() => {}
     }
     tunnel.stats.open.fetch_sub(1, Ordering::Relaxed);
+    tunnel.activity.notify_one();
 }
 
 async fn relay(client: &mut TcpStream, tunnel: &Tunnel) {
@@ -218,6 +254,47 @@ mod tests {
         tunnel.set_upstream(Some(upstream(b"again").await));
         let mut next = TcpStream::connect(tunnel.local).await.unwrap();
         assert_eq!(greeting(&mut next).await, b"again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idleness_is_counted_from_the_last_connection_closing() {
+        let tunnel = Tunnel::start(Tunnel::bind(None).unwrap(), Duration::from_secs(60)).unwrap();
+        tunnel.set_upstream(Some(upstream(b"hello").await));
+        let began = Instant::now();
+        let idle = tokio::spawn({
+            let tunnel = tunnel.clone();
+            async move { tunnel.idle_for(Duration::from_secs(600)).await }
+        });
+        // A client at 300 s, gone at 400 s: idle from then, so stopped at 1000 s.
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        let mut client = TcpStream::connect(tunnel.local).await.unwrap();
+        assert_eq!(greeting(&mut client).await, b"hello");
+        tunnel.wait_for_client().await;
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        drop(client);
+        idle.await.unwrap();
+        let took = began.elapsed();
+        assert!(
+            took >= Duration::from_secs(1000) && took < Duration::from_secs(1001),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_wakes_whoever_waits_for_a_client() {
+        let tunnel = Tunnel::start(Tunnel::bind(None).unwrap(), Duration::from_secs(60)).unwrap();
+        let woken = tokio::spawn({
+            let tunnel = tunnel.clone();
+            async move {
+                tunnel.wait_for_client().await;
+                Instant::now()
+            }
+        });
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(!woken.is_finished(), "no client, no wake");
+        let _client = TcpStream::connect(tunnel.local).await.unwrap();
+        let at = woken.await.unwrap();
+        assert!(at.duration_since(Instant::now()) < Duration::from_secs(1));
     }
 
     #[tokio::test(start_paused = true)]

@@ -124,6 +124,12 @@ pub struct TunnelSettings {
     pub backoff_max_ms: u64,
     /// 0: probe only after a failed connection.
     pub probe_interval_ms: u64,
+    /// A lazy tunnel starts its upstream only when a client connects, and stops it after
+    /// `idle_stop_ms` without one (0: never). Absent from older state files: eager.
+    #[serde(default)]
+    pub lazy: bool,
+    #[serde(default)]
+    pub idle_stop_ms: u64,
 }
 
 /// A working tunnel: the original design's Handle.

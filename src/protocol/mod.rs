@@ -283,6 +283,8 @@ pub enum Status {
     CrashLoop {
         restarts: u32,
     },
+    /// A lazy tunnel holding its local port with nothing behind it until a client connects.
+    Idle,
 }
 
 impl Status {
@@ -328,6 +330,7 @@ impl fmt::Display for Status {
             Status::Killed(None) => f.write_str("killed"),
             Status::Failed(reason) => write!(f, "failed({reason})"),
             Status::Reconnecting => f.write_str("reconnecting"),
+            Status::Idle => f.write_str("idle"),
             Status::Lost => f.write_str("lost"),
             Status::CrashLoop { restarts: 1 } => f.write_str("crash-loop(1 restart)"),
             Status::CrashLoop { restarts } => write!(f, "crash-loop({restarts} restarts)"),

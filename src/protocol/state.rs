@@ -19,12 +19,15 @@ pub enum State {
     /// Restarted `--max-restarts` times in a row, each run ending early: stopped, waiting for a
     /// person.
     CrashLoop,
+    /// A lazy tunnel with nothing behind its port until a client connects.
+    Idle,
 }
 
 impl State {
     /// Every state, in the order a life goes through them: the values `--status` offers.
-    pub const ALL: [State; 9] = [
+    pub const ALL: [State; 10] = [
         State::Starting,
+        State::Idle,
         State::Running,
         State::Restarting,
         State::Reconnecting,
@@ -46,6 +49,7 @@ impl State {
             State::Failed => "failed",
             State::Lost => "lost",
             State::CrashLoop => "crash-loop",
+            State::Idle => "idle",
         }
     }
 
@@ -76,6 +80,7 @@ impl Status {
             Status::Failed(_) => State::Failed,
             Status::Lost => State::Lost,
             Status::CrashLoop { .. } => State::CrashLoop,
+            Status::Idle => State::Idle,
         }
     }
 }
@@ -96,6 +101,7 @@ mod tests {
             Status::Failed("why".into()),
             Status::Lost,
             Status::CrashLoop { restarts: 3 },
+            Status::Idle,
         ];
         for status in statuses {
             assert_eq!(status.state().is_final(), status.is_final(), "{status}");

@@ -26,6 +26,7 @@ fn value(value: Value) -> String {
     match value {
         Value::Text => "text".to_string(),
         Value::List => "list of text".to_string(),
+        Value::Bool => "true or false".to_string(),
         Value::Number(range) => format!("{} to {}", range.min, range.max),
         Value::Table => "table".to_string(),
     }

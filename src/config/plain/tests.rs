@@ -74,7 +74,7 @@ fn a_misspelt_key_gets_did_you_mean() {
 fn a_key_like_nothing_lists_the_tables_keys() {
     assert_eq!(
         error("[forward]\nzzz = 1\n"),
-        "line 2, column 1: unknown key `zzz` in [forward]; the keys there are `backoff_max_secs` and `probe_interval_secs`"
+        "line 2, column 1: unknown key `zzz` in [forward]; the keys there are `backoff_max_secs`, `probe_interval_secs`, `lazy` and `idle_stop_secs`"
     );
 }
 

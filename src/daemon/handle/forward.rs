@@ -284,7 +284,8 @@ async fn wait_until_ready(
             }
         }
         match phase {
-            Phase::Running { .. } => {
+            // A lazy tunnel is ready once it holds its port: its first client wakes it.
+            Phase::Running { .. } | Phase::Idle => {
                 return conn.send(&Response::Forwarded(handle(process))).await;
             }
             Phase::Failed(reason) => {

@@ -265,14 +265,16 @@ fn entry(config: &Result<Configured, String>, part: &TunnelPart) -> Entry {
             "its entry in rhizome.toml is invalid ({why}), so it restarted as it was"
         )),
         Some((_, Ok(target))) => {
+            // Lazy or not is the tunnel's own (`forward --lazy`, the target's `lazy`), kept.
+            let wanted = TunnelSettings {
+                lazy: part.settings.lazy,
+                ..configured.settings
+            };
             let mut changed = drift::differences(&part.target, part.local_port(), target);
-            changed.extend(drift::setting_differences(
-                &part.settings,
-                &configured.settings,
-            ));
+            changed.extend(drift::setting_differences(&part.settings, &wanted));
             match changed.is_empty() {
                 true => Entry::Same,
-                false => Entry::Changed(Box::new(target.clone()), configured.settings, changed),
+                false => Entry::Changed(Box::new(target.clone()), wanted, changed),
             }
         }
     }

@@ -112,7 +112,11 @@ impl Ended {
             Phase::CrashLoop { restarts } => Ended::CrashLoop {
                 restarts: *restarts,
             },
-            Phase::Starting | Phase::Running { .. } | Phase::Restarting | Phase::Reconnecting => {
+            Phase::Starting
+            | Phase::Running { .. }
+            | Phase::Restarting
+            | Phase::Reconnecting
+            | Phase::Idle => {
                 return None;
             }
         })

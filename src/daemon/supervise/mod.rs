@@ -154,8 +154,18 @@ pub async fn wait_out(
     orders: &mut mpsc::Receiver<Order>,
     shutdown: &CancellationToken,
 ) -> Waited {
+    wait_until(tokio::time::sleep(delay), orders, shutdown).await
+}
+
+/// Waits until `event` (`Elapsed` then), unless an order or the daemon's shutdown comes first:
+/// `wait_out`, and a lazy tunnel's wait for its first client.
+pub async fn wait_until(
+    event: impl std::future::Future<Output = ()>,
+    orders: &mut mpsc::Receiver<Order>,
+    shutdown: &CancellationToken,
+) -> Waited {
     tokio::select! {
-        _ = tokio::time::sleep(delay) => Waited::Elapsed,
+        _ = event => Waited::Elapsed,
         Some(order) = orders.recv() => match order {
             Order::Kill(order) => {
                 let _ = order.reply.send(KillOutcome::NotRunning);

@@ -46,6 +46,8 @@ fn tunnel_entry(
         settings: TunnelSettings {
             backoff_max_ms: 1000,
             probe_interval_ms: 0,
+            lazy: false,
+            idle_stop_ms: 0,
         },
         tunnel: Tunnel::start(listener, Duration::from_secs(1)).unwrap(),
     };

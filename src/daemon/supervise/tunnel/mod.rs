@@ -100,6 +100,8 @@ enum Broke {
     Failed(String),
     /// The path worked, then broke.
     Lost(String),
+    /// A lazy tunnel had no client for its `idle_stop`: the upstream stops until the next one.
+    Idle(Duration),
 }
 
 /// Runs the tunnel of `process` (whose listener is bound) until it is killed, the daemon stops,
@@ -122,9 +124,28 @@ pub async fn supervise(
     };
     let mut fresh = Fresh::new(&ctx.part);
     loop {
+        if ctx.part.settings.lazy && !ctx.part.tunnel.has_client() {
+            match asleep(&ctx, &mut orders).await {
+                Waited::Elapsed => {}
+                Waited::Stopped => {
+                    close(&ctx, Phase::Killed(None));
+                    break;
+                }
+                Waited::Restart(order) => {
+                    restarting(&ctx, &order.why).await;
+                    take_restart(&mut ctx, &mut fresh, order, None).await;
+                    continue;
+                }
+            }
+        }
+        let idle_stop = Duration::from_millis(ctx.part.settings.idle_stop_ms);
+        let stops_when_idle = ctx.part.settings.lazy && !idle_stop.is_zero();
         let mut attempt = Attempt::default();
         let interrupt = tokio::select! {
             broke = run_attempt(&ctx, &mut attempt) => Ok(broke),
+            _ = ctx.part.tunnel.idle_for(idle_stop), if stops_when_idle => {
+                Ok(Broke::Idle(idle_stop))
+            }
             Some(order) = orders.recv() => Err(Some(order)),
             _ = daemon.shutdown.cancelled() => Err(None),
         };
@@ -158,6 +179,14 @@ pub async fn supervise(
             }
         };
         let reason = match broke {
+            Broke::Idle(after) => {
+                ctx.say(&format!(
+                    "no client for {}s: the upstream stops until the next one connects",
+                    after.as_secs()
+                ))
+                .await;
+                continue;
+            }
             Broke::Failed(reason) if !fresh.ever_up => {
                 fresh.quick_failures += 1;
                 if fresh.quick_failures >= QUICK_FAILURES {
@@ -202,6 +231,26 @@ pub async fn supervise(
         process.update(|s| s.restarts += 1);
     }
     daemon.retire(&process).await;
+}
+
+/// A lazy tunnel without a client: `idle` in `ps`, nothing behind its port, until a client
+/// connects (then `Elapsed`), an order comes or the daemon stops.
+async fn asleep(ctx: &Ctx, orders: &mut mpsc::Receiver<Order>) -> Waited {
+    ctx.process.update(|s| {
+        s.phase = Phase::Idle;
+        s.detail = None;
+    });
+    let woke = supervise::wait_until(
+        ctx.part.tunnel.wait_for_client(),
+        orders,
+        &ctx.daemon.shutdown,
+    )
+    .await;
+    if matches!(woke, Waited::Elapsed) {
+        ctx.say("a client connected: starting the upstream").await;
+        ctx.process.update(|s| s.phase = Phase::Starting);
+    }
+    woke
 }
 
 /// How far the tunnel is from its last fresh start (its creation, or a restart with a new

@@ -12,7 +12,7 @@ use crate::protocol::{Route, Target, Tool, TunnelSettings};
 
 /// A tunnel whose kubectl does not exist: every attempt fails at once, so the only time that
 /// passes is the supervisor's own waiting.
-fn never_forwards() -> TunnelPart {
+fn never_forwards_lazy(lazy: bool) -> TunnelPart {
     let listener = Tunnel::bind(None).unwrap();
     TunnelPart {
         target: Target {
@@ -36,6 +36,10 @@ fn never_forwards() -> TunnelPart {
         settings: TunnelSettings {
             backoff_max_ms: 30_000,
             probe_interval_ms: 0,
+            lazy,
+            // Never stopped for idleness: under paused time, a wait on the spawner's thread
+            // would let that timer fire first.
+            idle_stop_ms: 0,
         },
         tunnel: Tunnel::start(listener, Duration::from_secs(1)).unwrap(),
     }
@@ -45,9 +49,13 @@ fn never_forwards() -> TunnelPart {
 async fn a_restart_ends_the_wait_at_once_and_counts_quick_failures_from_zero() {
     let home = tempfile::tempdir().unwrap();
     let daemon = test_daemon(&home);
-    let (process, orders) = daemon
-        .table
-        .insert(|id| daemon.new_process(id, "test/web".into(), Work::tunnel(never_forwards())));
+    let (process, orders) = daemon.table.insert(|id| {
+        daemon.new_process(
+            id,
+            "test/web".into(),
+            Work::tunnel(never_forwards_lazy(false)),
+        )
+    });
     let part = process.tunnel().unwrap();
     let supervisor = tokio::spawn(supervise(daemon.clone(), process.clone(), part, orders));
     let mut state = process.watch();
@@ -86,4 +94,41 @@ async fn a_restart_ends_the_wait_at_once_and_counts_quick_failures_from_zero() {
             .is_none(),
         "a finished supervisor takes no restart"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lazy_tunnel_runs_nothing_until_a_client_connects() {
+    let home = tempfile::tempdir().unwrap();
+    let daemon = test_daemon(&home);
+    let (process, orders) = daemon.table.insert(|id| {
+        daemon.new_process(
+            id,
+            "test/web".into(),
+            Work::tunnel(never_forwards_lazy(true)),
+        )
+    });
+    let part = process.tunnel().unwrap();
+    let local = part.tunnel.local;
+    let supervisor = tokio::spawn(supervise(daemon.clone(), process.clone(), part, orders));
+    let mut state = process.watch();
+    state.wait_for(|s| s.phase == Phase::Idle).await.unwrap();
+    // An hour later it is still idle: no attempt, no restart.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(process.state().phase, Phase::Idle);
+    assert_eq!(process.state().restarts, 0);
+    assert!(process.state().children.is_empty());
+    // A client wakes it: the path is built (and here fails, kubectl being absent); once the
+    // client has given up waiting, the tunnel is idle again rather than rebuilding for nobody.
+    let _client = tokio::net::TcpStream::connect(local).await.unwrap();
+    state.wait_for(|s| s.restarts >= 1).await.unwrap();
+    state.wait_for(|s| s.phase == Phase::Idle).await.unwrap();
+    let restarts = process.state().restarts;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(
+        process.state().restarts,
+        restarts,
+        "no attempts without a client"
+    );
+    process.kill(Duration::from_secs(1)).await;
+    supervisor.await.unwrap();
 }
