@@ -16,8 +16,10 @@ fn main() -> ExitCode {
     // A shell asking for completions (`COMPLETE` set) is answered here; otherwise this costs one
     // environment lookup.
     client::complete::answer_shell_if_asked();
-    client::style::choose_early(std::env::args_os());
-    let cli = Cli::parse();
+    // `kill -9 web` as kill(1) spells it: clap would take `-9` for an unknown flag.
+    let args = rhizome::cli::expand_signal_words(std::env::args_os());
+    client::style::choose_early(args.iter().cloned());
+    let cli = Cli::parse_from(args);
     client::style::choose(cli.color);
     match run(cli) {
         Ok(exit) => exit.into(),

@@ -8,11 +8,16 @@ use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueHint};
 use clap_complete::Shell;
 
+use crate::protocol::Signal;
+
+mod signal;
 mod tunnel;
 mod values;
 
 pub use self::tunnel::{ExecArgs, ForwardArgs, ForwardFormat, TargetsArgs, Waiting};
 
+pub use self::signal::expand_signal_words;
+use self::signal::parse_signal;
 pub use self::values::{EnvVar, Restart, Since};
 use self::values::{parse_env, parse_interval, parse_pattern, parse_seconds};
 
@@ -85,9 +90,9 @@ pub enum Command {
     )]
     Logs(LogsArgs),
 
-    /// Stop managed processes: SIGTERM to the process group, SIGKILL after the timeout
+    /// Stop managed processes: SIGTERM (or --signal) to the process group, SIGKILL after the timeout
     #[command(
-        after_help = "A name means the running process of that name; when several run, name one by its id, or all of them with --all NAME.\n\nExamples:\n  rhizome kill web\n  rhizome kill --all web        # every running process named web\n  rhizome kill --all --timeout 2"
+        after_help = "A name means the running process of that name; when several run, name one by its id, or all of them with --all NAME. The signal can also be written as kill(1) takes it: -9, -KILL, -INT, -SIGHUP.\n\nExamples:\n  rhizome kill web\n  rhizome kill --all web        # every running process named web\n  rhizome kill --all --timeout 2\n  rhizome kill -s INT web       # SIGINT first, as Ctrl-C would; SIGKILL after 5 s\n  rhizome kill -9 web           # SIGKILL at once"
     )]
     Kill(KillArgs),
 
@@ -95,7 +100,8 @@ pub enum Command {
     #[command(
         long_about = "Start processes again as the same processes: the same id, log and command, \
                       with the environment and directory they were started with.\n\nA running \
-                      process is stopped (SIGTERM to its process group, SIGKILL after --timeout) \
+                      process is stopped (SIGTERM, or --signal, to its process group, SIGKILL \
+                      after --timeout) \
                       and started again at once, without the backoff of an automatic restart. One \
                       that has finished (exited, killed, failed) is started again under its id, \
                       as `pm2 restart` does, when it finished under the running daemon: an \
@@ -105,7 +111,7 @@ pub enum Command {
                       local_port moves it there, and a port given with `forward --port` is \
                       not kept. A target no longer in rhizome.toml restarts as it \
                       was.\n\nThe process's log says `restarted by rhizome restart`.",
-        after_help = "Examples:\n  rhizome restart web\n  rhizome restart 3 4\n  rhizome restart --all web      # every running process named web\n  rhizome restart --all          # everything that runs\n  rhizome restart na-prod/billing-bookkeeper   # after editing its entry in rhizome.toml"
+        after_help = "Examples:\n  rhizome restart web\n  rhizome restart 3 4\n  rhizome restart --all web      # every running process named web\n  rhizome restart --all          # everything that runs\n  rhizome restart -s HUP web     # SIGHUP instead of SIGTERM to end the run\n  rhizome restart na-prod/billing-bookkeeper   # after editing its entry in rhizome.toml"
     )]
     Restart(RestartArgs),
 
@@ -286,9 +292,12 @@ pub struct KillArgs {
     /// Stop every running process, or with names every running process of those names
     #[arg(long)]
     pub all: bool,
-    /// Seconds to wait after SIGTERM before sending SIGKILL
+    /// Seconds to wait after the first signal before sending SIGKILL
     #[arg(long, default_value = "5", value_name = "SECS", value_parser = parse_seconds)]
     pub timeout: Duration,
+    /// The first signal, by name or number: TERM, INT, HUP, QUIT, KILL (no wait), USR1, USR2
+    #[arg(short, long, default_value = "TERM", value_name = "SIG", value_parser = parse_signal)]
+    pub signal: Signal,
 }
 
 #[derive(Debug, Args)]
@@ -300,9 +309,12 @@ pub struct RestartArgs {
     /// Restart every running process, or with names every running process of those names
     #[arg(long)]
     pub all: bool,
-    /// Seconds to wait after SIGTERM before sending SIGKILL to the run that is ended
+    /// Seconds to wait after the first signal before sending SIGKILL to the run that is ended
     #[arg(long, default_value = "5", value_name = "SECS", value_parser = parse_seconds)]
     pub timeout: Duration,
+    /// The first signal to the run that is ended: TERM, INT, HUP, QUIT, KILL (no wait), USR1, USR2
+    #[arg(short, long, default_value = "TERM", value_name = "SIG", value_parser = parse_signal)]
+    pub signal: Signal,
 }
 
 #[derive(Debug, Subcommand)]

@@ -69,9 +69,11 @@ fn command() -> clap::Command {
         })
         .mut_subcommand("kill", |c| {
             c.mut_arg("targets", |a| candidates(a, live_process))
+                .mut_arg("signal", |a| candidates(a, signals))
         })
         .mut_subcommand("restart", |c| {
             c.mut_arg("targets", |a| candidates(a, any_process))
+                .mut_arg("signal", |a| candidates(a, signals))
         })
         .mut_subcommand("exec", |c| c.mut_arg("targets", |a| candidates(a, targets)))
         .mut_subcommand("forward", |c| {
@@ -122,6 +124,14 @@ pub fn targets() -> Vec<CompletionCandidate> {
             };
             CompletionCandidate::new(name).help(Some(help.into()))
         })
+        .collect()
+}
+
+/// `rhizome kill -s <TAB>`: the signals `--signal` takes, by the names kill(1) lists.
+fn signals() -> Vec<CompletionCandidate> {
+    crate::protocol::Signal::ALL
+        .iter()
+        .map(|s| CompletionCandidate::new(s.short_name()).help(Some(s.to_string().into())))
         .collect()
 }
 

@@ -21,6 +21,7 @@ pub async fn run(paths: &Paths, args: &KillArgs) -> anyhow::Result<Exit> {
         targets: args.targets.clone(),
         all: args.all,
         timeout_ms: grace.as_millis() as u64,
+        signal: args.signal,
     };
     let reports = match client.call(&Request::Kill(request)).await? {
         Response::Killed(reports) => reports,

@@ -25,6 +25,7 @@ pub async fn run(paths: &Paths, args: &RestartArgs) -> anyhow::Result<Exit> {
         all: args.all,
         timeout_ms: args.timeout.as_millis() as u64,
         config: configured(paths),
+        signal: args.signal,
     };
     let reports = match client.call(&Request::Restart(request)).await? {
         Response::Restarted(reports) => reports,

@@ -71,22 +71,56 @@ pub fn describe_spawn_error(argv: &[OsString], cwd: &Path, err: &io::Error) -> S
     }
 }
 
-/// Ends the process group led by `child`: SIGTERM, then SIGKILL if anything of it is left after
-/// `grace`. Returns the last signal sent and the time from the first signal until the group was
-/// gone.
+/// How a run is ended: `signal` to its process group first (SIGTERM unless `kill --signal` says
+/// otherwise), then SIGKILL for whatever of it is left after `grace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ending {
+    pub signal: Signal,
+    pub grace: Duration,
+}
+
+impl Ending {
+    /// SIGTERM, then SIGKILL after `grace`: how the daemon ends a run unless told otherwise.
+    pub const fn term(grace: Duration) -> Ending {
+        Ending {
+            signal: Signal::Term,
+            grace,
+        }
+    }
+}
+
+/// Ends the process group led by `child` as `ending` says (with SIGKILL first, there is nothing
+/// to wait for before it). Returns the last signal sent and the time from the first signal until
+/// the group was gone.
 pub async fn terminate(
     child: &mut Child,
     pgid: u32,
-    grace: Duration,
+    ending: Ending,
 ) -> (Signal, Duration, Option<ExitStatus>) {
     let start = Instant::now();
-    signal_group(pgid, OsSignal::SIGTERM);
-    if let Ok(status) = tokio::time::timeout(grace, wait_group(child, pgid)).await {
-        return (Signal::Term, start.elapsed(), status);
+    if ending.signal != Signal::Kill {
+        signal_group(pgid, os_signal(ending.signal));
+        let waited = tokio::time::timeout(ending.grace, wait_group(child, pgid)).await;
+        if let Ok(status) = waited {
+            return (ending.signal, start.elapsed(), status);
+        }
     }
     signal_group(pgid, OsSignal::SIGKILL);
     let status = wait_group(child, pgid).await;
     (Signal::Kill, start.elapsed(), status)
+}
+
+/// The OS's number for a signal the protocol names.
+fn os_signal(signal: Signal) -> OsSignal {
+    match signal {
+        Signal::Term => OsSignal::SIGTERM,
+        Signal::Kill => OsSignal::SIGKILL,
+        Signal::Int => OsSignal::SIGINT,
+        Signal::Hup => OsSignal::SIGHUP,
+        Signal::Quit => OsSignal::SIGQUIT,
+        Signal::Usr1 => OsSignal::SIGUSR1,
+        Signal::Usr2 => OsSignal::SIGUSR2,
+    }
 }
 
 /// Waits for the leader to exit and then for the rest of its group to be gone.
@@ -249,5 +283,55 @@ pub fn start_time(pid: u32) -> Option<u64> {
     {
         let _ = pid;
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A group led by a shell that ignores SIGTERM and says so on stdout once it does.
+    async fn stubborn() -> (Child, u32) {
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "trap '' TERM; echo ready; while :; do sleep 0.05; done",
+            ])
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let mut ready = [0u8; 6];
+        tokio::io::AsyncReadExt::read_exact(&mut out, &mut ready)
+            .await
+            .unwrap();
+        let pgid = child.id().unwrap();
+        (child, pgid)
+    }
+
+    #[tokio::test]
+    async fn sigkill_first_does_not_wait_out_the_grace() {
+        let (mut child, pgid) = stubborn().await;
+        let ending = Ending {
+            signal: Signal::Kill,
+            grace: Duration::from_secs(60),
+        };
+        let (signal, took, status) = terminate(&mut child, pgid, ending).await;
+        assert_eq!(signal, Signal::Kill);
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        assert_eq!(exit_code(status), -9);
+    }
+
+    #[tokio::test]
+    async fn another_first_signal_is_followed_by_sigkill_after_the_grace() {
+        let (mut child, pgid) = stubborn().await;
+        let ending = Ending {
+            signal: Signal::Term,
+            grace: Duration::from_millis(200),
+        };
+        let (signal, took, _) = terminate(&mut child, pgid, ending).await;
+        assert_eq!(signal, Signal::Kill, "SIGTERM was ignored");
+        assert!(took >= Duration::from_millis(200), "{took:?}");
     }
 }

@@ -186,7 +186,7 @@ impl Daemon {
         let Err(message) = self.persist().await else {
             return Ok(());
         };
-        process.kill(UNDO_GRACE).await;
+        process.kill(child::Ending::term(UNDO_GRACE)).await;
         process.set_phase(process::Phase::Failed(message.clone()));
         Err(
             ErrorReply::new(format!("{} was stopped again: {message}", process.name))

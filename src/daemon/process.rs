@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
+use super::child::Ending;
 use super::logs::ProcessLog;
 pub use super::phase::{ChildId, Phase, RunState};
 pub use super::work::{Context, Spec, TunnelPart, Work};
@@ -20,16 +21,16 @@ pub enum Order {
 
 /// A request to the supervisor to stop the process for good.
 pub struct KillOrder {
-    /// Time between SIGTERM and SIGKILL.
-    pub grace: Duration,
+    /// The first signal, and the time before SIGKILL.
+    pub ending: Ending,
     pub reply: oneshot::Sender<KillOutcome>,
 }
 
 /// A request to the supervisor to end the current run and start again at once, as the same
 /// process (id, log, listener), with no backoff.
 pub struct RestartOrder {
-    /// Time between SIGTERM and SIGKILL for the run that is ended.
-    pub grace: Duration,
+    /// How the run that is going is ended: the first signal, and the time before SIGKILL.
+    pub ending: Ending,
     /// The line the process's log gets, before the run ends: who restarted it and what changed.
     pub why: String,
     /// For a tunnel whose configuration changed: the part it runs from now on, its port bound.
@@ -199,12 +200,12 @@ impl Process {
     ///
     /// Of kills that arrive together, the supervisor acts on the first; the others learn how that
     /// one ended once the process is final.
-    pub async fn kill(&self, grace: Duration) -> KillOutcome {
+    pub async fn kill(&self, ending: Ending) -> KillOutcome {
         if self.is_final() {
             return KillOutcome::AlreadyFinished;
         }
         let (reply, answer) = oneshot::channel();
-        let order = Order::Kill(KillOrder { grace, reply });
+        let order = Order::Kill(KillOrder { ending, reply });
         if self.orders.send(order).await.is_ok()
             && let Ok(outcome) = answer.await
         {
@@ -225,13 +226,13 @@ impl Process {
     /// has begun. `None`: the supervisor had finished (the process is over, or about to be).
     pub async fn restart(
         &self,
-        grace: Duration,
+        ending: Ending,
         why: String,
         part: Option<Arc<TunnelPart>>,
     ) -> Option<Restarted> {
         let (reply, answer) = oneshot::channel();
         let order = Order::Restart(RestartOrder {
-            grace,
+            ending,
             why,
             part,
             reply,

@@ -9,6 +9,7 @@
 mod forward;
 mod logs;
 mod restart;
+mod signal;
 mod state;
 
 use std::fmt;
@@ -20,10 +21,11 @@ pub use self::forward::{
 };
 pub use self::logs::{LogPart, MergedLogsRequest, MergedPiece};
 pub use self::restart::{Configured, RestartReport, RestartRequest, Stopped};
+pub use self::signal::Signal;
 pub use self::state::State;
 
 /// Bumped whenever the encoding of any message changes.
-pub const PROTOCOL: u32 = 3;
+pub const PROTOCOL: u32 = 4;
 
 /// The version string exchanged in the handshake; two builds talk only when these are equal.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -164,8 +166,10 @@ pub struct KillRequest {
     pub targets: Vec<String>,
     /// With no targets: every running process.
     pub all: bool,
-    /// How long to wait after SIGTERM before SIGKILL.
+    /// How long to wait after the first signal before SIGKILL.
     pub timeout_ms: u64,
+    /// The first signal sent to each process group (`kill --signal`).
+    pub signal: Signal,
 }
 
 /// What `kill` did to one process.
@@ -188,22 +192,6 @@ pub enum KillOutcome {
     AlreadyKilled { signal: Signal },
     /// It had finished before the kill came: nothing was done.
     AlreadyFinished,
-}
-
-/// The two signals `kill` sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Signal {
-    Term,
-    Kill,
-}
-
-impl fmt::Display for Signal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Signal::Term => "SIGTERM",
-            Signal::Kill => "SIGKILL",
-        })
-    }
 }
 
 /// What kind of thing a managed process is; decides its defaults and how it is shown.

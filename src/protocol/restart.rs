@@ -13,11 +13,13 @@ pub struct RestartRequest {
     pub targets: Vec<String>,
     /// With no targets: every running process.
     pub all: bool,
-    /// How long to wait after SIGTERM before SIGKILL.
+    /// How long to wait after the first signal before SIGKILL.
     pub timeout_ms: u64,
     /// The client's rhizome.toml as it is now, so that a tunnel is rebuilt from its target's
     /// current entry; `Err`: why it could not be read (tunnels then restart as they were).
     pub config: Result<Configured, String>,
+    /// The first signal sent to a running process's group (`restart --signal`).
+    pub signal: Signal,
 }
 
 /// The targets of a rhizome.toml, and how it keeps tunnels up.

@@ -10,6 +10,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::connection::DaemonSide;
 use crate::daemon::Daemon;
+use crate::daemon::child::Ending;
 use crate::daemon::process::{Order, Phase, Process, Restarted, TunnelPart, Work};
 use crate::daemon::supervise::tunnel;
 use crate::daemon::table::Claim;
@@ -118,7 +119,7 @@ async fn replace_tunnel(
     )))
     .await?;
     let why = format!("restarted by rhizome forward --replace: {changed}");
-    if restart_with(process, old, part, REPLACE_GRACE, why)
+    if restart_with(process, old, part, Ending::term(REPLACE_GRACE), why)
         .await
         .is_none()
     {
@@ -144,11 +145,11 @@ pub(super) async fn restart_with(
     process: &Process,
     old: &TunnelPart,
     part: Arc<TunnelPart>,
-    grace: Duration,
+    ending: Ending,
     why: String,
 ) -> Option<Restarted> {
     let listener = part.tunnel.clone();
-    let restarted = process.restart(grace, why, Some(part)).await;
+    let restarted = process.restart(ending, why, Some(part)).await;
     if restarted.is_none() && !Arc::ptr_eq(&listener, &old.tunnel) {
         listener.close();
     }
@@ -315,7 +316,7 @@ async fn wait_until_ready(
             _ = conn.recv() => return Ok(()),
         }
         if fresh {
-            process.kill(Duration::from_secs(2)).await;
+            process.kill(Ending::term(Duration::from_secs(2))).await;
         }
         let last = process
             .state()

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::select::select;
 use crate::daemon::Daemon;
+use crate::daemon::child::Ending;
 use crate::protocol::{ErrorReply, KillReport, KillRequest, Response};
 
 pub(super) async fn kill(daemon: &Arc<Daemon>, request: KillRequest) -> Response {
@@ -18,10 +19,13 @@ pub(super) async fn kill(daemon: &Arc<Daemon>, request: KillRequest) -> Response
         Ok(targets) => targets,
         Err(reply) => return Response::Error(reply),
     };
-    let grace = Duration::from_millis(request.timeout_ms);
+    let ending = Ending {
+        signal: request.signal,
+        grace: Duration::from_millis(request.timeout_ms),
+    };
     let kills = targets.iter().map(|process| async move {
         let pid = process.pid();
-        let outcome = process.kill(grace).await;
+        let outcome = process.kill(ending).await;
         tracing::info!("kill {} id={}: {:?}", process.name, process.id, outcome);
         KillReport {
             id: process.id,

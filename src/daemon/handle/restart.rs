@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::forward::{Refused, bind, relisten, restart_with, start_tunnel};
 use super::select::select;
 use crate::daemon::Daemon;
+use crate::daemon::child::Ending;
 use crate::daemon::process::{Phase, Process, TunnelPart, Work};
 use crate::daemon::supervise::command;
 use crate::forward::drift;
@@ -36,11 +37,14 @@ pub(super) async fn restart(daemon: &Arc<Daemon>, request: RestartRequest) -> Re
         Ok(processes) => processes,
         Err(reply) => return Response::Error(reply),
     };
-    let grace = Duration::from_millis(request.timeout_ms);
+    let ending = Ending {
+        signal: request.signal,
+        grace: Duration::from_millis(request.timeout_ms),
+    };
     let config = &request.config;
     let restarts = processes
         .iter()
-        .map(|process| restart_one(daemon, process, grace, config));
+        .map(|process| restart_one(daemon, process, ending, config));
     let reports = futures_util::future::join_all(restarts).await;
     // On disk before it is answered: a tunnel's new configuration, a revived process's entry.
     if let Err(message) = daemon.persist().await {
@@ -60,7 +64,7 @@ pub(super) async fn restart(daemon: &Arc<Daemon>, request: RestartRequest) -> Re
 async fn restart_one(
     daemon: &Arc<Daemon>,
     process: &Arc<Process>,
-    grace: Duration,
+    ending: Ending,
     config: &Result<Configured, String>,
 ) -> RestartReport {
     let old_pid = match process.phase() {
@@ -79,7 +83,7 @@ async fn restart_one(
         now: process.info(),
     };
     if !process.is_final() {
-        match in_place(daemon, process, grace, config, &mut report).await {
+        match in_place(daemon, process, ending, config, &mut report).await {
             Some(()) => {
                 report.now = process.info();
                 return report;
@@ -100,7 +104,7 @@ async fn restart_one(
 async fn in_place(
     daemon: &Daemon,
     process: &Arc<Process>,
-    grace: Duration,
+    ending: Ending,
     config: &Result<Configured, String>,
     report: &mut RestartReport,
 ) -> Option<()> {
@@ -136,8 +140,8 @@ async fn in_place(
         changed => format!("{WHY}: {}", changed.join(", ")),
     };
     let restarted = match (part, &old) {
-        (Some(part), Some(old)) => restart_with(process, old, part, grace, why).await,
-        _ => process.restart(grace, why, None).await,
+        (Some(part), Some(old)) => restart_with(process, old, part, ending, why).await,
+        _ => process.restart(ending, why, None).await,
     };
     let Some(restarted) = restarted else {
         report.changed.clear();

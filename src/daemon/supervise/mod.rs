@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Daemon;
-use super::child;
+use super::child::{self, Ending};
 use super::logs::capture::{Tap, capture};
 use super::logs::format::LineFormatter;
 use super::process::{ChildId, Order, Process, RestartOrder};
@@ -102,15 +102,15 @@ pub async fn start_child(
     })
 }
 
-/// Ends a run that is still going: its group is terminated (SIGKILL after `grace`) and the run
-/// closed. Returns the last signal sent and how long the group took to go.
+/// Ends a run that is still going: its group is terminated as `ending` says and the run closed.
+/// Returns the last signal sent and how long the group took to go.
 pub async fn end(
     daemon: &Daemon,
     process: &Process,
     mut run: Run,
-    grace: Duration,
+    ending: Ending,
 ) -> (Signal, Duration) {
-    let (signal, took, status) = child::terminate(&mut run.child, run.pid, grace).await;
+    let (signal, took, status) = child::terminate(&mut run.child, run.pid, ending).await;
     finish(daemon, process, run, child::exit_code(status)).await;
     (signal, took)
 }

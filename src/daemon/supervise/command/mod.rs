@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use super::{Run, SHUTDOWN_GRACE, Waited, finish, start_child, wait_out};
 use crate::daemon::Daemon;
 use crate::daemon::backoff::{Backoff, HEALTHY, Limit, Verdict};
-use crate::daemon::child;
+use crate::daemon::child::{self, Ending};
 use crate::daemon::process::{KillOrder, Order, Phase, Process, RestartOrder, Restarted, Spec};
 use crate::protocol::{KillOutcome, RestartPolicy, Signal};
 
@@ -92,18 +92,20 @@ pub async fn supervise(
                 let ended = tokio::select! {
                     status = run.child.wait() => Ended::ByItself(child::exit_code(status.ok())),
                     Some(order) = orders.recv() => match order {
-                        Order::Kill(order) => stop(&mut run, order.grace, Some(order)).await,
+                        Order::Kill(order) => stop(&mut run, order.ending, Some(order)).await,
                         Order::Restart(order) => {
                             // Said first, so the log reads why before how the run ended.
                             daemon.say(&process, &order.why).await;
                             process.set_phase(Phase::Restarting);
                             let (signal, took, status) =
-                                child::terminate(&mut run.child, run.pid, order.grace).await;
+                                child::terminate(&mut run.child, run.pid, order.ending).await;
                             let code = child::exit_code(status);
                             Ended::Restarted { signal, took, code, order }
                         }
                     },
-                    _ = daemon.shutdown.cancelled() => stop(&mut run, SHUTDOWN_GRACE, None).await,
+                    _ = daemon.shutdown.cancelled() => {
+                        stop(&mut run, Ending::term(SHUTDOWN_GRACE), None).await
+                    }
                 };
                 let ran_for = run.started.elapsed();
                 match ended {
@@ -199,8 +201,8 @@ async fn relaunch(
     next
 }
 
-async fn stop(run: &mut Run, grace: Duration, order: Option<KillOrder>) -> Ended {
-    let (signal, took, status) = child::terminate(&mut run.child, run.pid, grace).await;
+async fn stop(run: &mut Run, ending: Ending, order: Option<KillOrder>) -> Ended {
+    let (signal, took, status) = child::terminate(&mut run.child, run.pid, ending).await;
     Ended::Killed {
         signal,
         took,

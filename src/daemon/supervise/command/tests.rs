@@ -75,7 +75,7 @@ async fn restarts_wait_doubling_delays_up_to_thirty_seconds_and_a_kill_ends_the_
     // Killed while it waits: nothing was running, and it is over at once.
     let killed_at = Instant::now();
     assert_eq!(
-        process.kill(Duration::from_secs(5)).await,
+        process.kill(Ending::term(Duration::from_secs(5))).await,
         KillOutcome::NotRunning
     );
     supervisor.await.unwrap();
@@ -112,7 +112,11 @@ async fn a_restart_ends_the_wait_between_runs_at_once_and_starts_the_backoff_ove
         .unwrap();
     let asked = Instant::now();
     let restarted = process
-        .restart(Duration::from_secs(5), "restarted by a test".into(), None)
+        .restart(
+            Ending::term(Duration::from_secs(5)),
+            "restarted by a test".into(),
+            None,
+        )
         .await
         .expect("the supervisor takes it");
     assert_eq!(
@@ -134,11 +138,11 @@ async fn a_restart_ends_the_wait_between_runs_at_once_and_starts_the_backoff_ove
     let log = std::fs::read_to_string(process.log.path_at(0)).unwrap();
     assert!(log.contains("restarted by a test"), "{log}");
 
-    process.kill(Duration::from_secs(5)).await;
+    process.kill(Ending::term(Duration::from_secs(5))).await;
     supervisor.await.unwrap();
     assert!(
         process
-            .restart(Duration::ZERO, "late".into(), None)
+            .restart(Ending::term(Duration::ZERO), "late".into(), None)
             .await
             .is_none(),
         "a finished supervisor takes no restart"
@@ -159,7 +163,7 @@ async fn max_restarts_ends_a_crash_loop_and_the_log_says_when_each_restart_comes
     assert!(process.is_final());
     assert_eq!(process.info().status.to_string(), "crash-loop(3 restarts)");
     assert_eq!(
-        process.kill(Duration::from_secs(5)).await,
+        process.kill(Ending::term(Duration::from_secs(5))).await,
         KillOutcome::AlreadyFinished
     );
 
@@ -194,7 +198,7 @@ async fn without_max_restarts_the_log_still_says_when_the_next_restart_comes() {
         log.contains("restarting in 1.6s (restart 5) [never]\n"),
         "each wait is announced: {log}"
     );
-    process.kill(Duration::from_secs(5)).await;
+    process.kill(Ending::term(Duration::from_secs(5))).await;
     supervisor.await.unwrap();
 }
 

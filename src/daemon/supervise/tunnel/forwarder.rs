@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::{Attempt, Broke, Ctx, END_GRACE, LastLines, STEP_TIMEOUT, proxy};
-use crate::daemon::child;
+use crate::daemon::child::{self, Ending};
 use crate::daemon::logs::capture::{OwnLines, Tap};
 use crate::daemon::process::Phase;
 use crate::daemon::supervise::{self, Run};
@@ -71,7 +71,7 @@ pub(super) async fn build(ctx: &Ctx, attempt: &mut Attempt) -> Result<Built, Bro
                     "the proxy listens on port {remote} now; forwarding there"
                 ))
                 .await;
-                supervise::end(&ctx.daemon, &ctx.process, run, END_GRACE).await;
+                supervise::end(&ctx.daemon, &ctx.process, run, Ending::term(END_GRACE)).await;
             }
             remote
         }

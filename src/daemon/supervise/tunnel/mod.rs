@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::daemon::Daemon;
 use crate::daemon::backoff::Backoff;
-use crate::daemon::child;
+use crate::daemon::child::{self, Ending};
 use crate::daemon::logs::capture::OwnLines;
 use crate::daemon::process::{Order, Phase, Process, RestartOrder, Restarted, TunnelPart};
 use crate::daemon::supervise::{self, Run, Waited, wait_out};
@@ -156,7 +156,13 @@ pub async fn supervise(
             // Said first, so the log reads why before kubectl's `finished` lines.
             restarting(&ctx, &order.why).await;
         }
-        let ended = end_attempt(&ctx, attempt).await;
+        // A kill or restart may ask for another first signal; the daemon stopping sends SIGTERM.
+        let signal = match &interrupt {
+            Err(Some(Order::Kill(order))) => order.ending.signal,
+            Err(Some(Order::Restart(order))) => order.ending.signal,
+            _ => Signal::Term,
+        };
+        let ended = end_attempt(&ctx, attempt, signal).await;
         let broke = match interrupt {
             Ok(broke) => broke,
             Err(Some(Order::Restart(order))) => {
@@ -351,8 +357,13 @@ async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
     watch::watch(ctx, attempt, &mut lines, ephemeral).await
 }
 
-/// Ends what is left of an attempt; returns how the port-forward ended if it was still running.
-async fn end_attempt(ctx: &Ctx, attempt: Attempt) -> Option<(Signal, Duration)> {
+/// Ends what is left of an attempt, `signal` first; returns how the port-forward ended if it was
+/// still running. kubectl's own grace (`END_GRACE`) bounds the wait, whatever `--timeout` said.
+async fn end_attempt(ctx: &Ctx, attempt: Attempt, signal: Signal) -> Option<(Signal, Duration)> {
+    let ending = Ending {
+        signal,
+        grace: END_GRACE,
+    };
     let mut ended = None;
     for (is_forward, run) in [(true, attempt.forward), (false, attempt.exec)] {
         let Some(mut run) = run else { continue };
@@ -368,7 +379,7 @@ async fn end_attempt(ctx: &Ctx, attempt: Attempt) -> Option<(Signal, Duration)> 
                 .await;
             }
             _ => {
-                let result = supervise::end(&ctx.daemon, &ctx.process, run, END_GRACE).await;
+                let result = supervise::end(&ctx.daemon, &ctx.process, run, ending).await;
                 if is_forward {
                     ended = Some(result);
                 }

@@ -67,7 +67,11 @@ async fn a_restart_ends_the_wait_at_once_and_counts_quick_failures_from_zero() {
         .unwrap();
     let asked = Instant::now();
     let restarted = process
-        .restart(Duration::from_secs(5), "restarted by a test".into(), None)
+        .restart(
+            Ending::term(Duration::from_secs(5)),
+            "restarted by a test".into(),
+            None,
+        )
         .await
         .expect("the supervisor takes it");
     assert_eq!(
@@ -89,7 +93,7 @@ async fn a_restart_ends_the_wait_at_once_and_counts_quick_failures_from_zero() {
     supervisor.await.unwrap();
     assert!(
         process
-            .restart(Duration::ZERO, "late".into(), None)
+            .restart(Ending::term(Duration::ZERO), "late".into(), None)
             .await
             .is_none(),
         "a finished supervisor takes no restart"
