@@ -30,7 +30,10 @@ fn port_forwards(cluster: &Cluster) -> usize {
 }
 
 fn status(rh: &Rhizome) -> String {
-    rh.ps()["running"][0]["status"].as_str().unwrap_or("").to_string()
+    rh.ps()["running"][0]["status"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 #[test]

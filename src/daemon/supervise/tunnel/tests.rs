@@ -133,6 +133,6 @@ async fn a_lazy_tunnel_runs_nothing_until_a_client_connects() {
         restarts,
         "no attempts without a client"
     );
-    process.kill(Duration::from_secs(1)).await;
+    process.kill(Ending::term(Duration::from_secs(1))).await;
     supervisor.await.unwrap();
 }
