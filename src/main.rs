@@ -106,6 +106,8 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             Command::Restart(args) => client::restart::run(&paths, args).await,
             Command::Forward(args) => client::forward::forward(&paths, args).await,
             Command::Exec(args) => client::exec::run(&paths, args).await,
+            Command::Up(args) => client::up::up(&paths, args).await,
+            Command::Down(args) => client::up::down(&paths, args).await,
             Command::Daemon(DaemonCommand::Status { json }) => {
                 client::daemon::status(&paths, *json).await
             }

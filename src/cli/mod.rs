@@ -14,7 +14,9 @@ mod signal;
 mod tunnel;
 mod values;
 
-pub use self::tunnel::{ExecArgs, ForwardArgs, ForwardFormat, TargetsArgs, Waiting};
+pub use self::tunnel::{
+    DownArgs, ExecArgs, ForwardArgs, ForwardFormat, TargetsArgs, UpArgs, Waiting,
+};
 
 pub use self::signal::expand_signal_words;
 use self::signal::parse_signal;
@@ -135,6 +137,20 @@ pub enum Command {
         after_help = "Examples:\n  rhizome exec na-prod/billing-bookkeeper -- mysql -e 'SELECT 1'\n  rhizome exec staging/orders staging/users -- ./run-tests.sh\n  rhizome exec staging/orders -- sh -c 'psql \"$DATABASE_URL\"'"
     )]
     Exec(ExecArgs),
+
+    /// Open the tunnels of an environment, lazily unless a target says otherwise
+    #[command(
+        long_about = "Open the tunnels of every target of ENV, or with no ENV of every target marked `autostart = true`: lazily (the port at once, the path on the first connection) unless a target or its environment says `lazy = false`. One line per target (TARGET, URL, STATUS); exits 1 if any could not be opened, naming which and why.",
+        after_help = "Examples:\n  rhizome up staging\n  rhizome up            # the targets with autostart = true\n  rhizome up staging --json | jq -r '.targets[].url'\n  rhizome down staging"
+    )]
+    Up(UpArgs),
+
+    /// Stop the tunnels `rhizome up` opened, for good
+    #[command(
+        long_about = "Stop the tunnels of ENV's targets, or with no ENV every tunnel `rhizome up` opened, as `kill` stops them.",
+        after_help = "Examples:\n  rhizome down staging\n  rhizome down"
+    )]
+    Down(DownArgs),
 
     /// List the targets `forward` knows, from rhizome.toml and the built-in ones
     #[command(

@@ -100,3 +100,25 @@ pub struct TargetsArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The environment whose targets to open (default: the targets with `autostart = true`)
+    #[arg(value_name = "ENV")]
+    pub env: Option<String>,
+    /// Print JSON: {"targets": [{"target", "url", "status", "error"}], "failed": N}
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub waiting: Waiting,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// The environment whose tunnels to stop (default: every tunnel `rhizome up` opened)
+    #[arg(value_name = "ENV")]
+    pub env: Option<String>,
+    /// Seconds to wait after SIGTERM before sending SIGKILL
+    #[arg(long, default_value = "5", value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+}

@@ -76,6 +76,10 @@ fn command() -> clap::Command {
                 .mut_arg("signal", |a| candidates(a, signals))
         })
         .mut_subcommand("exec", |c| c.mut_arg("targets", |a| candidates(a, targets)))
+        .mut_subcommand("up", |c| c.mut_arg("env", |a| candidates(a, environments)))
+        .mut_subcommand("down", |c| {
+            c.mut_arg("env", |a| candidates(a, environments))
+        })
         .mut_subcommand("forward", |c| {
             c.mut_arg("target", |a| candidates(a, targets))
         })
@@ -100,6 +104,24 @@ pub fn write_script(shell: clap_complete::Shell, out: &mut dyn Write) -> io::Res
 }
 
 /// `rhizome forward <TAB>`: every target in the config, with what it is.
+/// `rhizome up <TAB>`: every environment in the config, with how many targets it has.
+fn environments() -> Vec<CompletionCandidate> {
+    let Ok(paths) = Paths::from_env() else {
+        return Vec::new();
+    };
+    let Ok(config) = super::forward::load_config(&paths) else {
+        return Vec::new();
+    };
+    config
+        .environments
+        .iter()
+        .map(|(name, env)| {
+            let count = env.databases.len() + env.services.len();
+            CompletionCandidate::new(name).help(Some(format!("{count} targets").into()))
+        })
+        .collect()
+}
+
 pub fn targets() -> Vec<CompletionCandidate> {
     let Ok(paths) = Paths::from_env() else {
         return Vec::new();

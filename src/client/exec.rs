@@ -39,7 +39,8 @@ pub async fn run(paths: &Paths, args: &ExecArgs) -> anyhow::Result<Exit> {
             label,
             waiting: &args.waiting,
             replace: false,
-            lazy: false,
+            lazy: None,
+            by_up: false,
         };
         let scheme = target.scheme.clone();
         let name = target.name.clone();

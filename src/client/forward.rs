@@ -52,7 +52,8 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
         label: &args.target,
         waiting: &args.waiting,
         replace: args.replace,
-        lazy: args.lazy,
+        lazy: args.lazy.then_some(true),
+        by_up: false,
     };
     let info = match tunnel::open(paths, &config, target, &side, &how).await? {
         Opened::Ready(info) => info,

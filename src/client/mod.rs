@@ -32,6 +32,7 @@ pub mod table;
 pub mod targets;
 pub mod trust;
 pub mod tunnel;
+pub mod up;
 
 use std::os::unix::ffi::OsStringExt;
 

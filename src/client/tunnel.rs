@@ -26,8 +26,10 @@ pub struct Wanted<'a> {
     /// `forward --replace`: a tunnel of the target with another configuration is restarted with
     /// this one instead of the forward being refused.
     pub replace: bool,
-    /// `forward --lazy`: lazy whatever the config says.
-    pub lazy: bool,
+    /// Lazy whatever the config says (`forward --lazy`); `None`: as the config says.
+    pub lazy: Option<bool>,
+    /// `rhizome up` asks, so that `rhizome down` finds it.
+    pub by_up: bool,
 }
 
 /// How the wait for a tunnel ended.
@@ -61,7 +63,8 @@ pub async fn open(
         timeout_ms: how.waiting.timeout.as_millis() as u64,
         context: super::context()?,
         settings: TunnelSettings {
-            lazy: how.lazy || side.lazy.unwrap_or(config.forward.lazy),
+            lazy: how.lazy.or(side.lazy).unwrap_or(config.forward.lazy),
+            by_up: how.by_up,
             ..settings(config)
         },
         replace: how.replace,
@@ -234,5 +237,6 @@ pub fn settings(config: &Config) -> TunnelSettings {
         probe_interval_ms: config.forward.probe_interval_secs.saturating_mul(1000),
         lazy: false,
         idle_stop_ms: config.forward.idle_stop_secs.saturating_mul(1000),
+        by_up: false,
     }
 }

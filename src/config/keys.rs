@@ -3,8 +3,7 @@
 //! where a key in the wrong table belongs; a test holds it to the serde structs in `mod.rs`.
 
 use super::ranges::{
-    BACKOFF_MAX_SECS, IDLE_STOP_SECS, KEEP_FILES, LOCAL_PORT, MAX_FILE_BYTES, PROBE_INTERVAL_SECS,
-    REMOTE_PORT, Range,
+    BACKOFF_MAX_SECS, IDLE_STOP_SECS, KEEP_FILES, MAX_FILE_BYTES, PROBE_INTERVAL_SECS, Range,
 };
 
 /// What a key takes.
@@ -76,8 +75,11 @@ const fn key(name: &'static str, value: Value, unset: Unset, meaning: &'static s
     }
 }
 
-use self::Unset::{Default, Required};
+mod targets;
+
+use self::Unset::Default;
 use self::Value::{Bool, List, Number, Table as Sub, Text};
+pub use self::targets::{DATABASE, SERVICE};
 
 /// The environment's value, for a key a target may set for itself.
 const ENVIRONMENTS: Unset = Default("the environment's");
@@ -215,134 +217,6 @@ pub const ENVIRONMENT: Table = Table {
             Sub,
             Default("none"),
             "see `[environments.ENV.services.NAME]`",
-        ),
-    ],
-};
-
-pub const DATABASE: Table = Table {
-    header: "[environments.ENV.databases.NAME]",
-    about: "the target ENV/NAME: a Cloud SQL database, reached through a proxy in the pod",
-    keys: &[
-        key(
-            "sql_connection",
-            Text,
-            Required,
-            "the instance, `PROJECT:REGION:INSTANCE`",
-        ),
-        key(
-            "local_port",
-            Number(LOCAL_PORT),
-            Default("0"),
-            "the port rhizome listens on; 0 takes any free port",
-        ),
-        key(
-            "scheme",
-            Text,
-            Default("`mysql`"),
-            "the scheme of the URL `forward` prints",
-        ),
-        key("context", Text, ENVIRONMENTS, "the kubeconfig context"),
-        key("namespace", Text, ENVIRONMENTS, "the namespace"),
-        key("kubeconfig", Text, ENVIRONMENTS, "the kubeconfig file"),
-        key(
-            "deployment",
-            Text,
-            ENVIRONMENTS,
-            "the deployment of the proxies",
-        ),
-        key(
-            "user",
-            Text,
-            Default("none"),
-            "the user name put in the URL `forward` prints and handed to `rhizome exec`'s command",
-        ),
-        key(
-            "database",
-            Text,
-            Default("none"),
-            "the database name put in the URL and handed to `rhizome exec`'s command",
-        ),
-        key(
-            "password_command",
-            List,
-            Default("none"),
-            "a command (an argument vector, never a shell) the client runs when a password is needed; its output, trimmed, is the password, never sent to the daemon or stored",
-        ),
-        key(
-            "simulate_upstream",
-            Text,
-            Default("the echo server"),
-            "in simulate mode, where the tunnel leads instead: `HOST:PORT` (`RHIZOME_SIMULATE_UPSTREAM` overrides it)",
-        ),
-        key(
-            "lazy",
-            Bool,
-            Default("the environment's `lazy`"),
-            "whether this target's tunnel is lazy (`forward --lazy` makes one lazy for a call)",
-        ),
-    ],
-};
-
-pub const SERVICE: Table = Table {
-    header: "[environments.ENV.services.NAME]",
-    about: "the target ENV/NAME: a plain port-forward to a resource",
-    keys: &[
-        key(
-            "resource",
-            Text,
-            Required,
-            "what to forward to: `svc/NAME`, `deploy/NAME` or `pod/NAME`",
-        ),
-        key(
-            "remote_port",
-            Number(REMOTE_PORT),
-            Required,
-            "the port on the resource",
-        ),
-        key(
-            "local_port",
-            Number(LOCAL_PORT),
-            Default("0"),
-            "the port rhizome listens on; 0 takes any free port",
-        ),
-        key(
-            "scheme",
-            Text,
-            Default("`http`"),
-            "the scheme of the URL `forward` prints",
-        ),
-        key("context", Text, ENVIRONMENTS, "the kubeconfig context"),
-        key("namespace", Text, ENVIRONMENTS, "the namespace"),
-        key("kubeconfig", Text, ENVIRONMENTS, "the kubeconfig file"),
-        key(
-            "user",
-            Text,
-            Default("none"),
-            "the user name put in the URL `forward` prints and handed to `rhizome exec`'s command",
-        ),
-        key(
-            "database",
-            Text,
-            Default("none"),
-            "the database name put in the URL and handed to `rhizome exec`'s command",
-        ),
-        key(
-            "password_command",
-            List,
-            Default("none"),
-            "a command (an argument vector, never a shell) the client runs when a password is needed; its output, trimmed, is the password, never sent to the daemon or stored",
-        ),
-        key(
-            "simulate_upstream",
-            Text,
-            Default("the echo server"),
-            "in simulate mode, where the tunnel leads instead: `HOST:PORT` (`RHIZOME_SIMULATE_UPSTREAM` overrides it)",
-        ),
-        key(
-            "lazy",
-            Bool,
-            Default("the environment's `lazy`"),
-            "whether this target's tunnel is lazy (`forward --lazy` makes one lazy for a call)",
         ),
     ],
 };

@@ -135,6 +135,9 @@ pub struct Database {
     pub simulate_upstream: Option<String>,
     /// Whether this target's tunnel is lazy (over its environment's and `[forward] lazy`).
     pub lazy: Option<bool>,
+    /// Whether `rhizome up` with no environment opens this target's tunnel.
+    #[serde(default)]
+    pub autostart: bool,
 }
 
 /// A plain port-forward to a resource, with no proxy step.
@@ -163,6 +166,9 @@ pub struct Service {
     pub simulate_upstream: Option<String>,
     /// Whether this target's tunnel is lazy (over its environment's and `[forward] lazy`).
     pub lazy: Option<bool>,
+    /// Whether `rhizome up` with no environment opens this target's tunnel.
+    #[serde(default)]
+    pub autostart: bool,
 }
 
 /// Rotation of the per-process logs.

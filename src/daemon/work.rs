@@ -200,6 +200,7 @@ impl TunnelPart {
             local_port: self.local_port(),
             remote_port: self.remote_port(remote_port),
             sql_connection: self.target.sql_connection().map(str::to_string),
+            by_up: self.settings.by_up,
         }
     }
 }

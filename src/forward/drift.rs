@@ -152,6 +152,7 @@ mod tests {
         let settings = |secs: u64| TunnelSettings {
             lazy: false,
             idle_stop_ms: 600_000,
+            by_up: false,
             backoff_max_ms: secs * 1000,
             probe_interval_ms: 30_000,
         };

@@ -162,6 +162,8 @@ pub struct ClientSide {
     pub simulate_upstream: Option<String>,
     /// The target's `lazy`, else its environment's; `None`: as `[forward] lazy` says.
     pub lazy: Option<bool>,
+    /// `rhizome up` with no environment opens it.
+    pub autostart: bool,
 }
 
 /// The client-side settings of the target named `name` (as `resolve` named it); none for a
@@ -173,7 +175,7 @@ pub fn client_side(config: &Config, name: &str) -> Result<ClientSide, TargetErro
     let Some(environment) = config.environments.get(env) else {
         return Ok(ClientSide::default());
     };
-    let (user, database, password_command, simulate_upstream, lazy) =
+    let (user, database, password_command, simulate_upstream, lazy, autostart) =
         if let Some(db) = environment.databases.get(entry) {
             (
                 &db.user,
@@ -181,6 +183,7 @@ pub fn client_side(config: &Config, name: &str) -> Result<ClientSide, TargetErro
                 &db.password_command,
                 &db.simulate_upstream,
                 db.lazy,
+                db.autostart,
             )
         } else if let Some(svc) = environment.services.get(entry) {
             (
@@ -189,6 +192,7 @@ pub fn client_side(config: &Config, name: &str) -> Result<ClientSide, TargetErro
                 &svc.password_command,
                 &svc.simulate_upstream,
                 svc.lazy,
+                svc.autostart,
             )
         } else {
             return Ok(ClientSide::default());
@@ -225,6 +229,7 @@ pub fn client_side(config: &Config, name: &str) -> Result<ClientSide, TargetErro
         },
         simulate_upstream: simulate_upstream.clone(),
         lazy: lazy.or(environment.lazy),
+        autostart,
     })
 }
 

@@ -130,6 +130,9 @@ pub struct TunnelSettings {
     pub lazy: bool,
     #[serde(default)]
     pub idle_stop_ms: u64,
+    /// Opened by `rhizome up`, so that `rhizome down` stops it.
+    #[serde(default)]
+    pub by_up: bool,
 }
 
 /// A working tunnel: the original design's Handle.
@@ -164,6 +167,8 @@ pub struct TunnelInfo {
     pub remote_port: Option<u16>,
     /// For a database target, the Cloud SQL instance.
     pub sql_connection: Option<String>,
+    /// Opened by `rhizome up`.
+    pub by_up: bool,
 }
 
 /// A port that may be "any", encoded as the number with 0 for any: the encoding the protocol and

@@ -269,9 +269,10 @@ fn entry(config: &Result<Configured, String>, part: &TunnelPart) -> Entry {
             "its entry in rhizome.toml is invalid ({why}), so it restarted as it was"
         )),
         Some((_, Ok(target))) => {
-            // Lazy or not is the tunnel's own (`forward --lazy`, the target's `lazy`), kept.
+            // Lazy or not, and opened by `up` or not, are the tunnel's own: kept.
             let wanted = TunnelSettings {
                 lazy: part.settings.lazy,
+                by_up: part.settings.by_up,
                 ..configured.settings
             };
             let mut changed = drift::differences(&part.target, part.local_port(), target);

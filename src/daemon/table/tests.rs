@@ -48,6 +48,7 @@ fn tunnel_entry(
             probe_interval_ms: 0,
             lazy: false,
             idle_stop_ms: 0,
+            by_up: false,
         },
         tunnel: Tunnel::start(listener, Duration::from_secs(1)).unwrap(),
     };

@@ -7,6 +7,7 @@
 //! them. `proxy` holds the exec and log steps, `watch` the watching of a working path.
 
 mod forwarder;
+mod idle;
 mod proxy;
 mod watch;
 
@@ -125,7 +126,7 @@ pub async fn supervise(
     let mut fresh = Fresh::new(&ctx.part);
     loop {
         if ctx.part.settings.lazy && !ctx.part.tunnel.has_client() {
-            match asleep(&ctx, &mut orders).await {
+            match idle::asleep(&ctx, &mut orders).await {
                 Waited::Elapsed => {}
                 Waited::Stopped => {
                     close(&ctx, Phase::Killed(None));
@@ -237,26 +238,6 @@ pub async fn supervise(
         process.update(|s| s.restarts += 1);
     }
     daemon.retire(&process).await;
-}
-
-/// A lazy tunnel without a client: `idle` in `ps`, nothing behind its port, until a client
-/// connects (then `Elapsed`), an order comes or the daemon stops.
-async fn asleep(ctx: &Ctx, orders: &mut mpsc::Receiver<Order>) -> Waited {
-    ctx.process.update(|s| {
-        s.phase = Phase::Idle;
-        s.detail = None;
-    });
-    let woke = supervise::wait_until(
-        ctx.part.tunnel.wait_for_client(),
-        orders,
-        &ctx.daemon.shutdown,
-    )
-    .await;
-    if matches!(woke, Waited::Elapsed) {
-        ctx.say("a client connected: starting the upstream").await;
-        ctx.process.update(|s| s.phase = Phase::Starting);
-    }
-    woke
 }
 
 /// How far the tunnel is from its last fresh start (its creation, or a restart with a new

@@ -40,6 +40,7 @@ fn never_forwards_lazy(lazy: bool) -> TunnelPart {
             // Never stopped for idleness: under paused time, a wait on the spawner's thread
             // would let that timer fire first.
             idle_stop_ms: 0,
+            by_up: false,
         },
         tunnel: Tunnel::start(listener, Duration::from_secs(1)).unwrap(),
     }
