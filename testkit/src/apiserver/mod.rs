@@ -8,12 +8,13 @@
 //!
 //! Modules, one concern each:
 //! - [`config`]: command line; [`kubeconfig`]: the kubeconfig file written
-//! - [`server`]: accept loop, routing; [`http`]: HTTP/1.1 parsing and writing
+//! - [`server`]: accept loop, routing; [`http`]: requests and responses on hyper
 //! - [`discovery`]: API discovery; [`objects`]: Deployment, Pod, Status JSON
 //! - [`state`]: pod state, counters, fault switches; [`control`]: `/_control`
 //! - [`upgrade`]: exec/port-forward upgrade negotiation
 //! - [`exec`], [`portforward`], [`logs`]: the three kubectl commands
-//! - [`spdy_frame`], [`spdy_session`], [`spdy_dictionary`]: SPDY/3.1; [`websocket`]: RFC 6455
+//! - [`spdy_frame`], [`spdy_session`], [`spdy_dictionary`]: SPDY/3.1, our own (no maintained
+//!   crate serves it); [`websocket`]: on tokio-tungstenite
 //! - [`cloudsql`]: the fake proxy relay; [`clock`]: timestamps
 
 pub mod clock;

@@ -1,14 +1,18 @@
-//! The accept loop and per-connection HTTP/1.1 keep-alive loop: reads each
-//! request, serves `/_control` at once, applies the configured delay to
-//! everything else, and routes API paths to discovery, objects, logs, or the
-//! exec / port-forward upgrades.
+//! The accept loop and, per connection, hyper's HTTP/1.1 server: each request is read by hyper,
+//! `/_control` is served at once, everything else waits out the configured delay and is routed
+//! to discovery, objects, logs, or the exec / port-forward upgrades.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
-use tokio::io::BufReader;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::http::{self, ReadError, Request, Response};
+use super::http::{Body, Request, Response};
 use super::state::Shared;
 use super::upgrade::{self, Target};
 use super::{control, discovery, logs, objects};
@@ -34,56 +38,39 @@ enum Route {
 
 async fn connection(shared: Arc<Shared>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let (r, mut w) = stream.into_split();
-    let mut reader = BufReader::with_capacity(64 * 1024, r);
-    loop {
-        let req = match http::read_request(&mut reader).await {
-            Ok(Some(req)) => req,
-            Ok(None) | Err(ReadError::Io(_)) => return,
-            Err(ReadError::Bad(msg)) => {
-                let body = objects::status(400, "BadRequest", &msg);
-                let _ = http::write_response(&mut w, &Response::json(400, &body).closing()).await;
-                return;
-            }
-        };
-        if shared.cfg.verbose {
-            eprintln!(
-                "fake-apiserver: {} {} {:?}",
-                req.method, req.path, req.query
-            );
-        }
-        // `Connection: close` asks for the connection to end after this answer.
-        let close = req.header_has_token("connection", "close");
-        if req.segments.first().map(String::as_str) == Some("_control") {
-            let mut resp = control::handle(&shared, &req);
-            resp.close |= close;
-            if http::write_response(&mut w, &resp).await.is_err() || resp.close {
-                return;
-            }
-            continue;
-        }
-        shared.count_request();
-        let delay = shared.delay();
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        match route(&shared, &req) {
-            Route::Respond(mut resp) => {
-                resp.close |= close;
-                if http::write_response(&mut w, &resp).await.is_err() || resp.close {
-                    return;
-                }
-            }
-            Route::Logs(pod) => match logs::respond(&shared, &req, &pod, &mut reader, &mut w).await
-            {
-                Ok(true) if !close => {}
-                _ => return,
-            },
-            Route::Upgrade(target, pod) => {
-                upgrade::handle(shared, req, target, pod, reader, w).await;
-                return;
-            }
-        }
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+    });
+    // Upgrades (WebSocket GET, SPDY POST) keep the connection for the new protocol.
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
+}
+
+async fn handle(shared: Arc<Shared>, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
+    let (mut parts, _body) = req.into_parts();
+    let on_upgrade = parts.extensions.remove::<OnUpgrade>();
+    let req = Request::from_parts(&parts);
+    if shared.cfg.verbose {
+        eprintln!(
+            "fake-apiserver: {} {} {:?}",
+            req.method, req.path, req.query
+        );
+    }
+    if req.segments.first().map(String::as_str) == Some("_control") {
+        return control::handle(&shared, &req).into_hyper();
+    }
+    shared.count_request();
+    let delay = shared.delay();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    match route(&shared, &req) {
+        Route::Respond(resp) => resp.into_hyper(),
+        Route::Logs(pod) => logs::respond(&shared, &req, &pod),
+        Route::Upgrade(target, pod) => upgrade::handle(shared, req, on_upgrade, target, pod),
     }
 }
 

@@ -213,6 +213,12 @@ impl Shared {
         old.cancel();
     }
 
+    /// The token `drop-streams` cancels next: streams that are no upgrade (a followed log, a
+    /// watch) end on it too.
+    pub fn drop_token(&self) -> CancellationToken {
+        lock(&self.drop_token).clone()
+    }
+
     /// Registers an upgraded connection to `pod`; `None` if the pod is gone.
     pub fn open_stream(self: &Arc<Self>, pod: &str) -> Option<StreamGuard> {
         let pod_token = self.pod_token(pod)?;

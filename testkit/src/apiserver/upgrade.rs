@@ -1,16 +1,16 @@
 //! Upgrade requests on `pods/P/exec` and `pods/P/portforward`: checks (pod
 //! exists and runs, container, fault switches), transport and subprotocol
 //! negotiation (WebSocket GET or SPDY/3.1 POST), the `101 Switching
-//! Protocols` answer, and handing the raw connection to exec or port-forward
-//! for as long as it lives, or until `drop-streams` / `replace-pod` cut it.
+//! Protocols` answer, and handing the connection hyper gives up to exec or
+//! port-forward for as long as it lives, or until `drop-streams` / `replace-pod` cut it.
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
 
 use super::exec::{self, ExecOptions};
-use super::http::{self, Request, Response};
+use super::http::{self, Body, Request, Response};
 use super::state::Shared;
 use super::{objects, portforward, websocket};
 
@@ -126,26 +126,22 @@ fn negotiate(
     Ok(Transport::Spdy { protocol })
 }
 
-/// Answers an upgrade request and serves the upgraded connection.
-pub async fn handle(
+/// Answers an upgrade request: the refusal, or the `101` whose connection a task of its own
+/// then serves, once hyper hands it over.
+pub fn handle(
     shared: Arc<Shared>,
     req: Request,
+    on_upgrade: Option<OnUpgrade>,
     target: Target,
     pod: String,
-    reader: BufReader<OwnedReadHalf>,
-    mut writer: OwnedWriteHalf,
-) {
+) -> hyper::Response<Body> {
     let transport = match negotiate(&shared, &req, target, &pod) {
         Ok(t) => t,
-        Err(resp) => {
-            let _ = http::write_response(&mut writer, &resp).await;
-            return;
-        }
+        Err(resp) => return resp.into_hyper(),
     };
-    let Some(guard) = shared.open_stream(&pod) else {
+    let (Some(guard), Some(on_upgrade)) = (shared.open_stream(&pod), on_upgrade) else {
         let resp = Response::json(404, &objects::not_found("pods", "pods", "", &pod)).closing();
-        let _ = http::write_response(&mut writer, &resp).await;
-        return;
+        return resp.into_hyper();
     };
     let (head, is_ws) = match &transport {
         Transport::WebSocket { accept, protocol } => (
@@ -168,40 +164,45 @@ pub async fn handle(
     // Counted before the 101 goes out, so that a client that has seen the 101
     // (kubectl printing `Forwarding from`) always finds it in the state.
     shared.count_upgrade(is_ws);
-    if writer.write_all(&head).await.is_err() || writer.flush().await.is_err() {
-        return;
-    }
-    // Bytes the client sent right behind its request belong to the new protocol.
-    let leftover = reader.buffer().to_vec();
-    let raw = std::io::Cursor::new(leftover).chain(reader.into_inner());
     let argv = req.query_all("command");
     let opts = ExecOptions::from_request(&req);
-    let serve = async {
-        match (target, is_ws) {
-            (Target::Exec, false) => {
-                exec::serve_spdy(shared.clone(), pod.clone(), argv, opts, raw, writer).await
-            }
-            (Target::Exec, true) => {
-                exec::serve_websocket(shared.clone(), pod.clone(), argv, opts, raw, writer).await
-            }
-            (Target::PortForward, false) => {
-                portforward::serve(shared.clone(), pod.clone(), raw, writer).await
-            }
-            (Target::PortForward, true) => {
-                let (tunnel, local) = websocket::byte_tunnel(raw, writer);
-                let (r, w) = tokio::io::split(local);
-                let spdy = portforward::serve(shared.clone(), pod.clone(), r, w);
-                // Either side ending ends the connection.
-                tokio::select! {
-                    _ = tunnel => {}
-                    _ = spdy => {}
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let io = TokioIo::new(upgraded);
+        let serve = async {
+            match (target, is_ws) {
+                (Target::Exec, false) => {
+                    let (r, w) = tokio::io::split(io);
+                    exec::serve_spdy(shared.clone(), pod.clone(), argv, opts, r, w).await
+                }
+                (Target::Exec, true) => {
+                    let ws = websocket::server(io).await;
+                    exec::serve_websocket(shared.clone(), pod.clone(), argv, opts, ws).await
+                }
+                (Target::PortForward, false) => {
+                    let (r, w) = tokio::io::split(io);
+                    portforward::serve(shared.clone(), pod.clone(), r, w).await
+                }
+                (Target::PortForward, true) => {
+                    let ws = websocket::server(io).await;
+                    let (tunnel, local) = websocket::byte_tunnel(ws);
+                    let (r, w) = tokio::io::split(local);
+                    let spdy = portforward::serve(shared.clone(), pod.clone(), r, w);
+                    // Either side ending ends the connection.
+                    tokio::select! {
+                        () = tunnel => {}
+                        () = spdy => {}
+                    }
                 }
             }
+        };
+        tokio::select! {
+            () = guard.cancelled() => {} // drop-streams / replace-pod: cut it now
+            () = serve => {}
         }
-    };
-    tokio::select! {
-        _ = guard.cancelled() => {} // drop-streams / replace-pod: cut it now
-        _ = serve => {}
-    }
-    drop(guard);
+        drop(guard);
+    });
+    head
 }
