@@ -51,7 +51,10 @@ pub struct Shared {
     /// Bumped on every log append and pod change (wakes `logs -f`).
     changes: watch::Sender<u64>,
     drop_token: Mutex<CancellationToken>,
+    /// The bearer token API requests must carry (unused with `--plain-http`).
+    token: String,
     requests: AtomicU64,
+    unauthorized: AtomicU64,
     upgrades: AtomicU64,
     websocket_upgrades: AtomicU64,
     spdy_upgrades: AtomicU64,
@@ -81,7 +84,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub fn new(cfg: Config) -> Arc<Self> {
+    pub fn new(cfg: Config, token: String) -> Arc<Self> {
         let template_hash = random_name(10);
         let pod = Self::new_pod(&cfg.deployment, &template_hash, "");
         Arc::new(Shared {
@@ -90,7 +93,9 @@ impl Shared {
             pod: Mutex::new(pod),
             changes: watch::channel(0).0,
             drop_token: Mutex::new(CancellationToken::new()),
+            token,
             requests: AtomicU64::new(0),
+            unauthorized: AtomicU64::new(0),
             upgrades: AtomicU64::new(0),
             websocket_upgrades: AtomicU64::new(0),
             spdy_upgrades: AtomicU64::new(0),
@@ -231,6 +236,15 @@ impl Shared {
         })
     }
 
+    /// The bearer token API requests must carry.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    pub fn count_unauthorized(&self) {
+        self.unauthorized.fetch_add(1, Ordering::SeqCst);
+    }
+
     pub fn count_request(&self) {
         self.requests.fetch_add(1, Ordering::SeqCst);
     }
@@ -282,6 +296,7 @@ impl Shared {
             "websocket_upgrades": self.websocket_upgrades.load(Ordering::SeqCst),
             "spdy_upgrades": self.spdy_upgrades.load(Ordering::SeqCst),
             "requests": self.requests.load(Ordering::SeqCst),
+            "unauthorized": self.unauthorized.load(Ordering::SeqCst),
             "refuse_upgrades": self.refusals.load(Ordering::SeqCst),
             "delay_ms": self.delay_ms.load(Ordering::SeqCst),
         })
