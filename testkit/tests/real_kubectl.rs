@@ -401,7 +401,10 @@ fn scenario(name: &str, env: &[(&str, &str)], server_args: &[&str], transports: 
     assert_eq!(got, b"after replace");
 
     // Every request came over TLS with the token the exec credential plugin handed out.
-    assert!(api.plugin_calls() >= 1, "{label}: the credential plugin never ran");
+    assert!(
+        api.plugin_calls() >= 1,
+        "{label}: the credential plugin never ran"
+    );
     assert_eq!(api.state()["unauthorized"], 0, "{label}");
 
     eprintln!(
@@ -481,7 +484,10 @@ fn control_api_and_bad_input() {
         &["--namespace", "ns1"],
     );
     let kc = std::fs::read_to_string(&api.kubeconfig).unwrap();
-    assert!(kc.contains(&format!("server: https://{}", api.addr)), "{kc}");
+    assert!(
+        kc.contains(&format!("server: https://{}", api.addr)),
+        "{kc}"
+    );
     assert!(kc.contains("certificate-authority-data: "), "{kc}");
     assert!(kc.contains("exec:\n"), "{kc}");
     assert!(kc.contains("namespace: ns1"), "{kc}");
@@ -489,7 +495,10 @@ fn control_api_and_bad_input() {
     // The API wants TLS and the plugin's token, as a real cluster does.
     let (code, body) = http(&api.addr, "GET", "/api");
     assert_eq!(code, 400, "{body}");
-    assert!(body.contains("Client sent an HTTP request to an HTTPS server"), "{body}");
+    assert!(
+        body.contains("Client sent an HTTP request to an HTTPS server"),
+        "{body}"
+    );
     let ca = api.ca_pem.clone().expect("the test CA");
     let (code, body) = https(&api.addr, &ca, None, "GET", "/api");
     assert_eq!(code, 401, "{body}");
@@ -523,7 +532,10 @@ fn control_api_and_bad_input() {
         &["--namespace", "ns1", "--plain-http"],
     );
     let kc = std::fs::read_to_string(&plain.kubeconfig).unwrap();
-    assert!(kc.contains(&format!("server: http://{}", plain.addr)), "{kc}");
+    assert!(
+        kc.contains(&format!("server: http://{}", plain.addr)),
+        "{kc}"
+    );
     assert!(kc.contains("  user: {}\n"), "{kc}");
     assert_eq!(plain.ca_pem, None);
     let pod = plain.state()["pod"].as_str().unwrap().to_string();
@@ -594,6 +606,82 @@ fn control_api_and_bad_input() {
 
     let requests = api.state()["requests"].as_u64().unwrap();
     assert!(requests >= 4, "requests counted: {requests}");
+
+    // The pod's life as a watch sees it: resource versions grow, events are lines of JSON.
+    api.control("/_control/pod-phase?phase=Running");
+    let list = |api: &FakeApi| -> serde_json::Value {
+        let (code, body) = api.api("GET", "/api/v1/namespaces/ns1/pods");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let rv: u64 = list(&api)["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    api.set_ready(false);
+    assert_eq!(api.state()["ready"], false);
+    let deleted = api.control("/_control/delete-pod")["deleted"].clone();
+    assert_eq!(deleted, pod.as_str());
+    assert_eq!(
+        list(&api)["items"],
+        serde_json::json!([]),
+        "no pod after delete-pod"
+    );
+    let (code, _) = http(&api.addr, "POST", "/_control/delete-pod");
+    assert_eq!(code, 409, "nothing to delete");
+    let created = api.control("/_control/create-pod?ready=false")["pod"].clone();
+    api.set_ready(true);
+    let (code, body) = api.api(
+        "GET",
+        &format!("/api/v1/namespaces/ns1/pods?watch=1&resourceVersion={rv}&timeoutSeconds=1"),
+    );
+    assert_eq!(code, 200, "{body}");
+    let events: Vec<(String, String)> = body
+        .lines()
+        .map(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            let name = e["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            (e["type"].as_str().unwrap().to_string(), name)
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("MODIFIED", &deleted),
+        ("DELETED", &deleted),
+        ("ADDED", &created),
+        ("MODIFIED", &created),
+    ]
+    .iter()
+    .map(|(t, n)| (t.to_string(), n.as_str().unwrap().to_string()))
+    .collect();
+    assert_eq!(events, want, "{body}");
+    api.control("/_control/compact");
+    let (_, body) = api.api(
+        "GET",
+        &format!("/api/v1/namespaces/ns1/pods?watch=1&resourceVersion={rv}"),
+    );
+    assert!(
+        body.contains("\"code\":410"),
+        "a compacted version is gone: {body}"
+    );
+
+    // A stalled server answers its API nothing for that long; /_control still answers.
+    api.stall(Duration::from_millis(300));
+    let t = Instant::now();
+    api.state();
+    assert!(
+        t.elapsed() < Duration::from_millis(300),
+        "control requests are not stalled"
+    );
+    let (code, _) = api.api("GET", "/api");
+    assert_eq!(code, 200);
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "stall not applied"
+    );
 
     // stdin EOF stops the server.
     let FakeApi {

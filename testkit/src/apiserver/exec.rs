@@ -181,7 +181,12 @@ pub async fn serve_websocket<S>(
         out.stdout.extend_from_slice(&err);
     }
     for (channel, bytes) in [(STDOUT, &out.stdout), (STDERR, &out.stderr)] {
-        if !bytes.is_empty() && ws.feed(websocket::channel_message(channel, bytes)).await.is_err() {
+        if !bytes.is_empty()
+            && ws
+                .feed(websocket::channel_message(channel, bytes))
+                .await
+                .is_err()
+        {
             return;
         }
     }

@@ -96,8 +96,10 @@ pub fn plugin_script(files: &PluginFiles) -> String {
         "#!/bin/sh\n\
          # The exec credential plugin of a fake-apiserver kubeconfig: the server's current token\n\
          # as an ExecCredential, and one line in the calls file per run.\n\
+         # Shell builtins only: it must work whatever PATH the client gives it.\n\
          echo run >> {calls}\n\
-         printf '{{\"apiVersion\":\"{EXEC_API_VERSION}\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"%s\"}}}}\\n' \"$(cat {token})\"\n",
+         IFS= read -r token < {token}\n\
+         printf '{{\"apiVersion\":\"{EXEC_API_VERSION}\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"%s\"}}}}\\n' \"$token\"\n",
         calls = sh_quote(&files.calls.display().to_string()),
         token = sh_quote(&files.token.display().to_string()),
     )
@@ -139,7 +141,10 @@ mod tests {
         let script = Path::new("/tmp/k it/kubeconfig.credential-plugin");
         let text = render(&cfg, "127.0.0.1:1".parse().unwrap(), Some(("PEM", script)));
         assert!(text.contains("server: https://127.0.0.1:1\n"), "{text}");
-        assert!(text.contains("certificate-authority-data: UEVN\n"), "{text}");
+        assert!(
+            text.contains("certificate-authority-data: UEVN\n"),
+            "{text}"
+        );
         assert!(
             text.contains("command: \"/tmp/k it/kubeconfig.credential-plugin\"\n"),
             "{text}"
@@ -153,7 +158,10 @@ mod tests {
         let files = PluginFiles::beside(&dir.path().join("kube'config"));
         write_plugin(&files, "tok3n").unwrap();
         for _ in 0..2 {
-            let out = std::process::Command::new(&files.script).output().unwrap();
+            let out = std::process::Command::new(&files.script)
+                .env_clear()
+                .output()
+                .unwrap();
             assert!(out.status.success());
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             assert_eq!(v["kind"], "ExecCredential");

@@ -6,19 +6,27 @@
 //! (`--plain-http` for the old plain, credential-less API). `/_control` answers plain HTTP
 //! on the same port too, so a test drives it with a raw TCP client.
 //!
-//! The fake cluster has one Deployment with one pod. `exec` of a command that
-//! names the Cloud SQL instance starts a fake Cloud SQL Auth Proxy in the pod
-//! (a TCP relay to `--db`); `port-forward` reaches that relay; `/_control/*`
-//! injects faults. See `config` for the command line.
+//! It also speaks what native clients (kube-rs, the official Python client) send: pod list
+//! and watch with resource versions, exec and port-forward over the WebSocket channel
+//! protocols.
+//!
+//! The fake cluster has one Deployment with one pod (or none, between a delete and the next
+//! create). `exec` of a command that names the Cloud SQL instance starts a fake Cloud SQL Auth
+//! Proxy in the pod (a TCP relay to `--db`); `port-forward` reaches that relay; `/_control/*`
+//! injects faults (see `control`). See `config` for the command line.
 //!
 //! Modules, one concern each:
 //! - [`config`]: command line; [`kubeconfig`]: the kubeconfig and credential plugin written
 //! - [`tls`]: the test CA and server certificate; [`auth`]: the bearer token check
-//! - [`server`]: accept loop, routing; [`http`]: requests and responses on hyper
+//! - [`server`]: accept loop, TLS or plain, auth; [`routes`]: where API requests go;
+//!   [`http`]: requests and responses on hyper
 //! - [`discovery`]: API discovery; [`objects`]: Deployment, Pod, Status JSON
-//! - [`state`]: pod state, counters, fault switches; [`control`]: `/_control`
-//! - [`upgrade`]: exec/port-forward upgrade negotiation
-//! - [`exec`], [`portforward`], [`logs`]: the three kubectl commands
+//! - [`state`]: the pod, resource versions and events, counters, fault switches;
+//!   [`control`]: `/_control`
+//! - [`watch`]: pod list and watch; [`logs`]: the pod's log
+//! - [`upgrade`]: exec/port-forward upgrade negotiation; [`exec`]: exec over SPDY and
+//!   WebSocket; [`portforward`]: port-forward over SPDY (direct or tunnelled in WebSocket);
+//!   [`portforward_ws`]: port-forward over the WebSocket channel protocol (kube-rs, Python)
 //! - [`spdy_frame`], [`spdy_session`], [`spdy_dictionary`]: SPDY/3.1, our own (no maintained
 //!   crate serves it); [`websocket`]: on tokio-tungstenite
 //! - [`cloudsql`]: the fake proxy relay; [`clock`]: timestamps
@@ -35,6 +43,8 @@ pub mod kubeconfig;
 pub mod logs;
 pub mod objects;
 pub mod portforward;
+pub mod portforward_ws;
+pub mod routes;
 pub mod server;
 pub mod spdy_dictionary;
 pub mod spdy_frame;
@@ -42,6 +52,7 @@ pub mod spdy_session;
 pub mod state;
 pub mod tls;
 pub mod upgrade;
+pub mod watch;
 pub mod websocket;
 
 use std::io::{self, Write as _};

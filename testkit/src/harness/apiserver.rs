@@ -82,6 +82,33 @@ impl FakeApi {
         self.control("/_control/state")
     }
 
+    /// Fails one forwarded connection (`id`, or the newest) with `message` on its error
+    /// stream, as the kubelet does when the pod's port breaks; the id it failed.
+    pub fn fail_stream(&self, id: Option<u64>, message: &str) -> u64 {
+        let mut path = format!("/_control/fail-stream?message={}", query_escape(message));
+        if let Some(id) = id {
+            path.push_str(&format!("&id={id}"));
+        }
+        self.control(&path)["id"].as_u64().expect("the failed id")
+    }
+
+    /// Replaces the pod (DELETED, then ADDED: a new name, no proxy yet), Ready or not; the new
+    /// pod's name.
+    pub fn replace_pod(&self, ready: bool) -> String {
+        let v = self.control(&format!("/_control/replace-pod?ready={ready}"));
+        v["pod"].as_str().expect("the new pod").to_string()
+    }
+
+    /// Makes the pod Ready or not (a MODIFIED event).
+    pub fn set_ready(&self, ready: bool) {
+        self.control(&format!("/_control/pod-ready?ready={ready}"));
+    }
+
+    /// Stops the server answering anything for `d`.
+    pub fn stall(&self, d: Duration) {
+        self.control(&format!("/_control/stall?ms={}", d.as_millis()));
+    }
+
     /// The bearer token its credential plugin hands out now.
     pub fn token(&self) -> String {
         let mut path = self.kubeconfig.as_os_str().to_owned();
@@ -107,4 +134,16 @@ impl FakeApi {
             None => http(&self.addr, method, path),
         }
     }
+}
+
+/// `s` escaped for a query value.
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

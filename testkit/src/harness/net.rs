@@ -124,10 +124,11 @@ pub fn https(
         .parse::<SocketAddr>()
         .unwrap_or_else(|e| panic!("{addr}: {e}"))
         .ip();
-    let conn = rustls::ClientConnection::new(Arc::new(config), ServerName::IpAddress(ip.into()))
-        .unwrap();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), ServerName::IpAddress(ip.into())).unwrap();
     let sock = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut tls = rustls::StreamOwned::new(conn, sock);
     tls.write_all(request_head(addr, method, path, token).as_bytes())
         .unwrap_or_else(|e| panic!("TLS to {addr}: {e}"));
@@ -154,9 +155,10 @@ fn parse_response(raw: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
     if !chunked {
         return (code, body.to_string());
     }
