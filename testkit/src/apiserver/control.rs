@@ -34,8 +34,7 @@ const PHASES: [&str; 5] = ["Pending", "Running", "Succeeded", "Failed", "Unknown
 /// The message `fail-stream` sends when none is given.
 const DEFAULT_FAILURE: &str = "fake-apiserver: stream failed by /_control/fail-stream";
 
-fn ok(v: serde_json::Value) -> Response {
-    let mut v = v;
+fn ok(mut v: serde_json::Value) -> Response {
     v["ok"] = true.into();
     Response::json(200, &v)
 }

@@ -145,8 +145,6 @@ pub struct Response {
     pub body: Vec<u8>,
     /// Close the connection after writing.
     pub close: bool,
-    /// Extra headers (a 401's `WWW-Authenticate`).
-    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Response {
@@ -158,7 +156,6 @@ impl Response {
             content_type: "application/json",
             body: value.to_string().into_bytes(),
             close: false,
-            headers: Vec::new(),
         }
     }
 
@@ -168,17 +165,11 @@ impl Response {
             content_type: "text/plain; charset=utf-8",
             body: body.into(),
             close: false,
-            headers: Vec::new(),
         }
     }
 
     pub fn closing(mut self) -> Self {
         self.close = true;
-        self
-    }
-
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
         self
     }
 
@@ -190,9 +181,6 @@ impl Response {
             .header("cache-control", "no-cache, private");
         if self.close {
             builder = builder.header("connection", "close");
-        }
-        for (name, value) in self.headers {
-            builder = builder.header(name, value);
         }
         builder
             .body(full(self.body))
