@@ -1,5 +1,6 @@
 //! The main job end to end: the real kubectl, unmodified, against the test suite's fake Kubernetes
-//! API server (testkit's `fake-apiserver`), in front of a real MariaDB server. Needs kubectl and
+//! API server (testkit's `fake-apiserver`, over HTTPS with its test CA and the token of its exec
+//! credential plugin, as a GKE cluster is), in front of a real MariaDB server. Needs kubectl and
 //! MariaDB; without them the tests say so and pass, except on CI (`CI=true`), where they fail.
 
 mod common;
@@ -55,6 +56,11 @@ fn the_main_job_with(kubectl: &Path) {
     assert_eq!(out.stdout, format!("mysql://127.0.0.1:{port}\n"));
     let rows = query_port(port, "SELECT id, item FROM shop.orders ORDER BY id").unwrap();
     assert_eq!(rows, "1\tapple\n2\tpear\n3\tplum\n", "{name}");
+    assert!(
+        api.plugin_calls() >= 1,
+        "{name}: kubectl got its token from the exec credential plugin"
+    );
+    assert_eq!(api.state()["unauthorized"], 0, "{name}");
 
     // Three dropped streams while queries keep coming.
     for drop in 1..=3u64 {

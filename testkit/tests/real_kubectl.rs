@@ -1,6 +1,7 @@
 //! Runs the real kubectl (every installed version: `kubectl.1.27` …
 //! `kubectl.1.33` next to the `kubectl` on PATH, plus `kubectl` itself)
-//! against the `fake-apiserver` binary: exec, logs, port-forward with 1 MiB
+//! against the `fake-apiserver` binary, over TLS with the token of its exec
+//! credential plugin: exec, logs, port-forward with 1 MiB
 //! echoed through the fake Cloud SQL proxy, and the fault controls
 //! (drop-streams, a port with no listener, a Pending pod, refused upgrades,
 //! replace-pod). Also checks the control API over raw TCP without kubectl.
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use rhizome_testkit::harness::{
     Collector, FakeApi, Out, Proc, echo_round_trip, echo_server, find_kubectl, free_port, http,
-    poll, random_bytes,
+    https, poll, random_bytes,
 };
 
 const INSTANCE: &str = "e2e-project:us-central1:db";
@@ -399,6 +400,13 @@ fn scenario(name: &str, env: &[(&str, &str)], server_args: &[&str], transports: 
     };
     assert_eq!(got, b"after replace");
 
+    // Every request came over TLS with the token the exec credential plugin handed out.
+    assert!(
+        api.plugin_calls() >= 1,
+        "{label}: the credential plugin never ran"
+    );
+    assert_eq!(api.state()["unauthorized"], 0, "{label}");
+
     eprintln!(
         "RESULT {label}: ok in {:.1}s; exec over {exec_used}, port-forward over {pf_used}",
         started.elapsed().as_secs_f64()
@@ -476,14 +484,30 @@ fn control_api_and_bad_input() {
         &["--namespace", "ns1"],
     );
     let kc = std::fs::read_to_string(&api.kubeconfig).unwrap();
-    assert!(kc.contains(&format!("server: http://{}", api.addr)), "{kc}");
+    assert!(
+        kc.contains(&format!("server: https://{}", api.addr)),
+        "{kc}"
+    );
+    assert!(kc.contains("certificate-authority-data: "), "{kc}");
+    assert!(kc.contains("exec:\n"), "{kc}");
     assert!(kc.contains("namespace: ns1"), "{kc}");
 
-    let s = api.state();
-    for key in ["pod", "proxy_ports", "open_streams", "upgrades", "requests"] {
-        assert!(s.get(key).is_some(), "state lacks {key}: {s}");
-    }
-    assert!(s["pod"].as_str().unwrap().starts_with("db-proxy-"));
+    // The API wants TLS and the plugin's token, as a real cluster does.
+    let (code, body) = http(&api.addr, "GET", "/api");
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("Client sent an HTTP request to an HTTPS server"),
+        "{body}"
+    );
+    let ca = api.ca_pem.clone().expect("the test CA");
+    let (code, body) = https(&api.addr, &ca, None, "GET", "/api");
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("\"reason\":\"Unauthorized\""), "{body}");
+    let (code, _) = https(&api.addr, &ca, Some("wrong"), "GET", "/api");
+    assert_eq!(code, 401);
+    assert_eq!(api.state()["unauthorized"], 2);
+    let (code, body) = api.api("GET", "/api");
+    assert_eq!(code, 200, "{body}");
 
     // Garbage and half requests are answered or dropped, never fatal.
     for junk in [
@@ -499,9 +523,23 @@ fn control_api_and_bad_input() {
         let mut sink = Vec::new();
         let _ = c.read_to_end(&mut sink);
     }
-    // A SPDY upgrade that then sends garbage frames.
-    let pod = api.state()["pod"].as_str().unwrap().to_string();
-    let mut c = TcpStream::connect(&api.addr).unwrap();
+    // A SPDY upgrade that then sends garbage frames (on plain HTTP, to write raw frames).
+    std::fs::create_dir_all(tmp.path().join("plain")).unwrap();
+    let plain = FakeApi::start(
+        env!("CARGO_BIN_EXE_fake-apiserver"),
+        &tmp.path().join("plain"),
+        &echo_server().to_string(),
+        &["--namespace", "ns1", "--plain-http"],
+    );
+    let kc = std::fs::read_to_string(&plain.kubeconfig).unwrap();
+    assert!(
+        kc.contains(&format!("server: http://{}", plain.addr)),
+        "{kc}"
+    );
+    assert!(kc.contains("  user: {}\n"), "{kc}");
+    assert_eq!(plain.ca_pem, None);
+    let pod = plain.state()["pod"].as_str().unwrap().to_string();
+    let mut c = TcpStream::connect(&plain.addr).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(c, "POST /api/v1/namespaces/ns1/pods/{pod}/portforward HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: portforward.k8s.io\r\nContent-Length: 0\r\n\r\n").unwrap();
     let mut head = [0u8; 12];
@@ -514,22 +552,21 @@ fn control_api_and_bad_input() {
     let mut sink = Vec::new();
     let _ = c.read_to_end(&mut sink);
     assert_eq!(
-        poll(Duration::from_secs(5), || (api.state()["open_streams"]
+        poll(Duration::from_secs(5), || (plain.state()["open_streams"]
             == 0)
             .then_some(())),
         Some(()),
         "a broken SPDY session was not closed"
     );
+    let (code, body) = http(&plain.addr, "GET", "/apis/apps/v1");
+    assert_eq!(code, 200, "plain HTTP, no token, with --plain-http: {body}");
+    drop(plain);
 
     // Discovery and objects.
-    let (code, body) = http(&api.addr, "GET", "/apis/apps/v1");
+    let (code, body) = api.api("GET", "/apis/apps/v1");
     assert_eq!(code, 200);
     assert!(body.contains("\"deploy\""), "{body}");
-    let (code, _) = http(
-        &api.addr,
-        "GET",
-        "/apis/apps/v1/namespaces/ns1/deployments/nope",
-    );
+    let (code, _) = api.api("GET", "/apis/apps/v1/namespaces/ns1/deployments/nope");
     assert_eq!(code, 404);
 
     // Fault switches.
@@ -547,16 +584,13 @@ fn control_api_and_bad_input() {
         api.control("/_control/pod-phase?phase=Pending")["phase"],
         "Pending"
     );
-    let (_, pod_json) = http(
-        &api.addr,
-        "GET",
-        &format!("/api/v1/namespaces/ns1/pods/{pod}"),
-    );
+    let pod = api.state()["pod"].as_str().unwrap().to_string();
+    let (_, pod_json) = api.api("GET", &format!("/api/v1/namespaces/ns1/pods/{pod}"));
     assert!(pod_json.contains("\"phase\":\"Pending\""), "{pod_json}");
 
     api.control("/_control/delay?ms=300");
     let t = Instant::now();
-    let (code, _) = http(&api.addr, "GET", "/api");
+    let (code, _) = api.api("GET", "/api");
     assert_eq!(code, 200);
     assert!(
         t.elapsed() >= Duration::from_millis(300),
@@ -572,6 +606,82 @@ fn control_api_and_bad_input() {
 
     let requests = api.state()["requests"].as_u64().unwrap();
     assert!(requests >= 4, "requests counted: {requests}");
+
+    // The pod's life as a watch sees it: resource versions grow, events are lines of JSON.
+    api.control("/_control/pod-phase?phase=Running");
+    let list = |api: &FakeApi| -> serde_json::Value {
+        let (code, body) = api.api("GET", "/api/v1/namespaces/ns1/pods");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let rv: u64 = list(&api)["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    api.set_ready(false);
+    assert_eq!(api.state()["ready"], false);
+    let deleted = api.control("/_control/delete-pod")["deleted"].clone();
+    assert_eq!(deleted, pod.as_str());
+    assert_eq!(
+        list(&api)["items"],
+        serde_json::json!([]),
+        "no pod after delete-pod"
+    );
+    let (code, _) = http(&api.addr, "POST", "/_control/delete-pod");
+    assert_eq!(code, 409, "nothing to delete");
+    let created = api.control("/_control/create-pod?ready=false")["pod"].clone();
+    api.set_ready(true);
+    let (code, body) = api.api(
+        "GET",
+        &format!("/api/v1/namespaces/ns1/pods?watch=1&resourceVersion={rv}&timeoutSeconds=1"),
+    );
+    assert_eq!(code, 200, "{body}");
+    let events: Vec<(String, String)> = body
+        .lines()
+        .map(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            let name = e["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            (e["type"].as_str().unwrap().to_string(), name)
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("MODIFIED", &deleted),
+        ("DELETED", &deleted),
+        ("ADDED", &created),
+        ("MODIFIED", &created),
+    ]
+    .iter()
+    .map(|(t, n)| (t.to_string(), n.as_str().unwrap().to_string()))
+    .collect();
+    assert_eq!(events, want, "{body}");
+    api.control("/_control/compact");
+    let (_, body) = api.api(
+        "GET",
+        &format!("/api/v1/namespaces/ns1/pods?watch=1&resourceVersion={rv}"),
+    );
+    assert!(
+        body.contains("\"code\":410"),
+        "a compacted version is gone: {body}"
+    );
+
+    // A stalled server answers its API nothing for that long; /_control still answers.
+    api.stall(Duration::from_millis(300));
+    let t = Instant::now();
+    api.state();
+    assert!(
+        t.elapsed() < Duration::from_millis(300),
+        "control requests are not stalled"
+    );
+    let (code, _) = api.api("GET", "/api");
+    assert_eq!(code, 200);
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "stall not applied"
+    );
 
     // stdin EOF stops the server.
     let FakeApi {

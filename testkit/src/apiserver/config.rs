@@ -1,6 +1,6 @@
 //! The fake API server's command line: `fake-apiserver --db HOST:PORT
 //! [--namespace NS] [--deployment D] [--instance PROJECT:REGION:NAME]
-//! [--kubeconfig-out PATH] [--context NAME] [--no-websocket] [--verbose]`.
+//! [--kubeconfig-out PATH] [--context NAME] [--no-websocket] [--plain-http] [--verbose]`.
 
 use std::path::PathBuf;
 
@@ -17,6 +17,9 @@ pub struct Config {
     pub context: String,
     /// Refuse every WebSocket upgrade (400) so kubectl 1.30+ falls back to SPDY.
     pub no_websocket: bool,
+    /// Serve the API on plain HTTP without credentials, as before TLS: no test CA, no token,
+    /// a kubeconfig with `http://` and `user: {}`. Otherwise the API wants TLS and a token.
+    pub plain_http: bool,
     /// Log each request to stderr.
     pub verbose: bool,
 }
@@ -32,6 +35,7 @@ impl Config {
             kubeconfig_out: None,
             context: "e2e".into(),
             no_websocket: false,
+            plain_http: false,
             verbose: false,
         }
     }
@@ -60,6 +64,7 @@ impl Config {
                 "--kubeconfig-out" => cfg.kubeconfig_out = Some(value("--kubeconfig-out")?.into()),
                 "--context" => cfg.context = value("--context")?,
                 "--no-websocket" => cfg.no_websocket = true,
+                "--plain-http" => cfg.plain_http = true,
                 "--verbose" => cfg.verbose = true,
                 "-h" | "--help" => return Err(usage()),
                 other => return Err(format!("unknown argument {other:?}\n{}", usage())),
@@ -75,7 +80,7 @@ impl Config {
 pub fn usage() -> String {
     "usage: fake-apiserver --db HOST:PORT [--namespace NS] [--deployment D] \
      [--instance PROJECT:REGION:NAME] [--kubeconfig-out PATH] [--context NAME] \
-     [--no-websocket] [--verbose]"
+     [--no-websocket] [--plain-http] [--verbose]"
         .to_string()
 }
 
@@ -97,6 +102,7 @@ mod tests {
             "ns",
             "--context=c",
             "--no-websocket",
+            "--plain-http",
         ])
         .unwrap();
         assert_eq!(
@@ -104,6 +110,7 @@ mod tests {
             ("h:1", "ns", "c")
         );
         assert!(c.no_websocket);
+        assert!(c.plain_http);
     }
 
     #[test]

@@ -9,12 +9,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use futures_util::SinkExt as _;
+use tokio_tungstenite::WebSocketStream;
 
 use super::http::Request;
 use super::state::Shared;
-use super::websocket::{self, Message, MessageReader};
-use super::{cloudsql, spdy_session};
+use super::{cloudsql, spdy_session, websocket};
+
+/// The channels of the exec protocols (`v4`/`v5.channel.k8s.io`) that carry output, and the
+/// one that carries the `metav1.Status` of the exit.
+const STDOUT: u8 = 1;
+const STDERR: u8 = 2;
+const ERROR: u8 = 3;
 
 /// How long a WebSocket exec waits after the 101 before it writes output.
 const WS_OUTPUT_DELAY: Duration = Duration::from_millis(100);
@@ -153,16 +161,14 @@ pub async fn serve_spdy<R, W>(
 
 /// Serves an exec over an upgraded WebSocket connection (channel protocol
 /// v4/v5: the first byte of each binary message is the channel).
-pub async fn serve_websocket<R, W>(
+pub async fn serve_websocket<S>(
     shared: Arc<Shared>,
     pod: String,
     argv: Vec<String>,
     opts: ExecOptions,
-    reader: R,
-    mut writer: W,
+    mut ws: WebSocketStream<S>,
 ) where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     // kubectl registers its channels while its reader already runs, and drops
     // messages for channels it has not registered yet ("Unknown stream id"),
@@ -174,29 +180,20 @@ pub async fn serve_websocket<R, W>(
         let err = std::mem::take(&mut out.stderr);
         out.stdout.extend_from_slice(&err);
     }
-    let mut frames = Vec::new();
-    for (channel, bytes) in [(1u8, &out.stdout), (2u8, &out.stderr)] {
-        if !bytes.is_empty() {
-            let mut msg = vec![channel];
-            msg.extend_from_slice(bytes);
-            frames.extend(websocket::encode_frame(websocket::OP_BINARY, &msg));
+    for (channel, bytes) in [(STDOUT, &out.stdout), (STDERR, &out.stderr)] {
+        if !bytes.is_empty()
+            && ws
+                .feed(websocket::channel_message(channel, bytes))
+                .await
+                .is_err()
+        {
+            return;
         }
     }
-    let mut status = vec![3u8];
-    status.extend(status_json(out.exit_code));
-    frames.extend(websocket::encode_frame(websocket::OP_BINARY, &status));
-    frames.extend(websocket::close_frame(1000));
-    if writer.write_all(&frames).await.is_err() || writer.flush().await.is_err() {
+    let status = websocket::channel_message(ERROR, &status_json(out.exit_code));
+    if ws.send(status).await.is_err() {
         return;
     }
-    // Wait for the client's close reply (nothing more may be sent after a close).
-    let mut messages = MessageReader::new(reader);
-    let wait = async {
-        while let Ok(Some(m)) = messages.next().await {
-            if matches!(m, Message::Close(_)) {
-                return;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(10), wait).await;
+    // Then the close, and the client's reply to it (nothing more may be sent after a close).
+    websocket::close(&mut ws).await;
 }

@@ -1,18 +1,22 @@
-//! Minimal HTTP/1.1 for the fake API server: reading one request head (and
-//! discarding a `Content-Length` body) from a buffered connection, decoding
-//! paths and query strings, and writing responses, either with a fixed length
-//! or chunked (for `logs -f`). Nothing here knows about Kubernetes.
+//! HTTP/1.1 as the routes see it, on top of hyper: a request reduced to what they read (decoded
+//! path segments and query pairs, headers), and the answers they give: a fixed-length JSON or
+//! text response, a streamed body (`logs -f`, watch), and the `101 Switching Protocols` of an
+//! upgrade. hyper does the parsing, keep-alive, chunking and the upgrade hand-off; nothing here
+//! knows about Kubernetes.
 
 use std::io;
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::header::{HeaderMap, HeaderValue};
+use tokio::sync::mpsc;
 
-/// Largest request head accepted (request line plus headers).
-const MAX_HEAD: usize = 64 * 1024;
-/// Largest request body accepted (bodies are read and ignored).
-const MAX_BODY: u64 = 1024 * 1024;
+/// Every response body: fixed or streamed. A streamed body that yields an error makes hyper
+/// cut the connection, which is how a dropped stream looks to the client.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, io::Error>;
 
-/// One parsed request head.
+/// One request head, parsed.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: String,
@@ -22,25 +26,50 @@ pub struct Request {
     pub segments: Vec<String>,
     /// Decoded query pairs, in order (`+` decodes to a space).
     pub query: Vec<(String, String)>,
-    /// Header names lower-cased; repeated headers stay separate entries.
-    pub headers: Vec<(String, String)>,
+    pub headers: HeaderMap,
 }
 
 impl Request {
+    /// The request as the routes read it, from hyper's head.
+    pub fn from_parts(parts: &http::request::Parts) -> Self {
+        let path = parts.uri.path().to_string();
+        let segments = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_decode(s, false))
+            .collect();
+        let query = parts
+            .uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (percent_decode(k, true), percent_decode(v, true))
+            })
+            .collect();
+        Request {
+            method: parts.method.to_string(),
+            path,
+            segments,
+            query,
+            headers: parts.headers.clone(),
+        }
+    }
+
     /// The first value of a header (name matched case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// Every value of a header, with repeated lines and comma-joined lists flattened.
     pub fn header_tokens(&self, name: &str) -> Vec<String> {
         self.headers
+            .get_all(name)
             .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .flat_map(|(_, v)| v.split(','))
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
             .collect()
@@ -76,125 +105,8 @@ impl Request {
     }
 }
 
-/// Why no request could be read.
-#[derive(Debug)]
-pub enum ReadError {
-    /// The bytes were not an acceptable HTTP/1.1 request; answer 400 and close.
-    Bad(String),
-    /// The connection failed.
-    Io(io::Error),
-}
-
-impl From<io::Error> for ReadError {
-    fn from(e: io::Error) -> Self {
-        ReadError::Io(e)
-    }
-}
-
-/// Reads one request head and discards its body. `Ok(None)` is a clean EOF
-/// before any byte of a new request.
-pub async fn read_request<R: AsyncBufRead + Unpin>(
-    reader: &mut R,
-) -> Result<Option<Request>, ReadError> {
-    let mut lines: Vec<String> = Vec::new();
-    let mut total = 0usize;
-    loop {
-        let mut line = Vec::new();
-        let budget = (MAX_HEAD - total) as u64;
-        let n = (&mut *reader)
-            .take(budget)
-            .read_until(b'\n', &mut line)
-            .await?;
-        if n == 0 {
-            if lines.is_empty() && total == 0 {
-                return Ok(None);
-            }
-            return Err(ReadError::Bad(
-                "connection closed inside the request head".into(),
-            ));
-        }
-        total += n;
-        if !line.ends_with(b"\n") {
-            return Err(ReadError::Bad("request head too large".into()));
-        }
-        while matches!(line.last(), Some(b'\n' | b'\r')) {
-            line.pop();
-        }
-        if line.is_empty() {
-            if lines.is_empty() {
-                // Tolerate stray blank lines between requests.
-                continue;
-            }
-            break;
-        }
-        lines.push(String::from_utf8_lossy(&line).into_owned());
-    }
-    let request = parse_head(&lines)?;
-    if request.header("transfer-encoding").is_some() {
-        return Err(ReadError::Bad(
-            "chunked request bodies are not supported".into(),
-        ));
-    }
-    if let Some(len) = request.header("content-length") {
-        let len: u64 = len
-            .trim()
-            .parse()
-            .map_err(|_| ReadError::Bad("bad Content-Length".into()))?;
-        if len > MAX_BODY {
-            return Err(ReadError::Bad("request body too large".into()));
-        }
-        let copied = tokio::io::copy(&mut (&mut *reader).take(len), &mut tokio::io::sink()).await?;
-        if copied != len {
-            return Err(ReadError::Bad("connection closed inside the body".into()));
-        }
-    }
-    Ok(Some(request))
-}
-
-fn parse_head(lines: &[String]) -> Result<Request, ReadError> {
-    let first = lines
-        .first()
-        .ok_or_else(|| ReadError::Bad("empty request".into()))?;
-    let mut parts = first.split_whitespace();
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(ReadError::Bad(format!("bad request line {first:?}")));
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Err(ReadError::Bad(format!("unsupported version {version:?}")));
-    }
-    let (path, raw_query) = target.split_once('?').unwrap_or((target, ""));
-    let segments = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s, false))
-        .collect();
-    let query = raw_query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k, true), percent_decode(v, true))
-        })
-        .collect();
-    let mut headers = Vec::new();
-    for line in &lines[1..] {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| ReadError::Bad(format!("bad header line {line:?}")))?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-    }
-    Ok(Request {
-        method: method.to_string(),
-        path: path.to_string(),
-        segments,
-        query,
-        headers,
-    })
-}
-
-/// Decodes `%XX` escapes (and `+` as a space when `plus_is_space`). Invalid
-/// escapes are kept literally; invalid UTF-8 is replaced.
+/// Decodes `%XX` escapes (and `+` as a space when `plus_is_space`), as Go's `url.QueryUnescape`
+/// does for what kubectl sends. Invalid escapes are kept literally; invalid UTF-8 is replaced.
 pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -236,6 +148,8 @@ pub struct Response {
 }
 
 impl Response {
+    /// kubectl needs `application/json` on every JSON answer, errors included (1.33 tries
+    /// protobuf without it).
     pub fn json(status: u16, value: &serde_json::Value) -> Self {
         Response {
             status,
@@ -258,85 +172,90 @@ impl Response {
         self.close = true;
         self
     }
-}
 
-/// The standard reason phrase for the statuses this server uses.
-pub fn reason(status: u16) -> &'static str {
-    match status {
-        101 => "Switching Protocols",
-        200 => "OK",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Unknown",
+    /// The hyper response; `Connection: close` makes hyper end the connection after it.
+    pub fn into_hyper(self) -> hyper::Response<Body> {
+        let mut builder = hyper::Response::builder()
+            .status(self.status)
+            .header("content-type", self.content_type)
+            .header("cache-control", "no-cache, private");
+        if self.close {
+            builder = builder.header("connection", "close");
+        }
+        builder
+            .body(full(self.body))
+            .expect("a response built from valid parts")
     }
 }
 
-/// Writes a fixed-length response.
-pub async fn write_response<W: AsyncWrite + Unpin>(w: &mut W, resp: &Response) -> io::Result<()> {
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-cache, private\r\n",
-        resp.status,
-        reason(resp.status),
-        resp.content_type,
-        resp.body.len()
-    );
-    if resp.close {
-        out.push_str("Connection: close\r\n");
+/// A fixed body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// The sending side of a streamed (chunked) body.
+pub struct BodySender {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+}
+
+impl BodySender {
+    /// Sends one chunk; `Err` once the client is gone. Empty data sends nothing (an empty
+    /// chunk would end the body).
+    pub async fn send(&self, data: impl Into<Bytes>) -> Result<(), ()> {
+        let data = data.into();
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.tx.send(Ok(data)).await.map_err(|_| ())
     }
-    out.push_str("\r\n");
-    let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(&resp.body);
-    w.write_all(&bytes).await?;
-    w.flush().await
-}
 
-/// Writes the head of a chunked response.
-pub async fn write_chunked_head<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    status: u16,
-    content_type: &str,
-) -> io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache, private\r\n\r\n",
-        reason(status)
-    );
-    w.write_all(head.as_bytes()).await?;
-    w.flush().await
-}
-
-/// Writes one chunk (nothing for empty data: an empty chunk would end the body).
-pub async fn write_chunk<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8]) -> io::Result<()> {
-    if data.is_empty() {
-        return Ok(());
+    /// Cuts the connection instead of ending the body cleanly: what a client sees when the
+    /// server drops it mid-stream.
+    pub async fn abort(self) {
+        let _ = self
+            .tx
+            .send(Err(io::Error::other("stream dropped by the server")))
+            .await;
     }
-    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\r\n");
-    w.write_all(&out).await?;
-    w.flush().await
+
+    /// Resolves when the client has gone away (hyper dropped the body).
+    pub async fn closed(&self) {
+        self.tx.closed().await
+    }
 }
 
-/// Writes the terminating chunk.
-pub async fn write_last_chunk<W: AsyncWrite + Unpin>(w: &mut W) -> io::Result<()> {
-    w.write_all(b"0\r\n\r\n").await?;
-    w.flush().await
+/// A streamed `200` with `content_type`: its response and the sender of its chunks. Dropping
+/// the sender ends the body cleanly (the terminating chunk).
+pub fn streaming(content_type: &'static str) -> (hyper::Response<Body>, BodySender) {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(16);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item.map(Frame::data), rx))
+    });
+    let body = StreamBody::new(stream).boxed_unsync();
+    let resp = hyper::Response::builder()
+        .status(200)
+        .header("content-type", content_type)
+        .header("cache-control", "no-cache, private")
+        .body(body)
+        .expect("a response built from valid parts");
+    (resp, BodySender { tx })
 }
 
-/// The bytes of a `101 Switching Protocols` with the given headers.
-pub fn switching_protocols(headers: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = String::from("HTTP/1.1 101 Switching Protocols\r\n");
+/// A `101 Switching Protocols` with the given headers.
+pub fn switching_protocols(headers: &[(&str, &str)]) -> hyper::Response<Body> {
+    let mut resp = hyper::Response::new(full(Bytes::new()));
+    *resp.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
     for (name, value) in headers {
-        out.push_str(name);
-        out.push_str(": ");
-        out.push_str(value);
-        out.push_str("\r\n");
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            resp.headers_mut().append(name, value);
+        }
     }
-    out.push_str("\r\n");
-    out.into_bytes()
+    resp
 }
 
 #[cfg(test)]
@@ -352,26 +271,24 @@ mod tests {
         assert_eq!(percent_decode("a+b", false), "a+b");
     }
 
-    #[tokio::test]
-    async fn reads_request_and_body() {
-        let raw = b"POST /api/v1/x?command=a&command=b+c HTTP/1.1\r\nHost: h\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nX-Stream-Protocol-Version: v5.channel.k8s.io\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\n\r\n";
-        let mut r = tokio::io::BufReader::new(&raw[..]);
-        let req = read_request(&mut r).await.unwrap().unwrap();
+    #[test]
+    fn reads_segments_query_and_repeated_headers() {
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("/api/v1/x?command=a&command=b+c&ports=80%2C81")
+            .header("X-Stream-Protocol-Version", "v4.channel.k8s.io")
+            .header("X-Stream-Protocol-Version", "v5.channel.k8s.io")
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let req = Request::from_parts(&parts);
         assert_eq!(req.method, "POST");
         assert_eq!(req.segments, vec!["api", "v1", "x"]);
         assert_eq!(req.query_all("command"), vec!["a", "b c"]);
+        assert_eq!(req.query("ports"), Some("80,81"));
         assert_eq!(
             req.header_tokens("x-stream-protocol-version"),
             vec!["v4.channel.k8s.io", "v5.channel.k8s.io"]
         );
-        let next = read_request(&mut r).await.unwrap().unwrap();
-        assert_eq!(next.method, "GET");
-        assert!(read_request(&mut r).await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn rejects_garbage() {
-        let mut r = tokio::io::BufReader::new(&b"\x00\x01\x02\r\n\r\n"[..]);
-        assert!(matches!(read_request(&mut r).await, Err(ReadError::Bad(_))));
     }
 }

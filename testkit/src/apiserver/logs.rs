@@ -1,14 +1,11 @@
 //! `kubectl logs` for the fake pod: the pod's log text, cut to the last
 //! `tailLines` lines, either as one response or, with `follow=true`, as a
 //! chunked stream that sends new lines as they are appended and ends cleanly
-//! (terminating chunk) when the pod is replaced.
+//! (terminating chunk) when the pod is replaced, or is cut by `drop-streams`.
 
-use std::io;
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite};
-
-use super::http::{self, Request, Response};
+use super::http::{self, Body, Request, Response};
 use super::objects;
 use super::state::Shared;
 
@@ -40,52 +37,47 @@ fn tail_lines(req: &Request) -> Option<i64> {
     req.query("tailLines").and_then(|v| v.trim().parse().ok())
 }
 
-/// Answers a log request. Returns whether the connection may be reused.
-pub async fn respond<R, W>(
-    shared: &Arc<Shared>,
-    req: &Request,
-    pod: &str,
-    reader: &mut R,
-    writer: &mut W,
-) -> io::Result<bool>
-where
-    R: AsyncBufRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+/// Answers a log request; a followed log streams from a task of its own.
+pub fn respond(shared: &Arc<Shared>, req: &Request, pod: &str) -> hyper::Response<Body> {
     let Some(log) = shared.log_of(pod) else {
         let body = objects::not_found("pods", "pods", "", pod);
-        http::write_response(writer, &Response::json(404, &body)).await?;
-        return Ok(true);
+        return Response::json(404, &body).into_hyper();
     };
     let first = tail(&log, tail_lines(req)).as_bytes().to_vec();
     if !req.query_flag("follow") {
-        http::write_response(writer, &Response::text(200, first)).await?;
-        return Ok(true);
+        return Response::text(200, first).into_hyper();
     }
-    let mut changes = shared.subscribe();
-    http::write_chunked_head(writer, 200, "text/plain").await?;
-    http::write_chunk(writer, &first).await?;
-    let mut sent = log.len();
-    loop {
-        tokio::select! {
-            changed = changes.changed() => {
-                if changed.is_err() {
-                    break;
+    let (resp, body) = http::streaming("text/plain");
+    let (shared, pod) = (shared.clone(), pod.to_string());
+    tokio::spawn(async move {
+        let mut changes = shared.subscribe();
+        let dropped = shared.drop_token();
+        if body.send(first).await.is_err() {
+            return;
+        }
+        let mut sent = log.len();
+        loop {
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
                 }
+                () = body.closed() => return,
+                () = dropped.cancelled() => return body.abort().await,
             }
-            // The client went away (or sent something unexpected): stop.
-            _ = reader.fill_buf() => return Ok(false),
+            let Some(log) = shared.log_of(&pod) else {
+                return; // the pod is gone: end the stream cleanly
+            };
+            if log.len() > sent {
+                if body.send(log.as_bytes()[sent..].to_vec()).await.is_err() {
+                    return;
+                }
+                sent = log.len();
+            }
         }
-        let Some(log) = shared.log_of(pod) else {
-            break; // the pod is gone: end the stream cleanly
-        };
-        if log.len() > sent {
-            http::write_chunk(writer, &log.as_bytes()[sent..]).await?;
-            sent = log.len();
-        }
-    }
-    http::write_last_chunk(writer).await?;
-    Ok(true)
+    });
+    resp
 }
 
 #[cfg(test)]

@@ -1,21 +1,37 @@
 //! A fake Kubernetes API server for tests, good enough for the real kubectl
 //! (1.27 to 1.33) to run `exec`, `logs` and `port-forward` on `deploy/D`.
 //!
-//! The fake cluster has one Deployment with one pod. `exec` of a command that
-//! names the Cloud SQL instance starts a fake Cloud SQL Auth Proxy in the pod
-//! (a TCP relay to `--db`); `port-forward` reaches that relay; `/_control/*`
-//! injects faults. See `config` for the command line.
+//! It serves HTTPS with a certificate authority made at start-up and wants the bearer token
+//! that the exec credential plugin of its kubeconfig hands out, as a GKE cluster does
+//! (`--plain-http` for the old plain, credential-less API). `/_control` answers plain HTTP
+//! on the same port too, so a test drives it with a raw TCP client.
+//!
+//! It also speaks what native clients (kube-rs, the official Python client) send: pod list
+//! and watch with resource versions, exec and port-forward over the WebSocket channel
+//! protocols.
+//!
+//! The fake cluster has one Deployment with one pod (or none, between a delete and the next
+//! create). `exec` of a command that names the Cloud SQL instance starts a fake Cloud SQL Auth
+//! Proxy in the pod (a TCP relay to `--db`); `port-forward` reaches that relay; `/_control/*`
+//! injects faults (see `control`). See `config` for the command line.
 //!
 //! Modules, one concern each:
-//! - [`config`]: command line; [`kubeconfig`]: the kubeconfig file written
-//! - [`server`]: accept loop, routing; [`http`]: HTTP/1.1 parsing and writing
+//! - [`config`]: command line; [`kubeconfig`]: the kubeconfig and credential plugin written
+//! - [`tls`]: the test CA and server certificate; [`auth`]: the bearer token check
+//! - [`server`]: accept loop, TLS or plain, auth; [`routes`]: where API requests go;
+//!   [`http`]: requests and responses on hyper
 //! - [`discovery`]: API discovery; [`objects`]: Deployment, Pod, Status JSON
-//! - [`state`]: pod state, counters, fault switches; [`control`]: `/_control`
-//! - [`upgrade`]: exec/port-forward upgrade negotiation
-//! - [`exec`], [`portforward`], [`logs`]: the three kubectl commands
-//! - [`spdy_frame`], [`spdy_session`], [`spdy_dictionary`]: SPDY/3.1; [`websocket`]: RFC 6455
+//! - [`state`]: the pod, resource versions and events, counters, fault switches;
+//!   [`control`]: `/_control`
+//! - [`watch`]: pod list and watch; [`logs`]: the pod's log
+//! - [`upgrade`]: exec/port-forward upgrade negotiation; [`exec`]: exec over SPDY and
+//!   WebSocket; [`portforward`]: port-forward over SPDY (direct or tunnelled in WebSocket);
+//!   [`portforward_ws`]: port-forward over the WebSocket channel protocol (kube-rs, Python)
+//! - [`spdy_frame`], [`spdy_session`], [`spdy_dictionary`]: SPDY/3.1, our own (no maintained
+//!   crate serves it); [`websocket`]: on tokio-tungstenite
 //! - [`cloudsql`]: the fake proxy relay; [`clock`]: timestamps
 
+pub mod auth;
 pub mod clock;
 pub mod cloudsql;
 pub mod config;
@@ -27,12 +43,16 @@ pub mod kubeconfig;
 pub mod logs;
 pub mod objects;
 pub mod portforward;
+pub mod portforward_ws;
+pub mod routes;
 pub mod server;
 pub mod spdy_dictionary;
 pub mod spdy_frame;
 pub mod spdy_session;
 pub mod state;
+pub mod tls;
 pub mod upgrade;
+pub mod watch;
 pub mod websocket;
 
 use std::io::{self, Write as _};
@@ -46,19 +66,41 @@ pub use state::Shared;
 pub struct Bound {
     pub addr: SocketAddr,
     pub shared: Arc<Shared>,
+    /// The test CA's certificate (PEM) that clients must trust; `None` with `--plain-http`.
+    pub ca_pem: Option<String>,
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
-/// Binds 127.0.0.1 on a free port and writes the kubeconfig if asked.
+/// Binds 127.0.0.1 on a free port, makes the test CA (unless `--plain-http`), and writes the
+/// kubeconfig and its credential plugin if asked.
 pub async fn bind(cfg: Config) -> io::Result<Bound> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
+    let token = auth::new_token();
+    let ca = if cfg.plain_http {
+        None
+    } else {
+        Some(tls::TestCa::generate()?)
+    };
     if let Some(path) = &cfg.kubeconfig_out {
-        kubeconfig::write_atomic(path, &kubeconfig::render(&cfg, addr))?;
+        let text = match &ca {
+            Some(ca) => {
+                let files = kubeconfig::PluginFiles::beside(path);
+                kubeconfig::write_plugin(&files, &token)?;
+                kubeconfig::render(&cfg, addr, Some((&ca.ca_pem, &files.script)))
+            }
+            None => kubeconfig::render(&cfg, addr, None),
+        };
+        kubeconfig::write_atomic(path, &text)?;
     }
     Ok(Bound {
         addr,
-        shared: Shared::new(cfg),
+        shared: Shared::new(cfg, token),
+        tls: ca
+            .as_ref()
+            .map(|ca| tokio_rustls::TlsAcceptor::from(ca.server_config.clone())),
+        ca_pem: ca.map(|ca| ca.ca_pem),
         listener,
     })
 }
@@ -66,7 +108,7 @@ pub async fn bind(cfg: Config) -> io::Result<Bound> {
 impl Bound {
     /// Serves until the future is dropped.
     pub async fn serve(self) {
-        server::serve(self.listener, self.shared).await
+        server::serve(self.listener, self.shared, self.tls).await
     }
 }
 

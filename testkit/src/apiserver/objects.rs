@@ -10,8 +10,10 @@ use super::state::PodView;
 
 pub const CONTAINER: &str = "main";
 
-pub fn deployment(cfg: &Config, pod: &PodView) -> Value {
-    let ready = i32::from(pod.phase == "Running");
+/// The Deployment, its status counting the pod if it has one (and if that one is Ready).
+pub fn deployment(cfg: &Config, pod: Option<&PodView>) -> Value {
+    let ready = i32::from(pod.is_some_and(is_ready));
+    let replicas = i32::from(pod.is_some());
     json!({
         "kind": "Deployment", "apiVersion": "apps/v1",
         "metadata": {"name": cfg.deployment, "namespace": cfg.namespace,
@@ -26,8 +28,8 @@ pub fn deployment(cfg: &Config, pod: &PodView) -> Value {
                 "spec": {"containers": [container()]}
             }
         },
-        "status": {"replicas": 1, "readyReplicas": ready, "availableReplicas": ready,
-                   "updatedReplicas": 1, "observedGeneration": 1}
+        "status": {"replicas": replicas, "readyReplicas": ready, "availableReplicas": ready,
+                   "updatedReplicas": replicas, "observedGeneration": 1}
     })
 }
 
@@ -44,17 +46,26 @@ pub fn pod_labels(cfg: &Config, pod: &PodView) -> Vec<(String, String)> {
     ]
 }
 
+/// Whether the pod's Ready condition is True: Running, and not made unready by `pod-ready`.
+pub fn is_ready(pod: &PodView) -> bool {
+    pod.phase == "Running" && pod.ready
+}
+
 pub fn pod(cfg: &Config, pod: &PodView) -> Value {
     let running = pod.phase == "Running";
+    let ready = is_ready(pod);
     let labels: serde_json::Map<String, Value> = pod_labels(cfg, pod)
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
-    let ready = if running { "True" } else { "False" };
+    let condition = |kind: &str, status: bool| {
+        json!({"type": kind, "status": if status { "True" } else { "False" },
+               "lastProbeTime": null, "lastTransitionTime": pod.created})
+    };
     json!({
         "kind": "Pod", "apiVersion": "v1",
         "metadata": {"name": pod.name, "namespace": cfg.namespace, "uid": pod.uid,
-                      "resourceVersion": "200", "creationTimestamp": pod.created,
+                      "resourceVersion": pod.resource_version.to_string(), "creationTimestamp": pod.created,
                       "labels": labels,
                       "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
                           "name": format!("{}-{}", cfg.deployment, pod.template_hash),
@@ -64,9 +75,9 @@ pub fn pod(cfg: &Config, pod: &PodView) -> Value {
                  "restartPolicy": "Always"},
         "status": {
             "phase": pod.phase,
-            "conditions": [{"type": "Ready", "status": ready},
-                           {"type": "ContainersReady", "status": ready}],
-            "containerStatuses": [{"name": CONTAINER, "ready": running, "restartCount": 0,
+            "conditions": [condition("Initialized", true), condition("Ready", ready),
+                           condition("ContainersReady", ready), condition("PodScheduled", true)],
+            "containerStatuses": [{"name": CONTAINER, "ready": ready, "restartCount": 0,
                                    "image": "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2",
                                    "imageID": "", "started": running,
                                    "state": if running {
@@ -79,9 +90,10 @@ pub fn pod(cfg: &Config, pod: &PodView) -> Value {
     })
 }
 
-pub fn pod_list(items: Vec<Value>) -> Value {
+/// A list as of the cluster's resource version `rv`: the version a watch resumes from.
+pub fn pod_list(items: Vec<Value>, rv: u64) -> Value {
     json!({"kind": "PodList", "apiVersion": "v1",
-           "metadata": {"resourceVersion": "200"}, "items": items})
+           "metadata": {"resourceVersion": rv.to_string()}, "items": items})
 }
 
 pub fn namespace(name: &str) -> Value {

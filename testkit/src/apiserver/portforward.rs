@@ -3,7 +3,8 @@
 //! `error` stream and a `data` stream sharing a `requestid`; the pair is
 //! spliced to 127.0.0.1:<port> if one of the pod's proxies listens there, or
 //! else fails the way the kubelet does: a message on the error stream, then
-//! FIN on both streams (which makes kubectl end the whole session).
+//! FIN on both streams (which makes kubectl end the whole session). Each pair is a forwarded
+//! connection that `fail-stream` can fail the same way.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,7 +74,7 @@ async fn forward(shared: Arc<Shared>, pod: String, error: Stream, data: Stream) 
     let Some(backend) = backend else {
         let msg = match port {
             Some(port) => {
-                let uid = shared.pod().uid;
+                let uid = shared.pod().map(|p| p.uid).unwrap_or_default();
                 connect_error(&shared.cfg.namespace, &pod, &uid, port)
             }
             None => format!("invalid port header {:?}", data.header("port")),
@@ -84,6 +85,7 @@ async fn forward(shared: Arc<Shared>, pod: String, error: Stream, data: Stream) 
         return;
     };
     let _ = backend.set_nodelay(true);
+    let mut registered = shared.open_forward(&pod, port.unwrap_or(0), "spdy");
     let (mut from_backend, mut to_backend) = backend.into_split();
     let Stream {
         rx: mut data_rx,
@@ -91,10 +93,12 @@ async fn forward(shared: Arc<Shared>, pod: String, error: Stream, data: Stream) 
         ..
     } = data;
     // Client -> backend. Returns true if the client reset the stream.
+    let stalls = shared.clone();
     let up = async move {
         while let Some(ev) = data_rx.recv().await {
             match ev {
                 Inbound::Data(b) => {
+                    stalls.stall_wait().await;
                     if to_backend.write_all(&b).await.is_err() {
                         return true;
                     }
@@ -116,6 +120,7 @@ async fn forward(shared: Arc<Shared>, pod: String, error: Stream, data: Stream) 
             match from_backend.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    shared.stall_wait().await;
                     if down_tx.data(&buf[..n]).await.is_err() {
                         return;
                     }
@@ -132,6 +137,11 @@ async fn forward(shared: Arc<Shared>, pod: String, error: Stream, data: Stream) 
             }
         }
         () = &mut down => {}
+        message = registered.failed() => {
+            // `fail-stream`: what the kubelet does when the pod's port breaks.
+            let _ = error.tx.data(message.as_bytes()).await;
+            let _ = data_tx.fin().await;
+        }
     }
     let _ = error.tx.fin().await;
 }

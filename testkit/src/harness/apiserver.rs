@@ -1,12 +1,16 @@
 //! The fake Kubernetes API server (`fake-apiserver`) as a test drives it: started on a free port
-//! with a kubeconfig for it, its fault controls, and stopped when dropped.
+//! with a kubeconfig for it (HTTPS with its test CA and the token of its exec credential plugin,
+//! unless started with `--plain-http`), its fault controls, requests to its API as a client with
+//! the token would make them, and stopped when dropped.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use super::net::http;
+use base64::Engine as _;
+
+use super::net::{http, https};
 use super::process::{Collector, Proc};
 
 /// A running fake API server.
@@ -15,6 +19,8 @@ pub struct FakeApi {
     pub addr: String,
     /// A kubeconfig whose one context (`e2e` unless `--context` says otherwise) points at it.
     pub kubeconfig: PathBuf,
+    /// The CA certificate (PEM) its kubeconfig trusts; `None` with `--plain-http`.
+    pub ca_pem: Option<String>,
     /// Its stdin: closing it (EOF) stops the server, which a test may check.
     pub stdin: ChildStdin,
     /// The process, killed when dropped whether or not it stopped by itself.
@@ -44,9 +50,20 @@ impl FakeApi {
             })
             .expect("fake-apiserver did not print `listening on ADDR`");
         assert!(kubeconfig.exists(), "kubeconfig not written");
+        let text = std::fs::read_to_string(&kubeconfig).unwrap();
+        let ca_pem = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
+            .map(|b64| {
+                let pem = base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .expect("certificate-authority-data is base64");
+                String::from_utf8(pem).expect("a PEM certificate")
+            });
         FakeApi {
             addr,
             kubeconfig,
+            ca_pem,
             stdin,
             proc,
         }
@@ -64,4 +81,69 @@ impl FakeApi {
     pub fn state(&self) -> serde_json::Value {
         self.control("/_control/state")
     }
+
+    /// Fails one forwarded connection (`id`, or the newest) with `message` on its error
+    /// stream, as the kubelet does when the pod's port breaks; the id it failed.
+    pub fn fail_stream(&self, id: Option<u64>, message: &str) -> u64 {
+        let mut path = format!("/_control/fail-stream?message={}", query_escape(message));
+        if let Some(id) = id {
+            path.push_str(&format!("&id={id}"));
+        }
+        self.control(&path)["id"].as_u64().expect("the failed id")
+    }
+
+    /// Replaces the pod (DELETED, then ADDED: a new name, no proxy yet), Ready or not; the new
+    /// pod's name.
+    pub fn replace_pod(&self, ready: bool) -> String {
+        let v = self.control(&format!("/_control/replace-pod?ready={ready}"));
+        v["pod"].as_str().expect("the new pod").to_string()
+    }
+
+    /// Makes the pod Ready or not (a MODIFIED event).
+    pub fn set_ready(&self, ready: bool) {
+        self.control(&format!("/_control/pod-ready?ready={ready}"));
+    }
+
+    /// Stops the server answering anything for `d`.
+    pub fn stall(&self, d: Duration) {
+        self.control(&format!("/_control/stall?ms={}", d.as_millis()));
+    }
+
+    /// The bearer token its credential plugin hands out now.
+    pub fn token(&self) -> String {
+        let mut path = self.kubeconfig.as_os_str().to_owned();
+        path.push(".token");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", PathBuf::from(path).display()))
+    }
+
+    /// How many times its credential plugin has run.
+    pub fn plugin_calls(&self) -> usize {
+        let mut path = self.kubeconfig.as_os_str().to_owned();
+        path.push(".plugin-calls");
+        std::fs::read_to_string(path)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    }
+
+    /// An API request as an authenticated client makes it (TLS with the token, or plain HTTP
+    /// with `--plain-http`); (status, body).
+    pub fn api(&self, method: &str, path: &str) -> (u16, String) {
+        match &self.ca_pem {
+            Some(ca) => https(&self.addr, ca, Some(&self.token()), method, path),
+            None => http(&self.addr, method, path),
+        }
+    }
+}
+
+/// `s` escaped for a query value.
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -20,7 +20,7 @@ pub use apiserver::FakeApi;
 pub use fake_kubectl::{KubectlCall, kubectl_calls, port_forward_pid};
 pub use kubectl::{find_kubectl, kubectl_versions};
 pub use mariadb::{MariaDb, query, query_port};
-pub use net::{echo_on, echo_round_trip, echo_server, free_port, http, random_bytes};
+pub use net::{echo_on, echo_round_trip, echo_server, free_port, http, https, random_bytes};
 pub use process::{
     Collector, GroupGuard, Out, Proc, alive, children_of, group_members, kill_group,
 };
