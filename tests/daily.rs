@@ -461,15 +461,19 @@ fn the_daemon_log_names_pids_as_numbers() {
     let rh = Rhizome::new();
     let (_, pid) = rh.start(["run", "--name", "nap", "--", "sleep", "600"]);
     rh.ok(["kill", "nap"]);
-    let log = wait_for("the daemon's log of the start", Duration::from_secs(10), || {
-        let dir = rh.path().join("logs");
-        let text: String = std::fs::read_dir(&dir)
-            .ok()?
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("daemon"))
-            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-            .collect();
-        text.contains(&format!("pid={pid}")).then_some(text)
-    });
+    let log = wait_for(
+        "the daemon's log of the start",
+        Duration::from_secs(10),
+        || {
+            let dir = rh.path().join("logs");
+            let text: String = std::fs::read_dir(&dir)
+                .ok()?
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("daemon"))
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .collect();
+            text.contains(&format!("pid={pid}")).then_some(text)
+        },
+    );
     assert!(!log.contains("Some("), "no Rust debug output: {log}");
 }

@@ -327,3 +327,51 @@ fn kill_stops_kubectl_for_good() {
         .count();
     assert_eq!(starts, 1, "no restart after kill");
 }
+
+/// A path that carried traffic is rebuilt at once when it breaks, however often: ten kubectl
+/// deaths in a row, each after traffic, and each time the tunnel carries bytes again within 1 s
+/// (the delay once doubled with every death, to 3.2 s by the sixth).
+#[test]
+fn every_rebuild_after_traffic_is_at_once() {
+    let Some((cluster, rh)) = Cluster::new("") else {
+        return;
+    };
+    assert_eq!(cluster.forward(&rh, "fake/web").code, Some(0));
+    let url = rh.ps()["running"][0]["tunnel"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let addr = url.strip_prefix("http://").unwrap().to_string();
+    let mut slowest = Duration::ZERO;
+    for round in 1..=10 {
+        assert_eq!(
+            echo_round_trip(&addr, b"traffic"),
+            b"traffic",
+            "round {round}"
+        );
+        let pid = wait_for("a forwarder", Duration::from_secs(20), || {
+            cluster.forwarder()
+        });
+        let killed = std::time::Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::SIGKILL,
+        )
+        .unwrap();
+        wait_for(
+            &format!("recovery {round}"),
+            Duration::from_secs(20),
+            || {
+                cluster.forwarder().filter(|&new| new != pid)?;
+                let stream = std::net::TcpStream::connect(&addr).ok()?;
+                (exchange(stream, b"back") == b"back").then_some(())
+            },
+        );
+        slowest = slowest.max(killed.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_secs(1),
+        "the slowest recovery took {slowest:?}"
+    );
+    assert_eq!(rh.ps()["running"][0]["restarts"], 10);
+}

@@ -2,7 +2,8 @@
 //! up for a minute; and `Limit`, which gives up after `--max-restarts` restarts in a row whose runs
 //! did not stay up that long (a crash loop).
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 const FIRST: Duration = Duration::from_millis(100);
 const MAX: Duration = Duration::from_secs(30);
@@ -43,6 +44,35 @@ impl Backoff {
         let delay = self.next;
         self.next = (self.next * 2).min(self.max);
         delay
+    }
+}
+
+/// Rebuilds of a tunnel path that carried traffic and then broke: each is at once, whatever came
+/// before, so a tunnel whose kubectl dies every few minutes is never away for seconds. More than
+/// `REBUILDS_PER_MINUTE` in a minute is a tight loop, and the doubling delay takes over.
+#[derive(Debug, Clone, Default)]
+pub struct Rebuilds {
+    recent: VecDeque<Instant>,
+}
+
+/// The most rebuilds at once within a minute.
+pub const REBUILDS_PER_MINUTE: usize = 10;
+
+impl Rebuilds {
+    /// Whether a rebuild at `now` may be at once; if so it is counted.
+    pub fn at_once(&mut self, now: Instant) -> bool {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            self.recent.pop_front();
+        }
+        if self.recent.len() >= REBUILDS_PER_MINUTE {
+            return false;
+        }
+        self.recent.push_back(now);
+        true
     }
 }
 
@@ -101,6 +131,26 @@ impl Limit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rebuilds_are_at_once_until_a_tight_loop() {
+        let mut rebuilds = Rebuilds::default();
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        for i in 0..REBUILDS_PER_MINUTE as u64 {
+            assert!(rebuilds.at_once(at(i)), "rebuild {i}");
+        }
+        assert!(
+            !rebuilds.at_once(at(30)),
+            "the eleventh within a minute waits"
+        );
+        assert!(
+            rebuilds.at_once(at(60)),
+            "a minute after the first, one is free again"
+        );
+        assert!(!rebuilds.at_once(at(60)), "and only one");
+        assert!(rebuilds.at_once(at(200)));
+    }
 
     #[test]
     fn a_crash_loop_is_so_many_failed_restarts_in_a_row() {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
 use crate::daemon::Daemon;
-use crate::daemon::backoff::Backoff;
+use crate::daemon::backoff::{Backoff, REBUILDS_PER_MINUTE, Rebuilds};
 use crate::daemon::child::{self, Ending};
 use crate::daemon::logs::capture::OwnLines;
 use crate::daemon::process::{Order, Phase, Process, RestartOrder, Restarted, TunnelPart};
@@ -152,7 +152,8 @@ pub async fn supervise(
         };
         ctx.part.tunnel.set_upstream(None);
         let ran_for = attempt.up_since.map(|t| t.elapsed()).unwrap_or_default();
-        fresh.ever_up |= attempt.up_since.is_some();
+        let was_up = attempt.up_since.is_some();
+        fresh.ever_up |= was_up;
         if let Err(Some(Order::Restart(order))) = &interrupt {
             // Said first, so the log reads why before kubectl's `finished` lines.
             restarting(&ctx, &order.why).await;
@@ -209,7 +210,20 @@ pub async fn supervise(
             }
             Broke::Failed(reason) | Broke::Lost(reason) => reason,
         };
-        let delay = fresh.backoff.after_run(ran_for);
+        // A path that carried traffic is rebuilt at once, however often it breaks, short of a
+        // tight loop; the delay grows only over attempts that never came up.
+        let (delay, reason) = if !was_up {
+            (fresh.backoff.after_run(ran_for), reason)
+        } else if fresh.rebuilds.at_once(Instant::now()) {
+            fresh.backoff.reset();
+            (Duration::ZERO, reason)
+        } else {
+            let delay = fresh.backoff.after_run(ran_for);
+            let why = format!(
+                "{reason} (rebuilt {REBUILDS_PER_MINUTE} times within a minute: waiting between rebuilds)"
+            );
+            (delay, why)
+        };
         ctx.say(&format!(
             "{reason}; reconnecting in {:.1}s",
             delay.as_secs_f64()
@@ -244,6 +258,7 @@ pub async fn supervise(
 /// configuration): a configuration that never worked gives up after `QUICK_FAILURES`.
 struct Fresh {
     backoff: Backoff,
+    rebuilds: Rebuilds,
     quick_failures: u32,
     ever_up: bool,
 }
@@ -252,6 +267,7 @@ impl Fresh {
     fn new(part: &TunnelPart) -> Fresh {
         Fresh {
             backoff: Backoff::with_max(Duration::from_millis(part.settings.backoff_max_ms)),
+            rebuilds: Rebuilds::default(),
             quick_failures: 0,
             ever_up: false,
         }
