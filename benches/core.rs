@@ -3,11 +3,13 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod measure;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use measure::*;
 
 fn main() {
     println!(
@@ -50,29 +52,6 @@ fn main() {
     memory();
     log_capture();
     logs_all();
-}
-
-fn time_command(mut command: Command) -> Duration {
-    command.stdout(Stdio::null()).stderr(Stdio::null());
-    let start = Instant::now();
-    let status = command.status().expect("command runs");
-    let took = start.elapsed();
-    assert!(status.success(), "{command:?} failed");
-    took
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn percentile(mut samples: Vec<Duration>, p: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() as f64 - 1.0) * p) as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// The statically linked build the README recommends on Linux, built into its own target
@@ -230,15 +209,6 @@ fn cold_start() {
         ms(median(samples.clone())),
         ms(percentile(samples, 0.95))
     );
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
 }
 
 /// Resident memory of the daemon, idle and with 100 sleepers.
