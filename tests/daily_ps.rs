@@ -501,7 +501,7 @@ fn ps_narrows_to_ids_names_pids_and_states() {
     assert_eq!(out.code, Some(2), "{out:?}");
     assert!(
         out.stderr
-            .contains("starting, running, restarting, reconnecting, exited, killed, failed, lost"),
+            .contains("starting, idle, running, restarting, reconnecting, exited, killed, failed, lost, crash-loop"),
         "the states are offered: {}",
         out.stderr
     );

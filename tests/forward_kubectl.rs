@@ -96,16 +96,18 @@ fn a_service_tunnel_skips_the_proxy() {
 
 #[test]
 fn kubectl_killed_ten_times_while_a_client_keeps_reconnecting() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     let Some((cluster, rh)) = Cluster::new("") else {
         return;
     };
     assert_eq!(cluster.forward(&rh, "fake/orders").code, Some(0));
     let addr = cluster.addr();
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let (exchanges, refused) = std::thread::scope(|s| {
+    let done = AtomicBool::new(false);
+    let exchanges = AtomicU32::new(0);
+    let refused = std::thread::scope(|s| {
         let client = s.spawn(|| {
-            let (mut exchanges, mut refused) = (0u32, 0u32);
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut refused = 0u32;
+            while !done.load(Ordering::Relaxed) {
                 match std::net::TcpStream::connect(&addr) {
                     Err(err) => {
                         eprintln!("connect failed: {err}");
@@ -115,17 +117,24 @@ fn kubectl_killed_ten_times_while_a_client_keeps_reconnecting() {
                         // A connection cut by a kill is expected; a refused one is not.
                         let payload = random_bytes(64);
                         if exchange(stream, &payload) == payload {
-                            exchanges += 1;
+                            exchanges.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
             }
-            (exchanges, refused)
+            refused
         });
         for round in 1..=10 {
             let pid = wait_for("a forwarder", Duration::from_secs(20), || {
                 cluster.forwarder()
             });
+            // The client gets through before each kill: every round cuts a working path.
+            let before = exchanges.load(Ordering::Relaxed);
+            wait_for(
+                &format!("an exchange before kill {round}"),
+                Duration::from_secs(20),
+                || (exchanges.load(Ordering::Relaxed) > before).then_some(()),
+            );
             nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::SIGKILL,
@@ -138,13 +147,13 @@ fn kubectl_killed_ten_times_while_a_client_keeps_reconnecting() {
         // And it works at the end.
         let payload = random_bytes(1 << 16);
         assert!(echo_round_trip(&addr, &payload) == payload);
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        done.store(true, Ordering::Relaxed);
         client.join().unwrap()
     });
     assert_eq!(refused, 0, "the local port never refused a connection");
     assert!(
-        exchanges > 10,
-        "the client got through between kills ({exchanges})"
+        exchanges.load(Ordering::Relaxed) >= 10,
+        "the client got through between kills"
     );
     assert_eq!(rh.ps()["running"][0]["restarts"], 10);
 }

@@ -8,9 +8,11 @@
 
 mod forwarder;
 mod idle;
+mod last_lines;
 mod proxy;
 mod watch;
 
+use self::last_lines::LastLines;
 pub use self::proxy::ProxyPorts;
 
 use std::ffi::OsString;
@@ -65,34 +67,6 @@ struct Attempt {
     output: LastLines,
     /// When the path started carrying traffic.
     up_since: Option<Instant>,
-}
-
-/// The last `LAST_LINES` lines kubectl printed.
-#[derive(Default)]
-struct LastLines(std::collections::VecDeque<String>);
-
-impl LastLines {
-    fn push(&mut self, line: String) {
-        if self.0.len() == LAST_LINES {
-            self.0.pop_front();
-        }
-        self.0.push_back(line);
-    }
-
-    /// `: line / line / ...`, the lines that say something, or nothing.
-    fn explain(&self) -> String {
-        let lines: Vec<&str> = self
-            .0
-            .iter()
-            .map(|l| l.trim())
-            .filter(|l| !l.is_empty() && !l.starts_with("Handling connection"))
-            .collect();
-        if lines.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", lines.join(" / "))
-        }
-    }
 }
 
 /// Why an attempt ended by itself.
