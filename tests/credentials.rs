@@ -4,24 +4,9 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
-
-/// A fake `op` (1Password's CLI) in `dir`: prints `secret` for `read`, fails otherwise.
-fn fake_op(dir: &Path, secret: &str) -> PathBuf {
-    let op = dir.join("op");
-    std::fs::write(
-        &op,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = read ]; then echo '{secret}'; exit 0; fi\necho \"[ERROR] unknown command $1\" >&2\necho 'op: giving up' >&2\nexit 3\n"
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&op, std::fs::Permissions::from_mode(0o755)).unwrap();
-    op
-}
 
 fn config(port: u16, op: &Path, subcommand: &str, upstream: Option<&str>) -> String {
     let upstream = upstream

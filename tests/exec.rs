@@ -6,24 +6,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-
-/// A fake 1Password CLI that prints `secret` for `op read ...`.
-fn fake_op(dir: &Path, secret: &str) -> PathBuf {
-    let op = dir.join("op");
-    std::fs::write(
-        &op,
-        format!("#!/bin/sh\n[ \"$1\" = read ] && echo '{secret}'\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&op, std::fs::Permissions::from_mode(0o755)).unwrap();
-    op
-}
 
 #[test]
 fn exec_hands_the_command_its_database_through_the_real_kubectl() {

@@ -131,9 +131,7 @@ fn shell_quote(word: &str) -> String {
 fn target_failure(err: TargetError) -> Failure {
     match err {
         TargetError::Unknown { name, close } => {
-            let resource = ["svc/", "service/", "deploy/", "deployment/", "pod/", "po/"]
-                .iter()
-                .any(|kind| name.starts_with(kind));
+            let resource = target::names_a_resource(&name);
             let hint = match close.as_slice() {
                 _ if resource => format!(
                     "for a resource without a config entry give its ports: `rhizome forward --context CONTEXT --namespace NAMESPACE {name} LOCAL:REMOTE`"

@@ -10,7 +10,7 @@ use super::{Client, Failure, unexpected};
 use crate::cli::Waiting;
 use crate::config::Config;
 use crate::forward::kubectl::{self, Tool};
-use crate::forward::target::ClientSide;
+use crate::forward::target::{self, ClientSide};
 use crate::paths::Paths;
 use crate::protocol::{
     ForwardInfo, ForwardRequest, Request, Response, Status, Target, TunnelSettings,
@@ -199,10 +199,7 @@ impl Drop for Progress {
 fn simulate_upstream(side: &ClientSide) -> anyhow::Result<Option<String>> {
     match std::env::var("RHIZOME_SIMULATE_UPSTREAM") {
         Ok(upstream) if !upstream.is_empty() => {
-            let port = upstream
-                .rsplit_once(':')
-                .and_then(|(_, p)| p.parse::<u16>().ok());
-            if port.is_none_or(|p| p == 0) || upstream.starts_with('-') {
+            if !target::is_address(&upstream) {
                 return Err(Failure::new(format!(
                     "RHIZOME_SIMULATE_UPSTREAM={upstream:?} is not HOST:PORT"
                 ))

@@ -83,10 +83,7 @@ pub async fn up(paths: &Paths, args: &UpArgs) -> anyhow::Result<Exit> {
 fn chosen(config: &Config, env: Option<&str>) -> anyhow::Result<Vec<String>> {
     let names = target::names(config);
     let chosen: Vec<String> = match env {
-        Some(env) => names
-            .into_iter()
-            .filter(|n| n.split_once('/').is_some_and(|(e, _)| e == env))
-            .collect(),
+        Some(env) => names.into_iter().filter(|n| in_env(n, env)).collect(),
         None => names
             .into_iter()
             .filter(|n| target::client_side(config, n).is_ok_and(|side| side.autostart))
@@ -109,6 +106,11 @@ fn chosen(config: &Config, env: Option<&str>) -> anyhow::Result<Vec<String>> {
         return Err(failure.into());
     }
     Ok(chosen)
+}
+
+/// Whether the target (or tunnel) `name` is one of environment `env`'s: `ENV/NAME`.
+fn in_env(name: &str, env: &str) -> bool {
+    name.split_once('/').is_some_and(|(e, _)| e == env)
 }
 
 /// Opens one target's tunnel, lazily unless the target or its environment says `lazy = false`.
@@ -151,7 +153,7 @@ pub async fn down(paths: &Paths, args: &DownArgs) -> anyhow::Result<Exit> {
     let ids: Vec<String> = rows
         .iter()
         .filter(|row| match (&row.tunnel, args.env.as_deref()) {
-            (Some(_), Some(env)) => row.name.split_once('/').is_some_and(|(e, _)| e == env),
+            (Some(_), Some(env)) => in_env(&row.name, env),
             (Some(tunnel), None) => tunnel.by_up,
             (None, _) => false,
         })

@@ -3,6 +3,26 @@
 
 use super::error::TargetError;
 
+/// The kinds of resource `kubectl port-forward` takes, as `KIND/NAME`.
+const RESOURCE_KINDS: [&str; 6] = ["svc", "service", "deploy", "deployment", "pod", "po"];
+
+/// Whether `value` is written as a resource (`svc/web`), whatever its name is like.
+pub fn names_a_resource(value: &str) -> bool {
+    value
+        .split_once('/')
+        .is_some_and(|(kind, _)| RESOURCE_KINDS.contains(&kind))
+}
+
+/// Whether `value` is `HOST:PORT`: a host that cannot pass for an option, and a port from 1.
+pub fn is_address(value: &str) -> bool {
+    value.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && !host.starts_with('-')
+            && !host.contains(char::is_whitespace)
+            && port.parse::<u16>().is_ok_and(|p| p > 0)
+    })
+}
+
 /// Validation of one target's fields, naming the target and the field in every error.
 pub(super) struct Check<'a> {
     pub target: &'a str,
@@ -64,12 +84,10 @@ impl Check<'_> {
     /// kubectl's long forms of them).
     pub(super) fn resource(&self, value: &str) -> Result<String, TargetError> {
         match value.split_once('/') {
-            Some((kind @ ("svc" | "service" | "deploy" | "deployment" | "pod" | "po"), object)) => {
-                Ok(format!(
-                    "{kind}/{}",
-                    self.k8s_name("resource", Some(&object.to_string()))?
-                ))
-            }
+            Some((kind, object)) if RESOURCE_KINDS.contains(&kind) => Ok(format!(
+                "{kind}/{}",
+                self.k8s_name("resource", Some(&object.to_string()))?
+            )),
             _ => Err(self.invalid(
                 "resource",
                 value,
@@ -161,13 +179,7 @@ impl Check<'_> {
 
     /// `HOST:PORT`, a TCP address to connect to.
     pub(super) fn address(&self, field: &'static str, value: &str) -> Result<(), TargetError> {
-        let ok = value.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty()
-                && !host.starts_with('-')
-                && !host.contains(char::is_whitespace)
-                && port.parse::<u16>().is_ok_and(|p| p > 0)
-        });
-        if ok {
+        if is_address(value) {
             Ok(())
         } else {
             Err(self.invalid(

@@ -6,6 +6,7 @@ use std::num::NonZeroU16;
 
 use super::access::Access;
 use super::check::Check;
+pub use super::check::{is_address, names_a_resource};
 pub use super::error::TargetError;
 use crate::config::{Config, Database, Environment, Service};
 pub use crate::protocol::{Route, Target};

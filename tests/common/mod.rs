@@ -9,6 +9,7 @@ pub mod disk;
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -351,4 +352,18 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+/// A fake `op` (1Password's CLI) in `dir`: prints `secret` for `read`, fails otherwise.
+pub fn fake_op(dir: &Path, secret: &str) -> PathBuf {
+    let op = dir.join("op");
+    std::fs::write(
+        &op,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = read ]; then echo '{secret}'; exit 0; fi\necho \"[ERROR] unknown command $1\" >&2\necho 'op: giving up' >&2\nexit 3\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&op, std::fs::Permissions::from_mode(0o755)).unwrap();
+    op
 }
