@@ -96,7 +96,9 @@ pub(super) async fn run(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
         tokio::select! {
             gone = pods.gone(&pod_name) => return Broke::Lost(gone.describe()),
             Some(note) = notes.recv() => match note {
-                Note::Connection => ctx.say(&format!("Handling connection for {remote}")).await,
+                Note::Connection => {
+                    ctx.say(&format!("Handling connection for {}", ctx.part.local_port())).await;
+                }
                 Note::Failed(message) => {
                     ctx.say(&format!(
                         "a connection's stream failed, the tunnel and its other connections carry on: {message}"
