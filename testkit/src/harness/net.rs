@@ -1,5 +1,6 @@
 //! Loopback TCP for tests: free ports, an echo server standing in for a database, round trips
-//! through it, and raw HTTP/1.1 requests, plain or over TLS.
+//! through it, a server of known bulk data and the reads that check it byte for byte, a client
+//! that resets its connection, and raw HTTP/1.1 requests, plain or over TLS.
 
 use std::fmt::Debug;
 use std::io::{Read, Write};
@@ -82,6 +83,87 @@ pub fn echo_on(stream: TcpStream, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     read?;
     sent?;
     Ok(back)
+}
+
+/// A server of known bulk data on a free port, for as long as the test runs. A connection asks
+/// with 16 bytes, a seed and a length (big-endian u64s), and gets that many bytes of
+/// [`bulk_bytes`] for the seed, then the end of the server's sending; a connection that asks
+/// nothing (a readiness check, a probe) is simply closed when its client goes.
+pub fn bulk_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut ask = [0u8; 16];
+                if conn.read_exact(&mut ask).is_err() {
+                    return;
+                }
+                let seed = u64::from_be_bytes(ask[..8].try_into().unwrap());
+                let len = u64::from_be_bytes(ask[8..].try_into().unwrap()) as usize;
+                // A client that goes mid-transfer ends the write with an error: nothing to do.
+                if conn.write_all(&bulk_bytes(seed, len)).is_ok() {
+                    let _ = conn.shutdown(Shutdown::Write);
+                    let _ = std::io::copy(&mut conn, &mut std::io::sink());
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The `len` bytes the bulk server sends for `seed`: splitmix64 of the seed and each 8-byte
+/// word's index, so that a lost, repeated or reordered chunk shows at its offset.
+pub fn bulk_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(len + 8);
+    for i in 0..len.div_ceil(8) as u64 {
+        let mut z = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i.wrapping_add(1);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        bytes.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    bytes.truncate(len);
+    bytes
+}
+
+/// Asks the bulk server, through `stream`, for `len` bytes of `seed`.
+pub fn bulk_ask(stream: &mut TcpStream, seed: u64, len: usize) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut ask = [0u8; 16];
+    ask[..8].copy_from_slice(&seed.to_be_bytes());
+    ask[8..].copy_from_slice(&(len as u64).to_be_bytes());
+    stream.write_all(&ask)
+}
+
+/// Reads exactly `expected.len()` bytes from `stream` and compares them with `expected`, which
+/// starts at byte `offset` of the transfer. `Err` says what went wrong and where: the
+/// connection ended or failed after so many bytes, or the first byte that differs.
+pub fn read_expecting(stream: &mut impl Read, expected: &[u8], offset: usize) -> Result<(), String> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0;
+    while got < expected.len() {
+        let want = (expected.len() - got).min(buf.len());
+        let n = match stream.read(&mut buf[..want]) {
+            Ok(0) => return Err(format!("ended after {} bytes", offset + got)),
+            Ok(n) => n,
+            Err(e) => return Err(format!("{e} after {} bytes", offset + got)),
+        };
+        if let Some(i) = (0..n).find(|&i| buf[i] != expected[got + i]) {
+            return Err(format!("byte {} differs", offset + got + i));
+        }
+        got += n;
+    }
+    Ok(())
+}
+
+/// Closes `stream` with a reset (SO_LINGER 0), as a client that crashes or gives up does: the
+/// other end reads `connection reset`, not an orderly end.
+pub fn reset(stream: TcpStream) {
+    // tokio's socket (no runtime needed) sets SO_LINGER 0; closing it then sends the RST.
+    let socket = tokio::net::TcpSocket::from_std_stream(stream);
+    socket.set_zero_linger().expect("SO_LINGER 0");
+    drop(socket);
 }
 
 /// Random bytes.

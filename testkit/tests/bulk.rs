@@ -1,0 +1,40 @@
+//! The harness's bulk data and resets, as the tests through tunnels rely on them: a read of the
+//! bulk server is byte-exact against `bulk_bytes`, a short one says where it ended, and
+//! `reset` reaches the other end as a reset, not as an orderly end.
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+
+use rhizome_testkit::harness::{bulk_ask, bulk_bytes, bulk_server, read_expecting, reset};
+
+#[test]
+fn a_bulk_read_is_checked_byte_for_byte() {
+    let server = bulk_server();
+    let expected = bulk_bytes(7, 1 << 20);
+    assert_ne!(expected, bulk_bytes(8, 1 << 20), "each seed has its own bytes");
+    let mut stream = TcpStream::connect(server).unwrap();
+    bulk_ask(&mut stream, 7, expected.len()).unwrap();
+    assert_eq!(read_expecting(&mut stream, &expected[..1000], 0), Ok(()));
+    assert_eq!(read_expecting(&mut stream, &expected[1000..], 1000), Ok(()));
+    assert_eq!(stream.read(&mut [0u8; 1]).unwrap(), 0, "then the end");
+
+    let mut stream = TcpStream::connect(server).unwrap();
+    bulk_ask(&mut stream, 7, 100).unwrap();
+    assert_eq!(
+        read_expecting(&mut stream, &expected[..200], 0),
+        Err("ended after 100 bytes".to_string())
+    );
+    let mut stream = TcpStream::connect(server).unwrap();
+    bulk_ask(&mut stream, 8, 100).unwrap();
+    assert!(read_expecting(&mut stream, &expected[..100], 0).is_err());
+}
+
+#[test]
+fn reset_is_a_reset() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    reset(client);
+    let err = server.read(&mut [0u8; 16]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+}
