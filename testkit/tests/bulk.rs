@@ -4,12 +4,17 @@
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
 
-use rhizome_testkit::harness::{bulk_ask, bulk_bytes, bulk_server, read_expecting, reset};
+use rhizome_testkit::harness::{
+    BulkServer, Transfer, bulk_ask, bulk_bytes, poll, read_expecting, reset,
+};
 
 #[test]
 fn a_bulk_read_is_checked_byte_for_byte() {
-    let server = bulk_server();
+    let bulk = BulkServer::start();
+    let server = bulk.addr;
+    assert_eq!(bulk.transfer(7), None);
     let expected = bulk_bytes(7, 1 << 20);
     assert_ne!(expected, bulk_bytes(8, 1 << 20), "each seed has its own bytes");
     let mut stream = TcpStream::connect(server).unwrap();
@@ -17,6 +22,13 @@ fn a_bulk_read_is_checked_byte_for_byte() {
     assert_eq!(read_expecting(&mut stream, &expected[..1000], 0), Ok(()));
     assert_eq!(read_expecting(&mut stream, &expected[1000..], 1000), Ok(()));
     assert_eq!(stream.read(&mut [0u8; 1]).unwrap(), 0, "then the end");
+    drop(stream);
+    let done = Transfer {
+        written: 1 << 20,
+        ended: true,
+    };
+    let ended = poll(Duration::from_secs(5), || bulk.transfer(7).filter(|t| t.ended));
+    assert_eq!(ended, Some(done));
 
     let mut stream = TcpStream::connect(server).unwrap();
     bulk_ask(&mut stream, 7, 100).unwrap();

@@ -88,28 +88,82 @@ pub fn echo_on(stream: TcpStream, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 /// A server of known bulk data on a free port, for as long as the test runs. A connection asks
 /// with 16 bytes, a seed and a length (big-endian u64s), and gets that many bytes of
 /// [`bulk_bytes`] for the seed, then the end of the server's sending; a connection that asks
-/// nothing (a readiness check, a probe) is simply closed when its client goes.
-pub fn bulk_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut ask = [0u8; 16];
-                if conn.read_exact(&mut ask).is_err() {
-                    return;
-                }
-                let seed = u64::from_be_bytes(ask[..8].try_into().unwrap());
-                let len = u64::from_be_bytes(ask[8..].try_into().unwrap()) as usize;
-                // A client that goes mid-transfer ends the write with an error: nothing to do.
-                if conn.write_all(&bulk_bytes(seed, len)).is_ok() {
-                    let _ = conn.shutdown(Shutdown::Write);
-                    let _ = std::io::copy(&mut conn, &mut std::io::sink());
-                }
-            });
+/// nothing (a readiness check, a probe) is simply closed when its client goes. It keeps, by
+/// seed, how far each transfer got and whether it ended: what says that a fault came
+/// mid-transfer, and when a cut connection has reached the server.
+#[derive(Clone)]
+pub struct BulkServer {
+    pub addr: SocketAddr,
+    transfers: Arc<std::sync::Mutex<std::collections::HashMap<u64, Transfer>>>,
+}
+
+/// How far one transfer got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transfer {
+    /// Bytes written to the connection so far.
+    pub written: usize,
+    /// Whether the server is done with the connection, sent in full or cut.
+    pub ended: bool,
+}
+
+/// How many bytes the bulk server writes at a time (and counts in `written`).
+const BULK_CHUNK: usize = 64 * 1024;
+
+impl BulkServer {
+    pub fn start() -> BulkServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = BulkServer {
+            addr: listener.local_addr().unwrap(),
+            transfers: Default::default(),
+        };
+        let shared = server.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let server = shared.clone();
+                std::thread::spawn(move || server.serve(conn));
+            }
+        });
+        server
+    }
+
+    fn serve(&self, mut conn: TcpStream) {
+        let mut ask = [0u8; 16];
+        if conn.read_exact(&mut ask).is_err() {
+            return;
         }
-    });
-    addr
+        let seed = u64::from_be_bytes(ask[..8].try_into().unwrap());
+        let len = u64::from_be_bytes(ask[8..].try_into().unwrap()) as usize;
+        let update = |f: &dyn Fn(&mut Transfer)| {
+            let mut transfers = self.transfers.lock().unwrap_or_else(|e| e.into_inner());
+            f(transfers.entry(seed).or_default());
+        };
+        update(&|t| *t = Transfer::default());
+        let bytes = bulk_bytes(seed, len);
+        // A client that goes mid-transfer ends the writes with an error: the transfer ends there.
+        let sent = bytes.chunks(BULK_CHUNK).all(|chunk| {
+            let ok = conn.write_all(chunk).is_ok();
+            if ok {
+                update(&|t| t.written += chunk.len());
+            }
+            ok
+        });
+        if sent {
+            let _ = conn.shutdown(Shutdown::Write);
+            let _ = std::io::copy(&mut conn, &mut std::io::sink());
+        }
+        update(&|t| t.ended = true);
+    }
+
+    /// How far the transfer of `seed` got; `None` before it was asked for.
+    pub fn transfer(&self, seed: u64) -> Option<Transfer> {
+        let transfers = self.transfers.lock().unwrap_or_else(|e| e.into_inner());
+        transfers.get(&seed).copied()
+    }
+}
+
+/// A [`BulkServer`]'s address, for a test that needs no more than the data.
+pub fn bulk_server() -> SocketAddr {
+    BulkServer::start().addr
 }
 
 /// The `len` bytes the bulk server sends for `seed`: splitmix64 of the seed and each 8-byte
