@@ -16,9 +16,13 @@ fn a_bulk_read_is_checked_byte_for_byte() {
     let server = bulk.addr;
     assert_eq!(bulk.transfer(7), None);
     let expected = bulk_bytes(7, 1 << 20);
-    assert_ne!(expected, bulk_bytes(8, 1 << 20), "each seed has its own bytes");
+    assert_ne!(
+        expected,
+        bulk_bytes(8, 1 << 20),
+        "each seed has its own bytes"
+    );
     let mut stream = TcpStream::connect(server).unwrap();
-    bulk_ask(&mut stream, 7, expected.len()).unwrap();
+    bulk_ask(&mut stream, 7, expected.len(), Duration::ZERO).unwrap();
     assert_eq!(read_expecting(&mut stream, &expected[..1000], 0), Ok(()));
     assert_eq!(read_expecting(&mut stream, &expected[1000..], 1000), Ok(()));
     assert_eq!(stream.read(&mut [0u8; 1]).unwrap(), 0, "then the end");
@@ -27,18 +31,27 @@ fn a_bulk_read_is_checked_byte_for_byte() {
         written: 1 << 20,
         ended: true,
     };
-    let ended = poll(Duration::from_secs(5), || bulk.transfer(7).filter(|t| t.ended));
+    let ended = poll(Duration::from_secs(5), || {
+        bulk.transfer(7).filter(|t| t.ended)
+    });
     assert_eq!(ended, Some(done));
 
     let mut stream = TcpStream::connect(server).unwrap();
-    bulk_ask(&mut stream, 7, 100).unwrap();
+    bulk_ask(&mut stream, 7, 100, Duration::ZERO).unwrap();
     assert_eq!(
         read_expecting(&mut stream, &expected[..200], 0),
         Err("ended after 100 bytes".to_string())
     );
     let mut stream = TcpStream::connect(server).unwrap();
-    bulk_ask(&mut stream, 8, 100).unwrap();
+    bulk_ask(&mut stream, 8, 100, Duration::ZERO).unwrap();
     assert!(read_expecting(&mut stream, &expected[..100], 0).is_err());
+
+    // Paced: a pause after each 64 KiB, whatever the reader does.
+    let mut stream = TcpStream::connect(server).unwrap();
+    let started = std::time::Instant::now();
+    bulk_ask(&mut stream, 7, 4 << 16, Duration::from_millis(50)).unwrap();
+    assert_eq!(read_expecting(&mut stream, &expected[..4 << 16], 0), Ok(()));
+    assert!(started.elapsed() >= Duration::from_millis(150));
 }
 
 #[test]

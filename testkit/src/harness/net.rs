@@ -86,8 +86,10 @@ pub fn echo_on(stream: TcpStream, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 }
 
 /// A server of known bulk data on a free port, for as long as the test runs. A connection asks
-/// with 16 bytes, a seed and a length (big-endian u64s), and gets that many bytes of
-/// [`bulk_bytes`] for the seed, then the end of the server's sending; a connection that asks
+/// with 24 bytes, a seed, a length and a pace (big-endian u64s; see [`bulk_ask`]), and gets
+/// that many bytes of [`bulk_bytes`] for the seed, then the end of the server's sending. The
+/// pace, a pause in microseconds after each 64 KiB, makes a transfer last however large the
+/// buffers along the way, so that a test's fault surely comes mid-transfer. A connection that asks
 /// nothing (a readiness check, a probe) is simply closed when its client goes. It keeps, by
 /// seed, how far each transfer got and whether it ended: what says that a fault came
 /// mid-transfer, and when a cut connection has reached the server.
@@ -127,12 +129,12 @@ impl BulkServer {
     }
 
     fn serve(&self, mut conn: TcpStream) {
-        let mut ask = [0u8; 16];
+        let mut ask = [0u8; 24];
         if conn.read_exact(&mut ask).is_err() {
             return;
         }
-        let seed = u64::from_be_bytes(ask[..8].try_into().unwrap());
-        let len = u64::from_be_bytes(ask[8..].try_into().unwrap()) as usize;
+        let word = |i: usize| u64::from_be_bytes(ask[i * 8..i * 8 + 8].try_into().unwrap());
+        let (seed, len, pace) = (word(0), word(1) as usize, Duration::from_micros(word(2)));
         let update = |f: &dyn Fn(&mut Transfer)| {
             let mut transfers = self.transfers.lock().unwrap_or_else(|e| e.into_inner());
             f(transfers.entry(seed).or_default());
@@ -144,6 +146,7 @@ impl BulkServer {
             let ok = conn.write_all(chunk).is_ok();
             if ok {
                 update(&|t| t.written += chunk.len());
+                std::thread::sleep(pace);
             }
             ok
         });
@@ -180,20 +183,31 @@ pub fn bulk_bytes(seed: u64, len: usize) -> Vec<u8> {
     bytes
 }
 
-/// Asks the bulk server, through `stream`, for `len` bytes of `seed`.
-pub fn bulk_ask(stream: &mut TcpStream, seed: u64, len: usize) -> std::io::Result<()> {
+/// Asks the bulk server, through `stream`, for `len` bytes of `seed`, with a pause of `pace`
+/// after each 64 KiB (`Duration::ZERO`: as fast as they go).
+pub fn bulk_ask(
+    stream: &mut TcpStream,
+    seed: u64,
+    len: usize,
+    pace: Duration,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut ask = [0u8; 16];
+    let mut ask = [0u8; 24];
     ask[..8].copy_from_slice(&seed.to_be_bytes());
-    ask[8..].copy_from_slice(&(len as u64).to_be_bytes());
+    ask[8..16].copy_from_slice(&(len as u64).to_be_bytes());
+    ask[16..].copy_from_slice(&(pace.as_micros() as u64).to_be_bytes());
     stream.write_all(&ask)
 }
 
 /// Reads exactly `expected.len()` bytes from `stream` and compares them with `expected`, which
 /// starts at byte `offset` of the transfer. `Err` says what went wrong and where: the
 /// connection ended or failed after so many bytes, or the first byte that differs.
-pub fn read_expecting(stream: &mut impl Read, expected: &[u8], offset: usize) -> Result<(), String> {
+pub fn read_expecting(
+    stream: &mut impl Read,
+    expected: &[u8],
+    offset: usize,
+) -> Result<(), String> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut got = 0;
     while got < expected.len() {
