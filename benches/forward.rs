@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::*;
-use rhizome::forward::tunnel::Tunnel;
+use rhizome::forward::tunnel::{Tunnel, Upstream};
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -25,7 +25,7 @@ fn main() {
     let _guard = runtime.enter();
     let tunnel_to = |addr: SocketAddr| {
         let tunnel = Tunnel::start(Tunnel::bind(None).unwrap(), Duration::from_secs(5)).unwrap();
-        tunnel.set_upstream(Some(addr));
+        tunnel.set_upstream(Some(Upstream::Local(addr)));
         tunnel
     };
     let echo_tunnel = tunnel_to(upstream);

@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod forward;
 pub mod lock;
 pub mod names;
+pub mod native;
 pub mod paths;
 pub mod protocol;
 pub mod similar;

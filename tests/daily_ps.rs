@@ -36,6 +36,7 @@ const PROCESS: &[(&str, &[&str])] = &[
     ("pid", &["number", "null"]),
     ("command", &["array"]),
     ("transport", &["string", "null"]),
+    ("transport_reason", &["string", "null"]),
     ("restart", &["string"]),
     ("restarts", &["number"]),
     ("started_at", &["string", "null"]),

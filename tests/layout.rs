@@ -53,6 +53,21 @@ fn forward_imports_nothing_from_the_daemon() {
 }
 
 #[test]
+fn native_imports_neither_the_daemon_nor_the_client() {
+    let files = sources(&src("native"));
+    assert!(!files.is_empty());
+    let hits: Vec<String> = ["crate::daemon", "crate::client"]
+        .iter()
+        .flat_map(|needle| mentions(&files, needle))
+        .collect();
+    assert!(
+        hits.is_empty(),
+        "native/ must use neither the daemon nor the client:\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
 fn the_daemon_imports_nothing_from_the_client() {
     let hits = mentions(&sources(&src("daemon")), "crate::client");
     assert!(

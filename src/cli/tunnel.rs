@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, ValueHint};
 
 use super::values::parse_seconds;
+use crate::config::TransportChoice;
 
 /// How a command waits for its tunnels, the same for every command that opens them.
 #[derive(Debug, Clone, Args)]
@@ -60,6 +61,10 @@ pub struct ForwardArgs {
     /// Put the password in the output (from the target's `password_command`, run now)
     #[arg(long)]
     pub with_password: bool,
+    /// What carries the tunnel, instead of the target's `transport`: the native client, kubectl,
+    /// or auto (native, else kubectl)
+    #[arg(long, value_enum, value_name = "TRANSPORT")]
+    pub transport: Option<TransportChoice>,
 }
 
 /// Output of `rhizome forward`.

@@ -40,6 +40,7 @@ pub async fn run(paths: &Paths, args: &ExecArgs) -> anyhow::Result<Exit> {
             waiting: &args.waiting,
             replace: false,
             lazy: None,
+            transport: None,
             by_up: false,
         };
         let scheme = target.scheme.clone();

@@ -53,6 +53,7 @@ pub async fn forward(paths: &Paths, args: &ForwardArgs) -> anyhow::Result<Exit> 
         waiting: &args.waiting,
         replace: args.replace,
         lazy: args.lazy.then_some(true),
+        transport: args.transport,
         by_up: false,
     };
     let info = match tunnel::open(paths, &config, target, &side, &how).await? {

@@ -28,8 +28,10 @@ pub struct Process<'a> {
     pub pid: Option<u32>,
     /// The command line that runs (for a tunnel, kubectl's; secrets redacted).
     pub command: &'a [String],
-    /// What carries a tunnel (`kubectl`, `simulated`); `null` for commands.
+    /// What carries a tunnel (`native`, `kubectl`, `simulated`); `null` for commands.
     pub transport: Option<&'static str>,
+    /// Why `transport = "auto"` uses kubectl instead of the native client; `null` otherwise.
+    pub transport_reason: Option<&'a str>,
     pub restart: String,
     pub restarts: u32,
     /// RFC 3339, UTC: when the current (or last) run started.
@@ -55,7 +57,7 @@ pub struct Tunnel<'a> {
     pub local_port: u16,
     /// The port in the pod; `null` until known.
     pub remote_port: Option<u16>,
-    /// `pod:PORT` once the tunnel has reached the pod.
+    /// `POD:PORT` once the tunnel has reached the pod.
     pub upstream: Option<&'a str>,
     pub sql_connection: Option<&'a str>,
     pub connections_open: u64,
@@ -124,6 +126,10 @@ pub fn process(p: &ProcessInfo) -> Process<'_> {
         },
         command: &p.command,
         transport: p.tunnel.as_ref().map(|t| t.transport.word()),
+        transport_reason: p
+            .tunnel
+            .as_ref()
+            .and_then(|t| t.transport_reason.as_deref()),
         restart: p.restart.to_string(),
         restarts: p.restarts,
         started_at: (p.started_at_ms > 0)

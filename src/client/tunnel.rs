@@ -8,7 +8,7 @@ use super::output::note;
 use super::sanitize;
 use super::{Client, Failure, unexpected};
 use crate::cli::Waiting;
-use crate::config::Config;
+use crate::config::{Config, TransportChoice};
 use crate::forward::kubectl::{self, Tool};
 use crate::forward::target::{self, ClientSide};
 use crate::paths::Paths;
@@ -28,6 +28,8 @@ pub struct Wanted<'a> {
     pub replace: bool,
     /// Lazy whatever the config says (`forward --lazy`); `None`: as the config says.
     pub lazy: Option<bool>,
+    /// `forward --transport`; `None`: as the config says.
+    pub transport: Option<TransportChoice>,
     /// `rhizome up` asks, so that `rhizome down` finds it.
     pub by_up: bool,
 }
@@ -55,7 +57,17 @@ pub async fn open(
             None => Tool::Simulated,
         }
     } else {
-        Tool::Kubectl(find_kubectl(config)?)
+        let choice = how
+            .transport
+            .or(side.transport)
+            .unwrap_or(config.forward.transport);
+        match choice {
+            TransportChoice::Kubectl => Tool::Kubectl(find_kubectl(config)?),
+            TransportChoice::Native => Tool::Native { fallback: None },
+            TransportChoice::Auto => Tool::Native {
+                fallback: find_kubectl(config).ok(),
+            },
+        }
     };
     let request = ForwardRequest {
         target,

@@ -125,6 +125,7 @@ async fn open(paths: &Paths, config: &Config, name: &str, args: &UpArgs) -> Open
             },
             replace: false,
             lazy: Some(side.lazy.unwrap_or(true)),
+            transport: None,
             by_up: true,
         };
         match tunnel::open(paths, config, target, &side, &how).await? {

@@ -17,6 +17,8 @@ pub enum Value {
     Bool,
     /// A whole number within its range.
     Number(Range),
+    /// One of these words, in quotes.
+    Choice(&'static [&'static str]),
     /// A table of its own, documented as one of `TABLES`.
     Table,
 }
@@ -78,7 +80,7 @@ const fn key(name: &'static str, value: Value, unset: Unset, meaning: &'static s
 mod targets;
 
 use self::Unset::Default;
-use self::Value::{Bool, List, Number, Table as Sub, Text};
+use self::Value::{Bool, Choice, List, Number, Table as Sub, Text};
 pub use self::targets::{DATABASE, SERVICE};
 
 /// The environment's value, for a key a target may set for itself.
@@ -157,8 +159,17 @@ pub const FORWARD: Table = Table {
             Default("600"),
             "how long a lazy tunnel keeps its path without a client before it stops it (the port stays); 0 keeps it",
         ),
+        key(
+            "transport",
+            Choice(TRANSPORTS),
+            Default("`\"auto\"`"),
+            "what carries tunnels: `native` (rhizome's own Kubernetes client, a stream per connection), `kubectl` (a `kubectl port-forward`), or `auto`: native, or kubectl when the native client cannot use the kubeconfig or the server refuses its streams",
+        ),
     ],
 };
+
+/// The words `transport` takes.
+pub const TRANSPORTS: &[&str] = &["auto", "native", "kubectl"];
 
 pub const ENVIRONMENT: Table = Table {
     header: "[environments.ENV]",
@@ -205,6 +216,12 @@ pub const ENVIRONMENT: Table = Table {
             Bool,
             Default("`[forward] lazy`"),
             "whether this environment's tunnels are lazy",
+        ),
+        key(
+            "transport",
+            Choice(TRANSPORTS),
+            Default("`[forward] transport`"),
+            "what carries this environment's tunnels",
         ),
         key(
             "databases",

@@ -63,6 +63,22 @@ pub struct ForwardConfig {
         deserialize_with = "idle_stop_secs"
     )]
     pub idle_stop_secs: u64,
+    /// What carries tunnels unless their target or environment says otherwise.
+    #[serde(default)]
+    pub transport: TransportChoice,
+}
+
+/// What carries a tunnel, as rhizome.toml and `forward --transport` say it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportChoice {
+    /// The native client, or kubectl when the native client cannot serve the tunnel.
+    #[default]
+    Auto,
+    /// rhizome's own Kubernetes client: a port-forward stream per connection, no process.
+    Native,
+    /// A `kubectl port-forward` process.
+    Kubectl,
 }
 
 impl Default for ForwardConfig {
@@ -72,6 +88,7 @@ impl Default for ForwardConfig {
             probe_interval_secs: default_probe_interval_secs(),
             lazy: false,
             idle_stop_secs: default_idle_stop_secs(),
+            transport: TransportChoice::Auto,
         }
     }
 }
@@ -105,6 +122,8 @@ pub struct Environment {
     pub port_pattern: Option<String>,
     /// Whether this environment's tunnels are lazy (over `[forward] lazy`).
     pub lazy: Option<bool>,
+    /// What carries this environment's tunnels (over `[forward] transport`).
+    pub transport: Option<TransportChoice>,
     #[serde(default)]
     pub databases: BTreeMap<String, Database>,
     #[serde(default)]
@@ -135,6 +154,8 @@ pub struct Database {
     pub simulate_upstream: Option<String>,
     /// Whether this target's tunnel is lazy (over its environment's and `[forward] lazy`).
     pub lazy: Option<bool>,
+    /// What carries this target's tunnel (over its environment's and `[forward] transport`).
+    pub transport: Option<TransportChoice>,
     /// Whether `rhizome up` with no environment opens this target's tunnel.
     #[serde(default)]
     pub autostart: bool,
@@ -166,6 +187,8 @@ pub struct Service {
     pub simulate_upstream: Option<String>,
     /// Whether this target's tunnel is lazy (over its environment's and `[forward] lazy`).
     pub lazy: Option<bool>,
+    /// What carries this target's tunnel (over its environment's and `[forward] transport`).
+    pub transport: Option<TransportChoice>,
     /// Whether `rhizome up` with no environment opens this target's tunnel.
     #[serde(default)]
     pub autostart: bool,

@@ -7,6 +7,7 @@
 pub mod backoff;
 pub mod child;
 mod handle;
+pub mod heartbeat;
 pub mod logs;
 mod phase;
 pub mod process;
@@ -62,6 +63,8 @@ pub struct Daemon {
     pub proxy_ports: supervise::tunnel::ProxyPorts,
     /// Starts every child, marked as this daemon's (see `spawner.rs`).
     pub spawner: spawner::Spawner,
+    /// Tells native tunnels when the daemon did not run for a while (a sleep, a freeze).
+    pub heartbeat: heartbeat::Heartbeat,
 }
 
 impl Daemon {
@@ -86,6 +89,7 @@ impl Daemon {
             started: Instant::now(),
             notice: std::sync::Mutex::new(None),
             proxy_ports: Default::default(),
+            heartbeat: Default::default(),
         })
     }
 

@@ -92,6 +92,11 @@ pub struct RunState {
     pub detail: Option<String>,
     /// For tunnels: the port in the pod that kubectl forwards to.
     pub remote_port: Option<u16>,
+    /// For native tunnels: the pod the streams go to.
+    pub pod: Option<String>,
+    /// For tunnels with `transport = "auto"`: why kubectl carries it instead of the native
+    /// client.
+    pub fallback: Option<String>,
     /// The OS children alive now (each a process-group leader), recorded so that a daemon that
     /// died hard can have them found and stopped by the next one.
     pub children: Vec<ChildId>,
@@ -154,6 +159,8 @@ mod tests {
             restarts: 0,
             detail: None,
             remote_port: None,
+            pod: None,
+            fallback: None,
             children: Vec::new(),
             ended_at: None,
         };

@@ -80,6 +80,8 @@ impl Process {
             restarts: 0,
             detail: None,
             remote_port: None,
+            pod: None,
+            fallback: None,
             children: Vec::new(),
             ended_at: None,
         });
@@ -192,7 +194,7 @@ impl Process {
     /// The command line shown by `ps` and kept in the state file: a command's own, or for a
     /// tunnel the port-forward it runs.
     pub fn command_line(&self) -> Vec<OsString> {
-        self.work.command_line(self.state.borrow().remote_port)
+        self.work.command_line(&self.state.borrow())
     }
 
     /// Asks the supervisor to stop the process and waits for what happened. A process whose
@@ -261,7 +263,7 @@ impl Process {
             },
             restarts: state.restarts,
             detail: state.detail.clone(),
-            tunnel: self.tunnel().map(|part| part.info(state.remote_port)),
+            tunnel: self.tunnel().map(|part| part.info(&state)),
             ended_at_ms: state.ended_at.map(millis),
         }
     }

@@ -151,6 +151,10 @@ pub async fn run(daemon: Arc<Daemon>, mut socket: Bound, lock: &mut Lock) -> any
     sweep::sweep(&daemon).await;
     restore::restore(&daemon).await;
     tokio::spawn(daemon.clone().keep_state_saved());
+    tokio::spawn({
+        let daemon = daemon.clone();
+        async move { daemon.heartbeat.run(daemon.shutdown.clone()).await }
+    });
     let mut watch = tokio::time::interval(WATCH_FILES);
     watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));

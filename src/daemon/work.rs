@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::phase::RunState;
 use crate::forward::kubectl::Kubectl;
 use crate::forward::tunnel::Tunnel;
 use crate::protocol::{
@@ -136,15 +137,15 @@ impl Work {
         }
     }
 
-    /// A command's own command line, or for a tunnel the port-forward it runs to `remote`.
-    pub fn command_line(&self, remote: Option<u16>) -> Vec<OsString> {
+    /// A command's own command line, or for a tunnel the port-forward it runs now.
+    pub fn command_line(&self, state: &RunState) -> Vec<OsString> {
         match self {
             Work::Command(spec) => spec.argv.clone(),
             Work::Tunnel(_) => self
                 .part()
-                .map(|p| p.command_line(remote))
+                .map(|p| p.command_line(state))
                 .unwrap_or_default(),
-            Work::Record(work) => work.command_line(remote),
+            Work::Record(work) => work.command_line(state),
         }
     }
 }
@@ -155,20 +156,48 @@ impl TunnelPart {
         self.tunnel.local.port()
     }
 
-    /// The kubectl command this tunnel runs: the port-forward to `remote`, the port in the pod
-    /// (a service's is known from its target, a database's once its proxy has said); until a
-    /// database's is known, the exec that starts its proxy, which is what runs then.
-    pub fn command_line(&self, remote: Option<u16>) -> Vec<OsString> {
-        match &self.tool {
+    /// What carries the tunnel now: its tool, or the kubectl that `auto` fell back to.
+    pub fn tool_now(&self, state: &RunState) -> Tool {
+        match (&self.tool, &state.fallback) {
+            (
+                Tool::Native {
+                    fallback: Some(kubectl),
+                },
+                Some(_),
+            ) => Tool::Kubectl(kubectl.clone()),
+            (tool, _) => tool.clone(),
+        }
+    }
+
+    /// The kubectl command this tunnel runs: the port-forward to the port in the pod (a
+    /// service's is known from its target, a database's once its proxy has said); until a
+    /// database's is known, the exec that starts its proxy, which is what runs then. A native
+    /// tunnel runs no command: what it does is shown in kubectl's words.
+    pub fn command_line(&self, state: &RunState) -> Vec<OsString> {
+        let remote = self.remote_port(state.remote_port);
+        match self.tool_now(state) {
             Tool::Kubectl(program) => {
                 let kubectl = Kubectl {
-                    program,
+                    program: &program,
                     target: &self.target,
                 };
-                match self.remote_port(remote) {
+                match remote {
                     Some(port) => kubectl.port_forward(port),
                     None => kubectl.exec().unwrap_or_default(),
                 }
+            }
+            Tool::Native { .. } => {
+                let pod = match &state.pod {
+                    Some(pod) => format!("pod/{pod}"),
+                    None => self.target.resource(),
+                };
+                let port = remote.map_or("?".to_string(), |p| p.to_string());
+                vec![
+                    "(native)".into(),
+                    "port-forward".into(),
+                    pod.into(),
+                    port.into(),
+                ]
             }
             Tool::Simulated | Tool::SimulatedTo(_) => {
                 vec!["(simulated)".into(), self.target.resource().into()]
@@ -185,18 +214,21 @@ impl TunnelPart {
         }
     }
 
-    pub fn info(&self, remote_port: Option<u16>) -> TunnelInfo {
+    pub fn info(&self, state: &RunState) -> TunnelInfo {
         let stats = &self.tunnel.stats;
+        let remote_port = state.remote_port;
+        let pod = state.pod.as_deref().unwrap_or("pod");
         TunnelInfo {
             target: self.target.name.clone(),
             url: self.target.url(self.local_port()),
             local: format!("127.0.0.1:{}", self.local_port()),
-            upstream: remote_port.map(|port| format!("pod:{port}")),
+            upstream: remote_port.map(|port| format!("{pod}:{port}")),
             connections_open: stats.open.load(Ordering::Relaxed),
             connections_total: stats.total.load(Ordering::Relaxed),
             bytes_up: stats.bytes_up.load(Ordering::Relaxed),
             bytes_down: stats.bytes_down.load(Ordering::Relaxed),
-            transport: self.tool.transport(),
+            transport: self.tool_now(state).transport(),
+            transport_reason: state.fallback.clone(),
             local_port: self.local_port(),
             remote_port: self.remote_port(remote_port),
             sql_connection: self.target.sql_connection().map(str::to_string),

@@ -8,7 +8,7 @@ use super::access::Access;
 use super::check::Check;
 pub use super::check::{is_address, names_a_resource};
 pub use super::error::TargetError;
-use crate::config::{Config, Database, Environment, Service};
+use crate::config::{Config, Database, Environment, Service, TransportChoice};
 pub use crate::protocol::{Route, Target};
 use crate::similar::closest;
 
@@ -163,6 +163,8 @@ pub struct ClientSide {
     pub simulate_upstream: Option<String>,
     /// The target's `lazy`, else its environment's; `None`: as `[forward] lazy` says.
     pub lazy: Option<bool>,
+    /// The target's `transport`, else its environment's; `None`: as `[forward] transport` says.
+    pub transport: Option<TransportChoice>,
     /// `rhizome up` with no environment opens it.
     pub autostart: bool,
 }
@@ -176,7 +178,7 @@ pub fn client_side(config: &Config, name: &str) -> Result<ClientSide, TargetErro
     let Some(environment) = config.environments.get(env) else {
         return Ok(ClientSide::default());
     };
-    let (user, database, password_command, simulate_upstream, lazy, autostart) =
+    let (user, database, password_command, simulate_upstream, lazy, transport, autostart) =
         if let Some(db) = environment.databases.get(entry) {
             (
                 &db.user,
@@ -184,6 +186,7 @@ pub fn client_side(config: &Config, name: &str) -> Result<ClientSide, TargetErro
                 &db.password_command,
                 &db.simulate_upstream,
                 db.lazy,
+                db.transport,
                 db.autostart,
             )
         } else if let Some(svc) = environment.services.get(entry) {
@@ -193,6 +196,7 @@ pub fn client_side(config: &Config, name: &str) -> Result<ClientSide, TargetErro
                 &svc.password_command,
                 &svc.simulate_upstream,
                 svc.lazy,
+                svc.transport,
                 svc.autostart,
             )
         } else {
@@ -230,6 +234,7 @@ pub fn client_side(config: &Config, name: &str) -> Result<ClientSide, TargetErro
         },
         simulate_upstream: simulate_upstream.clone(),
         lazy: lazy.or(environment.lazy),
+        transport: transport.or(environment.transport),
         autostart,
     })
 }

@@ -1,16 +1,19 @@
 //! The local end of a tunnel: the daemon's own listener on `127.0.0.1:LOCAL`, which stays bound
 //! for the tunnel's whole life, and the splice from each accepted connection to the current
-//! upstream (kubectl's ephemeral port).
+//! upstream: kubectl's ephemeral port, or a stream of its own to the pod (the native transport).
 //!
 //! While the upstream is down, new connections wait for the next one instead of being refused.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroU16;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -19,11 +22,25 @@ use tokio_util::sync::CancellationToken;
 /// Buffer per direction: large enough for bulk transfers at memory speed.
 const SPLICE_BUFFER: usize = 256 * 1024;
 
+/// Opens a stream of its own to the pod for each connection.
+pub trait Dial: Send + Sync + 'static {
+    fn dial(self: Arc<Self>) -> Pin<Box<dyn Future<Output = io::Result<DuplexStream>> + Send>>;
+}
+
+/// Where a connection goes.
+#[derive(Clone)]
+pub enum Upstream {
+    /// A local port that forwards (kubectl's).
+    Local(SocketAddr),
+    /// A stream per connection.
+    Streams(Arc<dyn Dial>),
+}
+
 /// Where connections go now. `generation` changes with every new upstream, so a connection that
 /// failed against one upstream waits for the next rather than retrying the same.
-#[derive(Debug, Clone, Copy, Default)]
-struct Upstream {
-    addr: Option<SocketAddr>,
+#[derive(Clone, Default)]
+struct Current {
+    upstream: Option<Upstream>,
     generation: u64,
 }
 
@@ -40,7 +57,7 @@ pub struct Stats {
 
 pub struct Tunnel {
     pub local: SocketAddr,
-    upstream: watch::Sender<Upstream>,
+    upstream: watch::Sender<Current>,
     pub stats: Stats,
     /// Signalled when a connection to the upstream failed, so the pipeline probes at once.
     pub splice_failed: Notify,
@@ -65,7 +82,7 @@ impl Tunnel {
         let listener = TcpListener::from_std(listener)?;
         let tunnel = Arc::new(Tunnel {
             local: listener.local_addr()?,
-            upstream: watch::Sender::new(Upstream::default()),
+            upstream: watch::Sender::new(Current::default()),
             stats: Stats::default(),
             splice_failed: Notify::new(),
             activity: Notify::new(),
@@ -83,7 +100,7 @@ impl Tunnel {
         closed.cancel();
         Arc::new(Tunnel {
             local: SocketAddr::from(([127, 0, 0, 1], port)),
-            upstream: watch::Sender::new(Upstream::default()),
+            upstream: watch::Sender::new(Current::default()),
             stats: Stats::default(),
             splice_failed: Notify::new(),
             activity: Notify::new(),
@@ -92,10 +109,11 @@ impl Tunnel {
         })
     }
 
-    /// Points new connections at `addr`, or makes them wait with `None`.
-    pub fn set_upstream(&self, addr: Option<SocketAddr>) {
+    /// Points new connections at `upstream`, or makes them wait with `None`. Setting the same
+    /// upstream again lets connections that failed against it try once more.
+    pub fn set_upstream(&self, upstream: Option<Upstream>) {
         self.upstream.send_modify(|u| {
-            u.addr = addr;
+            u.upstream = upstream;
             u.generation += 1;
         });
     }
@@ -165,14 +183,33 @@ async fn splice(mut client: TcpStream, tunnel: Arc<Tunnel>) {
     tunnel.activity.notify_one();
 }
 
+/// An open connection to the upstream.
+enum Connected {
+    Tcp(TcpStream),
+    Stream(DuplexStream),
+}
+
 async fn relay(client: &mut TcpStream, tunnel: &Tunnel) {
-    let Some(mut server) = connect_upstream(tunnel).await else {
+    let Some(server) = connect_upstream(tunnel).await else {
         return;
     };
     let _ = client.set_nodelay(true);
-    let _ = server.set_nodelay(true);
+    match server {
+        Connected::Tcp(mut server) => {
+            let _ = server.set_nodelay(true);
+            copy(client, &mut server, tunnel).await;
+        }
+        Connected::Stream(mut server) => copy(client, &mut server, tunnel).await,
+    }
+}
+
+async fn copy<S: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut TcpStream,
+    server: &mut S,
+    tunnel: &Tunnel,
+) {
     let copied =
-        tokio::io::copy_bidirectional_with_sizes(client, &mut server, SPLICE_BUFFER, SPLICE_BUFFER)
+        tokio::io::copy_bidirectional_with_sizes(client, server, SPLICE_BUFFER, SPLICE_BUFFER)
             .await;
     if let Ok((up, down)) = copied {
         tunnel.stats.bytes_up.fetch_add(up, Ordering::Relaxed);
@@ -186,18 +223,24 @@ async fn relay(client: &mut TcpStream, tunnel: &Tunnel) {
 
 /// Connects to the current upstream, waiting for one (and for a new one after a failure) until
 /// the tunnel's wait runs out.
-async fn connect_upstream(tunnel: &Tunnel) -> Option<TcpStream> {
+async fn connect_upstream(tunnel: &Tunnel) -> Option<Connected> {
     let deadline = Instant::now() + tunnel.wait;
     let mut upstream = tunnel.upstream.subscribe();
     let mut failed_generation = None;
     loop {
-        let usable = |u: &Upstream| u.addr.is_some() && Some(u.generation) != failed_generation;
+        let usable = |u: &Current| u.upstream.is_some() && Some(u.generation) != failed_generation;
         let current = match tokio::time::timeout_at(deadline, upstream.wait_for(usable)).await {
-            Ok(Ok(current)) => *current,
+            Ok(Ok(current)) => current.clone(),
             _ => return None,
         };
-        let addr = current.addr?;
-        match TcpStream::connect(addr).await {
+        let connected = match current.upstream? {
+            Upstream::Local(addr) => TcpStream::connect(addr).await.map(Connected::Tcp),
+            Upstream::Streams(dial) => match tokio::time::timeout_at(deadline, dial.dial()).await {
+                Ok(dialed) => dialed.map(Connected::Stream),
+                Err(_) => return None,
+            },
+        };
+        match connected {
             Ok(server) => return Some(server),
             Err(_) => {
                 failed_generation = Some(current.generation);
@@ -245,13 +288,13 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(50)).await;
         assert_eq!(tunnel.stats.open.load(Ordering::Relaxed), 1);
         // An upstream that refuses is skipped; the connection waits for the one after it.
-        tunnel.set_upstream(Some(refusing()));
+        tunnel.set_upstream(Some(Upstream::Local(refusing())));
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert_eq!(tunnel.stats.open.load(Ordering::Relaxed), 1);
-        tunnel.set_upstream(Some(upstream(b"first").await));
+        tunnel.set_upstream(Some(Upstream::Local(upstream(b"first").await)));
         assert_eq!(greeting(&mut client).await, b"first");
         // New connections go to whatever is current now.
-        tunnel.set_upstream(Some(upstream(b"again").await));
+        tunnel.set_upstream(Some(Upstream::Local(upstream(b"again").await)));
         let mut next = TcpStream::connect(tunnel.local).await.unwrap();
         assert_eq!(greeting(&mut next).await, b"again");
     }
@@ -259,7 +302,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn idleness_is_counted_from_the_last_connection_closing() {
         let tunnel = Tunnel::start(Tunnel::bind(None).unwrap(), Duration::from_secs(60)).unwrap();
-        tunnel.set_upstream(Some(upstream(b"hello").await));
+        tunnel.set_upstream(Some(Upstream::Local(upstream(b"hello").await)));
         let began = Instant::now();
         let idle = tokio::spawn({
             let tunnel = tunnel.clone();

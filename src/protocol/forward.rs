@@ -67,6 +67,10 @@ impl Target {
 pub enum Tool {
     /// A kubectl executable, found on the client's PATH.
     Kubectl(PathBuf),
+    /// The daemon's own Kubernetes client. `fallback` is the kubectl that `transport = "auto"`
+    /// falls back to when the native client cannot serve the tunnel; `None` for `"native"`, or
+    /// when no kubectl was found.
+    Native { fallback: Option<PathBuf> },
     /// No cluster: an echo server stands in for the pod (`RHIZOME_SIMULATE=1`).
     Simulated,
     /// No cluster, but a real server at the far end (`HOST:PORT`, the target's
@@ -79,6 +83,7 @@ impl Tool {
     pub fn transport(&self) -> Transport {
         match self {
             Tool::Kubectl(_) => Transport::Kubectl,
+            Tool::Native { .. } => Transport::Native,
             Tool::Simulated | Tool::SimulatedTo(_) => Transport::Simulated,
         }
     }
@@ -89,6 +94,8 @@ impl Tool {
 pub enum Transport {
     /// A `kubectl port-forward` child.
     Kubectl,
+    /// The daemon's own client: a port-forward stream of the API server per connection.
+    Native,
     /// The echo server of simulate mode.
     Simulated,
 }
@@ -97,6 +104,7 @@ impl Transport {
     pub fn word(self) -> &'static str {
         match self {
             Transport::Kubectl => "kubectl",
+            Transport::Native => "native",
             Transport::Simulated => "simulated",
         }
     }
@@ -155,13 +163,17 @@ pub struct TunnelInfo {
     pub url: String,
     /// `127.0.0.1:PORT`.
     pub local: String,
-    /// `pod:PORT`, the port in the pod; `None` until known.
+    /// `POD:PORT` (`pod:PORT` while the pod is not known), the port in the pod; `None` until
+    /// known.
     pub upstream: Option<String>,
     pub connections_open: u64,
     pub connections_total: u64,
     pub bytes_up: u64,
     pub bytes_down: u64,
+    /// The transport in use, which `auto` may have changed from native to kubectl.
     pub transport: Transport,
+    /// Why `auto` uses kubectl instead of the native client.
+    pub transport_reason: Option<String>,
     pub local_port: u16,
     /// The port in the pod; `None` until known (a database's proxy port is learnt at run time).
     pub remote_port: Option<u16>,

@@ -25,7 +25,7 @@ pub use self::signal::Signal;
 pub use self::state::State;
 
 /// Bumped whenever the encoding of any message changes.
-pub const PROTOCOL: u32 = 4;
+pub const PROTOCOL: u32 = 5;
 
 /// The version string exchanged in the handshake; two builds talk only when these are equal.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -29,6 +29,11 @@ fn value(value: Value) -> String {
         Value::Bool => "true or false".to_string(),
         Value::Number(range) => format!("{} to {}", range.min, range.max),
         Value::Table => "table".to_string(),
+        Value::Choice(words) => words
+            .iter()
+            .map(|w| format!("`\"{w}\"`"))
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 

@@ -2,8 +2,8 @@
 //! `[environments.ENV.services.NAME]`), apart from the other tables for their length.
 
 use super::Unset::{Default, Required};
-use super::Value::{Bool, List, Number, Text};
-use super::{ENVIRONMENTS, Table, key};
+use super::Value::{Bool, Choice, List, Number, Text};
+use super::{ENVIRONMENTS, TRANSPORTS, Table, key};
 use crate::config::ranges::{LOCAL_PORT, REMOTE_PORT};
 
 pub const DATABASE: Table = Table {
@@ -66,6 +66,12 @@ pub const DATABASE: Table = Table {
             Bool,
             Default("the environment's `lazy`"),
             "whether this target's tunnel is lazy (`forward --lazy` makes one lazy for a call)",
+        ),
+        key(
+            "transport",
+            Choice(TRANSPORTS),
+            Default("the environment's `transport`"),
+            "what carries this target's tunnel (`forward --transport` overrides it for a call)",
         ),
         key(
             "autostart",
@@ -136,6 +142,12 @@ pub const SERVICE: Table = Table {
             Bool,
             Default("the environment's `lazy`"),
             "whether this target's tunnel is lazy (`forward --lazy` makes one lazy for a call)",
+        ),
+        key(
+            "transport",
+            Choice(TRANSPORTS),
+            Default("the environment's `transport`"),
+            "what carries this target's tunnel (`forward --transport` overrides it for a call)",
         ),
         key(
             "autostart",

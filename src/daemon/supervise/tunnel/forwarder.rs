@@ -163,12 +163,13 @@ pub(super) async fn start_forward(
     remote: u16,
 ) -> Result<mpsc::Receiver<String>, Broke> {
     let (tap, lines) = mpsc::channel(256);
-    let argv = match &ctx.part.tool {
+    let argv = match ctx.tool() {
         Tool::Kubectl(program) => Kubectl {
-            program,
+            program: &program,
             target: &ctx.part.target,
         }
         .port_forward(remote),
+        Tool::Native { .. } => return Err(Broke::Failed(super::native_here())),
         tool @ (Tool::Simulated | Tool::SimulatedTo(_)) => {
             let iteration = ctx.process.state().restarts;
             ctx.say(&format!(
@@ -176,7 +177,7 @@ pub(super) async fn start_forward(
                 ctx.part.local_port()
             ))
             .await;
-            let upstream = match tool {
+            let upstream = match &tool {
                 Tool::SimulatedTo(upstream) => Some(upstream.as_str()),
                 _ => None,
             };

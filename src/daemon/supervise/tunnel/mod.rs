@@ -1,14 +1,16 @@
 //! The supervisor of one tunnel: builds the path (proxy in the pod, its port, kubectl
-//! port-forward), points the tunnel's listener at it, watches it, and rebuilds it when it breaks,
-//! until the tunnel is killed.
+//! port-forward or the native client's streams), points the tunnel's listener at it, watches it,
+//! and rebuilds it when it breaks, until the tunnel is killed.
 //!
 //! Each attempt's children live in an `Attempt` owned by the supervisor loop, not by the
 //! attempt's future, so whatever interrupts an attempt (a kill, the daemon stopping) can still end
-//! them. `proxy` holds the exec and log steps, `watch` the watching of a working path.
+//! them. `proxy` holds the exec and log steps, `watch` the watching of a working path through
+//! kubectl, `native` the whole path on the native transport.
 
 mod forwarder;
 mod idle;
 mod last_lines;
+mod native;
 mod proxy;
 mod watch;
 
@@ -27,7 +29,8 @@ use crate::daemon::child::{self, Ending};
 use crate::daemon::logs::capture::OwnLines;
 use crate::daemon::process::{Order, Phase, Process, RestartOrder, Restarted, TunnelPart};
 use crate::daemon::supervise::{self, Run, Waited, wait_out};
-use crate::protocol::{KillOutcome, Signal};
+use crate::forward::tunnel::Upstream;
+use crate::protocol::{KillOutcome, Signal, Tool};
 
 /// How long kubectl may take to start the proxy, or to print its `Forwarding from` line.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -63,6 +66,8 @@ struct Ctx {
 struct Attempt {
     exec: Option<Run>,
     forward: Option<Run>,
+    /// What the native transport holds open.
+    native: native::Held,
     /// kubectl's last lines, to explain a failure.
     output: LastLines,
     /// When the path started carrying traffic.
@@ -77,6 +82,8 @@ enum Broke {
     Lost(String),
     /// A lazy tunnel had no client for its `idle_stop`: the upstream stops until the next one.
     Idle(Duration),
+    /// The native client cannot serve this tunnel; kubectl may.
+    Unsupported(String),
 }
 
 /// Runs the tunnel of `process` (whose listener is bound) until it is killed, the daemon stops,
@@ -169,6 +176,26 @@ pub async fn supervise(
                 .await;
                 continue;
             }
+            Broke::Unsupported(why) => match &ctx.part.tool {
+                Tool::Native {
+                    fallback: Some(kubectl),
+                } if !fresh.ever_up => {
+                    ctx.say(&format!("using kubectl ({}): {why}", kubectl.display()))
+                        .await;
+                    process.update(|s| s.fallback = Some(why));
+                    continue;
+                }
+                _ => {
+                    let why = format!("{why}; transport = \"kubectl\" uses kubectl instead");
+                    fresh.quick_failures += 1;
+                    if !fresh.ever_up && fresh.quick_failures >= QUICK_FAILURES {
+                        ctx.say(&format!("giving up: {why}")).await;
+                        close(&ctx, Phase::Failed(why));
+                        break;
+                    }
+                    why
+                }
+            },
             Broke::Failed(reason) if !fresh.ever_up => {
                 fresh.quick_failures += 1;
                 if fresh.quick_failures >= QUICK_FAILURES {
@@ -300,11 +327,16 @@ fn close(ctx: &Ctx, phase: Phase) {
 
 /// Builds the path and watches it; returns when it breaks.
 async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
+    if let Tool::Native { .. } = ctx.tool() {
+        return native::run(ctx, attempt).await;
+    }
     let (remote, ephemeral, mut lines) = match forwarder::build(ctx, attempt).await {
         Ok(built) => built,
         Err(broke) => return broke,
     };
-    ctx.part.tunnel.set_upstream(Some(ephemeral));
+    ctx.part
+        .tunnel
+        .set_upstream(Some(Upstream::Local(ephemeral)));
     attempt.up_since = Some(Instant::now());
     let pid = attempt.forward.as_ref().map(|run| run.pid);
     ctx.process.update(|s| {
@@ -367,7 +399,17 @@ fn shown(argv: &[OsString]) -> String {
         .join(" ")
 }
 
+/// A native tool where only kubectl (or its simulated stand-in) can run.
+fn native_here() -> String {
+    "the native transport runs no kubectl step".into()
+}
+
 impl Ctx {
+    /// What carries the tunnel now: its tool, or the kubectl `auto` fell back to.
+    fn tool(&self) -> Tool {
+        self.part.tool_now(&self.process.state())
+    }
+
     /// A line of the tunnel's own in its log, among kubectl's.
     async fn say(&self, message: &str) {
         self.daemon.say(&self.process, message).await;

@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use super::{Ctx, LastLines, PORT_SEARCH, STEP_TIMEOUT, shown};
+use super::{Ctx, LastLines, PORT_SEARCH, STEP_TIMEOUT, native_here, shown};
 use crate::daemon::child;
 use crate::daemon::logs::capture::Tap;
 use crate::daemon::supervise;
@@ -31,8 +32,9 @@ pub(super) async fn find_proxy_port(
         regex::Regex::new(port_pattern).map_err(|err| format!("port_pattern is invalid: {err}"))?;
     ctx.process
         .update(|s| s.detail = Some("starting proxy in pod".into()));
-    let program = match &ctx.part.tool {
+    let program = match ctx.tool() {
         Tool::Kubectl(program) => program,
+        Tool::Native { .. } => return Err(native_here()),
         Tool::Simulated | Tool::SimulatedTo(_) => {
             let kubectl = Kubectl {
                 program: "kubectl".as_ref(),
@@ -56,7 +58,7 @@ pub(super) async fn find_proxy_port(
         }
     };
     let kubectl = Kubectl {
-        program,
+        program: &program,
         target: &ctx.part.target,
     };
     let argv = kubectl.exec().unwrap_or_default();
@@ -67,66 +69,48 @@ pub(super) async fn find_proxy_port(
     };
     let run = supervise::start_child(&ctx.daemon, &ctx.process, &argv, Some(tap)).await?;
     let run = exec.insert(run);
-    // Wait for exec to end. A proxy in the foreground keeps it running: once the port is known,
-    // a second more is enough, and exec is left running with the attempt.
-    let mut found = None;
-    let mut deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
-    let exited = loop {
-        tokio::select! {
-            line = lines.recv() => match line {
-                Some(line) => {
-                    if let Some(port) = kubectl::proxy_port(&pattern, &line) {
-                        if found.is_none() {
-                            deadline = deadline.min(tokio::time::Instant::now() + Duration::from_secs(1));
-                        }
-                        found = Some(port);
-                    }
-                    output.push(line);
-                }
-                // Output closed: the exit follows.
-                None => break Some(child::exit_code(run.child.wait().await.ok())),
-            },
-            status = run.child.wait() => {
-                // Its last lines may still be on their way: read the output to its end.
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                    while let Some(line) = lines.recv().await {
-                        found = kubectl::proxy_port(&pattern, &line).or(found);
-                        output.push(line);
-                    }
-                })
-                .await;
-                break Some(child::exit_code(status.ok()));
-            }
-            _ = tokio::time::sleep_until(deadline) => break None,
-        }
-    };
-    if exited.is_none() && found.is_none() {
-        return Err(format!(
-            "kubectl exec did not finish within {} s{}",
-            STEP_TIMEOUT.as_secs(),
-            output.explain()
-        ));
-    }
-    if let Some(code) = exited.filter(|&code| code != 0) {
-        return Err(format!(
-            "kubectl exec of the proxy failed with exit code {code}{}",
-            output.explain()
-        ));
-    }
+    // A proxy in the foreground keeps exec running: once the port is known, a second more is
+    // enough, and exec is left running with the attempt.
+    let exit = async { child::exit_code(run.child.wait().await.ok()) };
+    let found = await_port(
+        &mut lines,
+        exit,
+        &pattern,
+        output,
+        Duration::from_secs(1),
+        "kubectl exec",
+    )
+    .await?;
     if let Some(port) = found {
         ctx.say(&format!("the proxy listens on port {port} in the pod"))
             .await;
         return Ok(port);
     }
+    let argv = kubectl.logs();
+    search_log(ctx, &pattern, port_pattern, || read_pod_log(ctx, &argv)).await
+}
+
+/// Reads the pod's log with `read` every 250 ms, until a line matches `pattern` or
+/// `PORT_SEARCH` has passed.
+pub(super) async fn search_log<F, Fut>(
+    ctx: &Ctx,
+    pattern: &regex::Regex,
+    port_pattern: &str,
+    mut read: F,
+) -> Result<u16, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<String, String>>,
+{
     ctx.process
         .update(|s| s.detail = Some("waiting for port".into()));
     let deadline = Instant::now() + PORT_SEARCH;
     loop {
-        let log = read_pod_log(ctx, &kubectl.logs()).await;
+        let log = read().await;
         if let Some(port) = log
             .as_deref()
             .ok()
-            .and_then(|text| kubectl::proxy_port(&pattern, text))
+            .and_then(|text| kubectl::proxy_port(pattern, text))
         {
             ctx.say(&format!(
                 "the pod's log says the proxy listens on port {port}"
@@ -143,6 +127,68 @@ pub(super) async fn find_proxy_port(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Reads the connect command's output until it has said the proxy's port (then `linger` more,
+/// to see a failing exit) or has ended; `exit` is its exit code once it ends. `Ok(None)`: it
+/// ended well without saying the port, which the pod's log may then tell.
+pub(super) async fn await_port(
+    lines: &mut mpsc::Receiver<String>,
+    exit: impl Future<Output = i32>,
+    pattern: &regex::Regex,
+    output: &mut LastLines,
+    linger: Duration,
+    what: &str,
+) -> Result<Option<u16>, String> {
+    tokio::pin!(exit);
+    let mut found = None;
+    let mut deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+    let exited = loop {
+        tokio::select! {
+            line = lines.recv() => match line {
+                Some(line) => {
+                    if let Some(port) = kubectl::proxy_port(pattern, &line) {
+                        if found.is_none() {
+                            deadline = deadline.min(tokio::time::Instant::now() + linger);
+                        }
+                        found = Some(port);
+                    }
+                    output.push(line);
+                    if found.is_some() && linger.is_zero() {
+                        break None;
+                    }
+                }
+                // Output closed: the exit follows.
+                None => break Some((&mut exit).await),
+            },
+            code = &mut exit => {
+                // Its last lines may still be on their way: read the output to its end.
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    while let Some(line) = lines.recv().await {
+                        found = kubectl::proxy_port(pattern, &line).or(found);
+                        output.push(line);
+                    }
+                })
+                .await;
+                break Some(code);
+            }
+            _ = tokio::time::sleep_until(deadline) => break None,
+        }
+    };
+    if exited.is_none() && found.is_none() {
+        return Err(format!(
+            "{what} did not finish within {} s{}",
+            STEP_TIMEOUT.as_secs(),
+            output.explain()
+        ));
+    }
+    if let Some(code) = exited.filter(|&code| code != 0) {
+        return Err(format!(
+            "{what} of the proxy failed with exit code {code}{}",
+            output.explain()
+        ));
+    }
+    Ok(found)
 }
 
 /// Runs `kubectl logs` and returns its stdout. The pod's log is read, not copied into the
