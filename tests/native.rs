@@ -14,13 +14,16 @@ use serde_json::Value;
 const ROWS: &str = "1\tapple\n2\tpear\n3\tplum\n";
 const ORDERS: &str = "SELECT id, item FROM shop.orders ORDER BY id";
 
-/// The tunnel's log lines that say a client connection was handled, the rhizome's own (the
-/// readiness check) left out.
+/// The tunnel's log lines that say a client connection was handled (`Handling connection for
+/// N`, N being a port as in kubectl's line), rhizome's own (a readiness check) left out.
 fn client_connections(e2e: &E2e) -> Vec<String> {
     e2e.log_messages()
         .into_iter()
         .filter(|l| {
-            l.contains(&format!("Handling connection for {}", e2e.port))
+            l.trim_start()
+                .strip_prefix("Handling connection for ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .is_some_and(|port| port.parse::<u16>().is_ok())
                 && !l.contains("(rhizome's own connection)")
         })
         .collect()
@@ -72,7 +75,8 @@ fn native_forward_reads_the_rows_over_tls_with_plugin_auth_and_runs_no_kubectl()
     assert_eq!(
         handled.len(),
         3,
-        "one line per client connection: {handled:#?}"
+        "one line per client connection: {handled:#?}\n{}",
+        e2e.log()
     );
 
     e2e.assert_no_kubectl();

@@ -209,9 +209,18 @@ fn kubectl_eight_bulk_reads_and_a_reset_show_what_kubectl_cuts() {
         e2e.forward_ok(&[]);
         let before = e2e.restarts();
         let outcomes = eight_reads_and_a_reset(&e2e, false);
+        // A read that got nothing for `STALL` was stalled; one that ended or failed, cut.
         let cut: Vec<String> = outcomes
             .iter()
-            .filter_map(|(seed, r)| r.as_ref().err().map(|e| format!("#{seed}: {e}")))
+            .filter_map(|(seed, r)| {
+                let e = r.as_ref().err()?;
+                let how = if e.contains("os error 11") || e.contains("timed out") {
+                    "stalled"
+                } else {
+                    "cut"
+                };
+                Some(format!("#{seed} {how}: {e}"))
+            })
             .collect();
         let recovered = poll(Duration::from_secs(15), || carries(&e2e, 12).then_some(()));
         let said: Vec<String> = e2e

@@ -197,9 +197,20 @@ fn native_a_daemon_frozen_while_the_streams_drop_answers_within_2s_of_waking() {
     assert_eq!(e2e.entry()["transport"], "native");
 }
 
+/// The ids of the fake's open forwarded connections.
+fn forward_ids(e2e: &E2e) -> Vec<u64> {
+    e2e.api.state()["forwards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_u64().unwrap())
+        .collect()
+}
+
 /// Ten upstream deaths in a row (the API server drops every stream), each after the path
 /// carried a query; each recovery is timed from the fault to the first connection that gets
-/// the database's greeting. The times, in order.
+/// the database's greeting, which must ride a forwarded connection opened after the fault. The
+/// times, in order.
 fn ten_deaths(e2e: &E2e) -> Vec<Duration> {
     let mut times = Vec::new();
     for round in 1..=10 {
@@ -209,17 +220,25 @@ fn ten_deaths(e2e: &E2e) -> Vec<Duration> {
             "round {round}: the path carries traffic:\n{}",
             e2e.log()
         );
+        let before = forward_ids(e2e).into_iter().max();
         let fault = Instant::now();
         e2e.api.control("/_control/drop-streams");
         let back = poll(Duration::from_secs(20), || {
-            greeted(e2e.port, Duration::from_secs(2)).then_some(())
+            greeted(e2e.port, Duration::from_secs(2))
         });
+        let took = fault.elapsed();
         assert!(
             back.is_some(),
             "round {round}: no recovery in 20 s:\n{}",
             e2e.log()
         );
-        times.push(fault.elapsed());
+        let now = forward_ids(e2e);
+        assert!(
+            now.iter().all(|&id| before.is_none_or(|b| id > b)),
+            "round {round}: the greeting came over a connection from before the fault \
+             (open {now:?}, the newest before {before:?})"
+        );
+        times.push(took);
     }
     eprintln!("recoveries from ten upstream deaths: {times:?}");
     times
