@@ -8,7 +8,7 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -299,19 +299,4 @@ pub fn query_within(port: u16, sql: &str, timeout: Duration) -> Result<String, S
     } else {
         Err(stderr)
     }
-}
-
-/// A new connection to 127.0.0.1:`port` that got the database's greeting (a MySQL handshake
-/// packet, protocol 10) within `timeout`, still open: the whole path works, at the cost of one
-/// connection and no process. `None` if it did not.
-pub fn greeted(port: u16, timeout: Duration) -> Option<TcpStream> {
-    let started = Instant::now();
-    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), timeout).ok()?;
-    let left = timeout
-        .saturating_sub(started.elapsed())
-        .max(Duration::from_millis(1));
-    stream.set_read_timeout(Some(left)).ok()?;
-    let mut head = [0u8; 5];
-    stream.read_exact(&mut head).ok()?;
-    (head[3] == 0 && head[4] == 10).then_some(stream)
 }
