@@ -82,7 +82,7 @@ fn the_built_in_target_works_without_a_cluster() {
     assert!(tunnel["tunnel"]["bytes_up"].as_u64().unwrap() >= 1 << 20);
     let table = rh.ok(["ps"]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header[6..], ["PORT", "COMMAND"], "{table}");
+    assert_eq!(header[6..], ["PORT", "UPSTREAM", "COMMAND"], "{table}");
 }
 
 #[test]

@@ -31,6 +31,9 @@ pub async fn run(paths: &Paths, args: &PsArgs) -> anyhow::Result<Exit> {
         output::println(serde_json::to_string(&Processes::of(shown))?)?;
     } else if !shown.is_empty() {
         output::print(to_table(&shown).render(table::width(), Paint::stdout()))?;
+        for note in fallbacks(&shown) {
+            output::println(note)?;
+        }
     } else if filter.is_plain() && !args.all {
         // Said on stdout, as the table it stands for (and as `pueue status` does).
         let finished = list(&mut client, true).await?.len();
@@ -133,6 +136,7 @@ fn columns(tunnels: bool) -> Vec<Column> {
     ];
     if tunnels {
         columns.push(Column::keep("PORT"));
+        columns.push(Column::shrink("UPSTREAM", 2));
     }
     columns.push(Column::shrink("COMMAND", 0));
     columns
@@ -164,11 +168,25 @@ fn to_table(processes: &[&ProcessInfo]) -> Table {
         if tunnels {
             let port = p.tunnel.as_ref().map(|t| t.local_port.to_string());
             row.push(Cell::new(port.unwrap_or_default()));
+            let upstream = p.tunnel.as_ref().and_then(|t| t.upstream.as_deref());
+            row.push(Cell::new(sanitize::field(upstream.unwrap_or_default())));
         }
         row.push(Cell::new(sanitize::field(&command(&p.command))));
         table.row(row);
     }
     table
+}
+
+/// A line under the table for each tunnel that `transport = "auto"` moved to kubectl, and why.
+fn fallbacks<'p>(processes: &'p [&ProcessInfo]) -> impl Iterator<Item = String> + 'p {
+    processes.iter().filter_map(|p| {
+        let why = p.tunnel.as_ref()?.transport_reason.as_deref()?;
+        Some(format!(
+            "{}: kubectl carries it: {}",
+            sanitize::field(&p.name),
+            sanitize::field(why)
+        ))
+    })
 }
 
 /// The command as the table shows it: the program by its file name (`kubectl`, not its path;

@@ -22,6 +22,25 @@ pub(super) fn plain(message: &str) -> String {
     {
         return missing_key(key);
     }
+    if let Some((word, listed)) = message
+        .strip_prefix("unknown variant `")
+        .and_then(|rest| rest.split_once("`, expected "))
+    {
+        let words: Vec<String> = listed
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|w| format!("\"{w}\""))
+            .collect();
+        let suggestion = closest(word, listed.split('`').skip(1).step_by(2))
+            .first()
+            .map(|w| format!("did you mean \"{w}\"? "))
+            .unwrap_or_default();
+        return format!(
+            "\"{word}\" is not a value this key takes; {suggestion}it takes {}",
+            or(&words)
+        );
+    }
     for kind in ["invalid type: ", "invalid value: "] {
         // The found value is quoted text that may hold anything; the expectation is ours.
         if let Some((found, wanted)) = message

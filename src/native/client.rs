@@ -167,3 +167,106 @@ fn build(config: kube::Config) -> Result<kube::Client, kube::Error> {
         .service(hyper);
     Ok(kube::Client::new(service, config.default_namespace))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WITH_PROVIDER: &str = "apiVersion: v1
+kind: Config
+current-context: old
+contexts:
+- name: old
+  context: {cluster: c, user: legacy}
+- name: new
+  context: {cluster: c, user: plugin}
+clusters:
+- name: c
+  cluster: {server: 'https://127.0.0.1:6443'}
+users:
+- name: legacy
+  user:
+    auth-provider: {name: oidc, config: {id-token: x}}
+- name: plugin
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      command: gke-gcloud-auth-plugin
+      env: [{name: OWN, value: kubeconfig}]
+";
+
+    fn place<'a>(env: &'a [(OsString, OsString)], cwd: &'a Path) -> Place<'a> {
+        Place {
+            kubeconfig: None,
+            context: "old",
+            env,
+            cwd,
+        }
+    }
+
+    #[test]
+    fn a_legacy_auth_provider_is_refused_as_unsupported_and_named() {
+        let kubeconfig = Kubeconfig::from_yaml(WITH_PROVIDER).unwrap();
+        let refusal = check_supported(&kubeconfig, "old").unwrap_err();
+        let Refusal::Unsupported(why) = refusal else {
+            panic!("{refusal:?}")
+        };
+        assert!(
+            why.contains("auth-provider `oidc`") && why.contains("`legacy`"),
+            "{why}"
+        );
+        assert_eq!(check_supported(&kubeconfig, "new"), Ok(()));
+    }
+
+    #[test]
+    fn exec_plugins_get_the_clients_environment_under_their_own() {
+        let mut kubeconfig = Kubeconfig::from_yaml(WITH_PROVIDER).unwrap();
+        let env = [
+            (
+                OsString::from("PATH"),
+                OsString::from("/home/me/google-cloud-sdk/bin"),
+            ),
+            (OsString::from("OWN"), OsString::from("client")),
+        ];
+        with_environment(&mut kubeconfig, &env);
+        let exec = kubeconfig.auth_infos[1]
+            .auth_info
+            .as_ref()
+            .unwrap()
+            .exec
+            .as_ref()
+            .unwrap();
+        let pairs: Vec<(&str, &str)> = exec
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e["name"].as_str(), e["value"].as_str()))
+            .collect();
+        // Applied in order, so the kubeconfig's own entry, last, wins.
+        assert_eq!(
+            pairs,
+            [
+                ("PATH", "/home/me/google-cloud-sdk/bin"),
+                ("OWN", "client"),
+                ("OWN", "kubeconfig")
+            ]
+        );
+    }
+
+    #[test]
+    fn kubeconfig_lists_skip_missing_files_and_the_first_file_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), WITH_PROVIDER).unwrap();
+        let second = WITH_PROVIDER.replace("current-context: old", "current-context: new");
+        std::fs::write(dir.path().join("b"), second).unwrap();
+        let env = [(OsString::from("KUBECONFIG"), OsString::from("missing:a:b"))];
+        let loaded = load(&place(&env, dir.path())).unwrap();
+        assert_eq!(loaded.current_context.as_deref(), Some("old"));
+
+        let none = [(OsString::from("KUBECONFIG"), OsString::from("missing"))];
+        let Err(Refusal::Failed(why)) = load(&place(&none, dir.path())) else {
+            panic!("a list of missing files is an error")
+        };
+        assert!(why.contains("KUBECONFIG"), "{why}");
+    }
+}

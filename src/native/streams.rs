@@ -163,3 +163,37 @@ impl Dial for PodStreams {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spare(opened_wall: SystemTime) -> Spare {
+        Spare {
+            stream: tokio::io::duplex(64).0,
+            opened: Instant::now(),
+            opened_wall,
+            ended: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spare_is_offered_for_five_seconds_and_never_once_its_stream_ended() {
+        let fresh = spare(SystemTime::now());
+        tokio::time::sleep(SPARE_TTL - Duration::from_millis(1)).await;
+        assert!(fresh.usable());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(!fresh.usable(), "too old");
+
+        let ended = spare(SystemTime::now());
+        ended.ended.store(true, Ordering::Release);
+        assert!(!ended.usable(), "its WebSocket is gone");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spare_from_before_a_sleep_is_not_offered() {
+        // The monotonic clock stands still while the machine sleeps; the wall clock does not.
+        let from_before = spare(SystemTime::now() - Duration::from_secs(3600));
+        assert!(!from_before.usable());
+    }
+}

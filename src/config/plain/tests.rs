@@ -74,7 +74,7 @@ fn a_misspelt_key_gets_did_you_mean() {
 fn a_key_like_nothing_lists_the_tables_keys() {
     assert_eq!(
         error("[forward]\nzzz = 1\n"),
-        "line 2, column 1: unknown key `zzz` in [forward]; the keys there are `backoff_max_secs`, `probe_interval_secs`, `lazy` and `idle_stop_secs`"
+        "line 2, column 1: unknown key `zzz` in [forward]; the keys there are `backoff_max_secs`, `probe_interval_secs`, `lazy`, `idle_stop_secs` and `transport`"
     );
 }
 
@@ -129,5 +129,17 @@ fn text_that_looks_like_a_message_is_not_taken_for_one() {
     assert_eq!(
         err,
         "line 1, column 11: expected text in quotes, not a list"
+    );
+}
+
+#[test]
+fn a_transport_that_is_not_one_of_the_three_names_them() {
+    assert_eq!(
+        error("[forward]\ntransport = \"grpc\"\n"),
+        "line 2, column 13: \"grpc\" is not a value this key takes; it takes \"auto\", \"native\" or \"kubectl\""
+    );
+    assert_eq!(
+        error("[forward]\ntransport = \"natve\"\n"),
+        "line 2, column 13: \"natve\" is not a value this key takes; did you mean \"native\"? it takes \"auto\", \"native\" or \"kubectl\""
     );
 }

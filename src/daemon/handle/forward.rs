@@ -16,7 +16,7 @@ use crate::daemon::supervise::tunnel;
 use crate::daemon::table::Claim;
 use crate::forward::port;
 use crate::forward::tunnel::Tunnel;
-use crate::protocol::{ErrorReply, ForwardInfo, ForwardRequest, Response};
+use crate::protocol::{ErrorReply, ForwardInfo, ForwardRequest, Response, Tool};
 
 /// Answers one forward request on `conn`.
 pub async fn open(
@@ -35,7 +35,7 @@ pub async fn open(
             let part = wanted(&request, bind(target.local_port, timeout)?);
             Ok(daemon.new_process(id, target.name.clone(), Work::tunnel(part)))
         });
-    let (process, fresh) = match claim {
+    let (process, fresh) = match with_transport(claim, &request.tool) {
         Err(refusal) => {
             let reply = refusal.explain().await;
             return conn.send(&Response::Error(reply)).await;
@@ -69,6 +69,28 @@ pub async fn open(
         None => false,
     };
     wait_until_ready(conn, &process, steps, timeout, fresh).await
+}
+
+/// A tunnel carried by another transport than the one asked for differs too: `forward
+/// --transport kubectl` (or a changed `transport` in rhizome.toml) is not answered with the
+/// native tunnel that runs.
+fn with_transport<E>(claim: Result<Claim, E>, tool: &Tool) -> Result<Claim, E> {
+    let change = |process: &Process| {
+        let running = process.tunnel()?.tool.transport();
+        let wanted = tool.transport();
+        (running != wanted).then(|| format!("transport {} -> {}", running.word(), wanted.word()))
+    };
+    Ok(match claim? {
+        Claim::Existing(process) => match change(&process) {
+            Some(changed) => Claim::Differs(process, vec![changed]),
+            None => Claim::Existing(process),
+        },
+        Claim::Differs(process, mut changed) => {
+            changed.extend(change(&process));
+            Claim::Differs(process, changed)
+        }
+        new => new,
+    })
 }
 
 /// The tunnel `request` asks for, on `tunnel`.

@@ -7,6 +7,7 @@
 //! them. `proxy` holds the exec and log steps, `watch` the watching of a working path through
 //! kubectl, `native` the whole path on the native transport.
 
+mod attempt;
 mod forwarder;
 mod idle;
 mod last_lines;
@@ -14,22 +15,21 @@ mod native;
 mod proxy;
 mod watch;
 
+use self::attempt::{Attempt, Broke, end_attempt, run_attempt};
 use self::last_lines::LastLines;
 pub use self::proxy::ProxyPorts;
 
 use std::ffi::OsString;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use crate::daemon::Daemon;
 use crate::daemon::backoff::{Backoff, REBUILDS_PER_MINUTE, Rebuilds};
-use crate::daemon::child::{self, Ending};
 use crate::daemon::logs::capture::OwnLines;
 use crate::daemon::process::{Order, Phase, Process, RestartOrder, Restarted, TunnelPart};
-use crate::daemon::supervise::{self, Run, Waited, wait_out};
-use crate::forward::tunnel::Upstream;
+use crate::daemon::supervise::{Waited, wait_out};
 use crate::protocol::{KillOutcome, Signal, Tool};
 
 /// How long kubectl may take to start the proxy, or to print its `Forwarding from` line.
@@ -59,31 +59,8 @@ struct Ctx {
     /// kubectl's `Handling connection` lines caused by the daemon's own connections (the readiness
     /// check, probes), marked as such in the log so that they do not read as a client's.
     probes: Arc<OwnLines>,
-}
-
-/// The children and output of one attempt at the path.
-#[derive(Default)]
-struct Attempt {
-    exec: Option<Run>,
-    forward: Option<Run>,
-    /// What the native transport holds open.
-    native: native::Held,
-    /// kubectl's last lines, to explain a failure.
-    output: LastLines,
-    /// When the path started carrying traffic.
-    up_since: Option<Instant>,
-}
-
-/// Why an attempt ended by itself.
-enum Broke {
-    /// The path never carried traffic.
-    Failed(String),
-    /// The path worked, then broke.
-    Lost(String),
-    /// A lazy tunnel had no client for its `idle_stop`: the upstream stops until the next one.
-    Idle(Duration),
-    /// The native client cannot serve this tunnel; kubectl may.
-    Unsupported(String),
+    /// The native transport's API client, from one attempt to the next.
+    native: native::Cache,
 }
 
 /// Runs the tunnel of `process` (whose listener is bound) until it is killed, the daemon stops,
@@ -103,6 +80,7 @@ pub async fn supervise(
             "Handling connection for ",
             "  (rhizome's own connection)",
         )),
+        native: native::Cache::default(),
     };
     let mut fresh = Fresh::new(&ctx.part);
     loop {
@@ -302,6 +280,7 @@ async fn take_restart(
                 ctx.part.tunnel.close();
             }
             ctx.process.set_tunnel(part.clone());
+            ctx.native.forget();
             *fresh = Fresh::new(&part);
             ctx.part = part;
             let _ = ctx.daemon.persist().await;
@@ -323,73 +302,6 @@ async fn take_restart(
 fn close(ctx: &Ctx, phase: Phase) {
     ctx.part.tunnel.close();
     ctx.process.set_phase(phase);
-}
-
-/// Builds the path and watches it; returns when it breaks.
-async fn run_attempt(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
-    if let Tool::Native { .. } = ctx.tool() {
-        return native::run(ctx, attempt).await;
-    }
-    let (remote, ephemeral, mut lines) = match forwarder::build(ctx, attempt).await {
-        Ok(built) => built,
-        Err(broke) => return broke,
-    };
-    ctx.part
-        .tunnel
-        .set_upstream(Some(Upstream::Local(ephemeral)));
-    attempt.up_since = Some(Instant::now());
-    let pid = attempt.forward.as_ref().map(|run| run.pid);
-    ctx.process.update(|s| {
-        s.phase = match s.phase {
-            // Up already on a guessed port, now confirmed.
-            Phase::Running { since, .. } => Phase::Running { pid, since },
-            _ => {
-                s.started_at = SystemTime::now();
-                Phase::running(pid)
-            }
-        };
-        s.last_pid = pid;
-        s.remote_port = Some(remote);
-        s.detail = None;
-    });
-    ctx.say(&format!(
-        "tunnel up: 127.0.0.1:{} -> pod:{remote} via {ephemeral}",
-        ctx.part.local_port()
-    ))
-    .await;
-    watch::watch(ctx, attempt, &mut lines, ephemeral).await
-}
-
-/// Ends what is left of an attempt, `signal` first; returns how the port-forward ended if it was
-/// still running. kubectl's own grace (`END_GRACE`) bounds the wait, whatever `--timeout` said.
-async fn end_attempt(ctx: &Ctx, attempt: Attempt, signal: Signal) -> Option<(Signal, Duration)> {
-    let ending = Ending {
-        signal,
-        grace: END_GRACE,
-    };
-    let mut ended = None;
-    for (is_forward, run) in [(true, attempt.forward), (false, attempt.exec)] {
-        let Some(mut run) = run else { continue };
-        match run.child.try_wait() {
-            Ok(Some(status)) => {
-                child::reap_leftovers(run.pid, END_GRACE);
-                supervise::finish(
-                    &ctx.daemon,
-                    &ctx.process,
-                    run,
-                    child::exit_code(Some(status)),
-                )
-                .await;
-            }
-            _ => {
-                let result = supervise::end(&ctx.daemon, &ctx.process, run, ending).await;
-                if is_forward {
-                    ended = Some(result);
-                }
-            }
-        }
-    }
-    ended
 }
 
 fn shown(argv: &[OsString]) -> String {

@@ -3,6 +3,7 @@
 //! attempt as soon as the pod is gone, so that the next attempt moves to the next pod before a
 //! client needs it. No process runs and no probe reaches the database.
 
+use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -25,18 +26,48 @@ pub(super) struct Held {
     exec: Option<proxy::ProxyExec>,
 }
 
+/// The tunnel's API client, kept from one attempt to the next so that a rebuild after a pod
+/// went away does not read the kubeconfig and run its credential plugin again. Forgotten after
+/// an attempt that never came up, so that a fixed kubeconfig is read anew.
+#[derive(Default)]
+pub(super) struct Cache(Mutex<Option<kube::Client>>);
+
+impl Cache {
+    async fn client(&self, ctx: &Ctx) -> Result<kube::Client, Refusal> {
+        if let Some(client) = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(client);
+        }
+        let target = &ctx.part.target;
+        let place = Place {
+            kubeconfig: target.kubeconfig.as_deref(),
+            context: &target.context,
+            env: &ctx.part.context.env,
+            cwd: &ctx.part.context.cwd,
+        };
+        let client = client::connect(&place).await?;
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.clone());
+        Ok(client)
+    }
+
+    pub(super) fn forget(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
 /// Builds the path and watches it; returns when it breaks.
 pub(super) async fn run(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
+    let broke = run_path(ctx, attempt).await;
+    if attempt.up_since.is_none() {
+        ctx.native.forget();
+    }
+    broke
+}
+
+async fn run_path(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
     ctx.process
         .update(|s| s.detail = Some("connecting to the API server".into()));
     let target = &ctx.part.target;
-    let place = Place {
-        kubeconfig: target.kubeconfig.as_deref(),
-        context: &target.context,
-        env: &ctx.part.context.env,
-        cwd: &ctx.part.context.cwd,
-    };
-    let client = match client::connect(&place).await {
+    let client = match ctx.native.client(ctx).await {
         Ok(client) => client,
         Err(refusal) => return refused(refusal),
     };
@@ -96,7 +127,9 @@ pub(super) async fn run(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
         tokio::select! {
             gone = pods.gone(&pod_name) => return Broke::Lost(gone.describe()),
             Some(note) = notes.recv() => match note {
-                Note::Connection => ctx.say(&format!("Handling connection for {remote}")).await,
+                Note::Connection => {
+                    ctx.say(&format!("Handling connection for {}", ctx.part.local_port())).await;
+                }
                 Note::Failed(message) => {
                     ctx.say(&format!(
                         "a connection's stream failed, the tunnel and its other connections carry on: {message}"
