@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::e2e::{E2e, Kubectl};
 use common::*;
 use serde_json::Value;
@@ -14,19 +16,27 @@ use serde_json::Value;
 const ROWS: &str = "1\tapple\n2\tpear\n3\tplum\n";
 const ORDERS: &str = "SELECT id, item FROM shop.orders ORDER BY id";
 
-/// The tunnel's log lines that say a client connection was handled (`Handling connection for
-/// N`, N being a port as in kubectl's line), rhizome's own (a readiness check) left out.
+/// The tunnel's log lines that say a client connection was handled, as kubectl's do and the
+/// README says: `Handling connection for LOCAL`, LOCAL being the tunnel's local port; rhizome's
+/// own (a readiness check) left out.
 fn client_connections(e2e: &E2e) -> Vec<String> {
+    let line = format!("Handling connection for {}", e2e.port);
     e2e.log_messages()
         .into_iter()
         .filter(|l| {
             l.trim_start()
-                .strip_prefix("Handling connection for ")
-                .and_then(|rest| rest.split_whitespace().next())
-                .is_some_and(|port| port.parse::<u16>().is_ok())
+                .strip_prefix(&line)
+                .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()))
                 && !l.contains("(rhizome's own connection)")
         })
         .collect()
+}
+
+/// Whether `line` is auto's fallback, as the README gives it: `using kubectl (PATH): WHY`.
+fn fallback_line(line: &str, kubectl: &Path, why: &str) -> bool {
+    line.trim_start()
+        .strip_prefix(&format!("using kubectl ({}): ", kubectl.display()))
+        .is_some_and(|rest| rest.contains(why))
 }
 
 #[test]
@@ -90,7 +100,7 @@ fn auto_uses_kubectl_for_a_legacy_auth_provider_and_says_why() {
         return;
     };
     let token = oidc_id_token();
-    let Some(e2e) = E2e::mariadb(None, Kubectl::Real(kubectl), &["--token", &token]) else {
+    let Some(e2e) = E2e::mariadb(None, Kubectl::Real(kubectl.clone()), &["--token", &token]) else {
         return;
     };
     let oidc = e2e.dir.path().join("kubeconfig-oidc");
@@ -105,8 +115,8 @@ fn auto_uses_kubectl_for_a_legacy_auth_provider_and_says_why() {
     let reason = entry["transport_reason"].as_str().unwrap_or("");
     assert!(reason.contains("auth-provider"), "ps says why: {entry}");
     e2e.logged(
-        "starting `using kubectl:` and naming the auth-provider",
-        |l| l.trim_start().starts_with("using kubectl:") && l.contains("auth-provider"),
+        "`using kubectl (PATH): WHY` naming the auth-provider",
+        |l| fallback_line(l, &kubectl, "auth-provider"),
     );
     e2e.assert_kubectl_runs();
     assert_eq!(
@@ -124,7 +134,7 @@ fn auto_uses_kubectl_when_the_server_refuses_websocket_and_says_why() {
     let Some(kubectl) = find_kubectl("kubectl") else {
         return;
     };
-    let Some(e2e) = E2e::bulk(None, Kubectl::Real(kubectl), &["--no-websocket"]) else {
+    let Some(e2e) = E2e::bulk(None, Kubectl::Real(kubectl.clone()), &["--no-websocket"]) else {
         return;
     };
     e2e.forward_ok(&[]);
@@ -133,8 +143,8 @@ fn auto_uses_kubectl_when_the_server_refuses_websocket_and_says_why() {
     assert_eq!(entry["transport"], "kubectl", "{entry}");
     let reason = entry["transport_reason"].as_str().unwrap_or("");
     assert!(reason.contains("WebSocket"), "ps says why: {entry}");
-    e2e.logged("starting `using kubectl:` and naming WebSocket", |l| {
-        l.trim_start().starts_with("using kubectl:") && l.contains("WebSocket")
+    e2e.logged("`using kubectl (PATH): WHY` naming WebSocket", |l| {
+        fallback_line(l, &kubectl, "WebSocket")
     });
     e2e.assert_kubectl_runs();
     let state = e2e.api.state();
