@@ -1,10 +1,10 @@
 //! One client's trouble and everyone else's transfers (issue 11, test 2): eight bulk reads of
 //! 8 MiB each through one tunnel, and while they are mid-transfer a ninth client resets its
-//! connection (SO_LINGER 0) and, on the native transport, the server fails a tenth's stream.
-//! Natively the eight complete byte-exact and the tunnel is not rebuilt. On kubectl, which
-//! carries every connection over one session, the test records what the reset cut and that
-//! the tunnel recovers. The bytes come from the harness's bulk server behind the fake API
-//! server's proxy relay, so every byte is checked against what was sent.
+//! connection (SO_LINGER 0) and the server fails a tenth's stream. Natively the eight complete
+//! byte-exact and the tunnel is not rebuilt. On kubectl, which carries every connection over
+//! one session, the test records what each fault cut or stalled and asserts that the tunnel
+//! recovers. The bytes come from the harness's bulk server behind the fake API server's proxy
+//! relay, so every byte is checked against what was sent.
 
 mod common;
 
@@ -85,10 +85,18 @@ fn forwards(e2e: &E2e) -> BTreeMap<u64, u64> {
         .collect()
 }
 
-/// The scenario: the eight start; once each has read `HEAD`, the ninth reads `HEAD` and
-/// resets, and (with `fail_tenth`) the server fails the stream of a tenth that has read
-/// `HEAD`. The eight's outcomes, in order.
-fn eight_reads_and_a_reset(e2e: &E2e, fail_tenth: bool) -> Vec<(u64, Result<(), String>)> {
+/// The faults one client's connection meets while the eight read.
+#[derive(Debug, Clone, Copy)]
+struct Faults {
+    /// A ninth client reads `HEAD` and resets its connection.
+    ninth_resets: bool,
+    /// The server fails the stream of a tenth client that has read `HEAD`.
+    tenth_fails: bool,
+}
+
+/// The scenario: the eight start; once each has read `HEAD`, the `faults` come, one after the
+/// other, while the eight are mid-transfer. The eight's outcomes, in order.
+fn eight_reads_and(e2e: &E2e, faults: Faults) -> Vec<(u64, Result<(), String>)> {
     let bulk = e2e.bulk.as_ref().expect("a bulk server");
     let readers: Vec<Reader> = (1..=8).map(|seed| reader(e2e.port, seed)).collect();
     wait_for("the eight to be reading", Duration::from_secs(30), || {
@@ -97,23 +105,24 @@ fn eight_reads_and_a_reset(e2e: &E2e, fail_tenth: bool) -> Vec<(u64, Result<(), 
             .all(|r| r.progress.load(Ordering::SeqCst) >= HEAD || r.handle.is_finished())
             .then_some(())
     });
-
-    let ninth = head_reader(e2e.port, 9);
     let mid: Vec<Option<Transfer>> = (1..=8).map(|s| bulk.transfer(s)).collect();
     assert!(
         mid.iter()
             .all(|t| t.is_some_and(|t| !t.ended && t.written < LEN)),
-        "the eight are mid-transfer when the ninth resets: {mid:?}"
-    );
-    reset(ninth);
-    // The reset has gone through the tunnel once the server is done with the ninth.
-    wait_for(
-        "the ninth's reset to reach the server",
-        Duration::from_secs(10),
-        || bulk.transfer(9).filter(|t| t.ended),
+        "the eight are mid-transfer when the faults come: {mid:?}"
     );
 
-    if fail_tenth {
+    if faults.ninth_resets {
+        reset(head_reader(e2e.port, 9));
+        // The reset has gone through the tunnel once the server is done with the ninth.
+        wait_for(
+            "the ninth's reset to reach the server",
+            Duration::from_secs(10),
+            || bulk.transfer(9).filter(|t| t.ended),
+        );
+    }
+
+    if faults.tenth_fails {
         let before = forwards(e2e);
         let mut tenth = head_reader(e2e.port, 10);
         // The tenth's is the connection that sent its first bytes since `before`: the eight's
@@ -158,7 +167,13 @@ fn native_eight_bulk_reads_outlive_a_reset_and_a_failed_stream() {
     };
     e2e.forward_ok(&[]);
     let restarts = e2e.restarts();
-    let outcomes = eight_reads_and_a_reset(&e2e, true);
+    let outcomes = eight_reads_and(
+        &e2e,
+        Faults {
+            ninth_resets: true,
+            tenth_fails: true,
+        },
+    );
     let failed: Vec<_> = outcomes.iter().filter(|(_, r)| r.is_err()).collect();
     assert!(
         failed.is_empty(),
@@ -185,9 +200,10 @@ fn carries(e2e: &E2e, seed: u64) -> bool {
     asked.is_ok() && read_expecting(&mut stream, &bulk_bytes(seed, 1 << 20), 0).is_ok()
 }
 
-/// The same eight and the same reset on the kubectl transport, with the oldest and the newest
-/// kubectl: what kubectl cut or stalled is recorded (on stderr, and in the message of the
-/// assertion that the tunnel recovers by itself, within 15 s with a probe every 2 s).
+/// The same eight on the kubectl transport, with the oldest and the newest kubectl, once with
+/// the ninth's reset and once with the tenth's failed stream (each on a tunnel of its own: one
+/// may wedge kubectl): what kubectl cut or stalled is recorded (on stderr, and in the message of
+/// the assertion that the tunnel recovers by itself, within 15 s with a probe every 2 s).
 #[test]
 fn kubectl_eight_bulk_reads_and_a_reset_show_what_kubectl_cuts() {
     let Some(versions) = kubectl_versions() else {
@@ -195,50 +211,68 @@ fn kubectl_eight_bulk_reads_and_a_reset_show_what_kubectl_cuts() {
     };
     let mut findings = Vec::new();
     let mut all_recovered = true;
+    let scenarios = [
+        (
+            "a ninth client's reset",
+            Faults {
+                ninth_resets: true,
+                tenth_fails: false,
+            },
+        ),
+        (
+            "a tenth's failed stream",
+            Faults {
+                ninth_resets: false,
+                tenth_fails: true,
+            },
+        ),
+    ];
     for kubectl in versions {
-        let name = kubectl.file_name().unwrap().to_string_lossy().into_owned();
-        let Some(e2e) = E2e::bulk(Some("kubectl"), Kubectl::Real(kubectl), &[]) else {
-            return;
-        };
-        e2e.configure(
-            "transport = \"kubectl\"\nprobe_interval_secs = 2\n",
-            "",
-            "",
-            &e2e.api.kubeconfig,
-        );
-        e2e.forward_ok(&[]);
-        let before = e2e.restarts();
-        let outcomes = eight_reads_and_a_reset(&e2e, false);
-        // A read that got nothing for `STALL` was stalled; one that ended or failed, cut.
-        let cut: Vec<String> = outcomes
-            .iter()
-            .filter_map(|(seed, r)| {
-                let e = r.as_ref().err()?;
-                let how = if e.contains("os error 11") || e.contains("timed out") {
-                    "stalled"
-                } else {
-                    "cut"
-                };
-                Some(format!("#{seed} {how}: {e}"))
-            })
-            .collect();
-        let recovered = poll(Duration::from_secs(15), || carries(&e2e, 12).then_some(()));
-        let said: Vec<String> = e2e
-            .log_messages()
-            .into_iter()
-            .filter(|l| l.contains("error") || l.contains("subprocess finished"))
-            .collect();
-        let finding = format!(
-            "{name}: a ninth client's reset cut or stalled {} of the eight bulk reads {cut:?}; \
-             restarts {before} -> {}; recovered: {}; kubectl said {said:#?}",
-            cut.len(),
-            e2e.restarts(),
-            recovered.is_some()
-        );
-        eprintln!("{finding}");
-        all_recovered &= recovered.is_some();
-        assert_eq!(e2e.entry()["transport"], "kubectl", "{finding}");
-        findings.push(finding);
+        for (fault, faults) in scenarios {
+            let name = kubectl.file_name().unwrap().to_string_lossy().into_owned();
+            let Some(e2e) = E2e::bulk(Some("kubectl"), Kubectl::Real(kubectl.clone()), &[]) else {
+                return;
+            };
+            e2e.configure(
+                "transport = \"kubectl\"\nprobe_interval_secs = 2\n",
+                "",
+                "",
+                &e2e.api.kubeconfig,
+            );
+            e2e.forward_ok(&[]);
+            let before = e2e.restarts();
+            let outcomes = eight_reads_and(&e2e, faults);
+            // A read that got nothing for `STALL` was stalled; one that ended or failed, cut.
+            let cut: Vec<String> = outcomes
+                .iter()
+                .filter_map(|(seed, r)| {
+                    let e = r.as_ref().err()?;
+                    let how = if e.contains("os error 11") || e.contains("timed out") {
+                        "stalled"
+                    } else {
+                        "cut"
+                    };
+                    Some(format!("#{seed} {how}: {e}"))
+                })
+                .collect();
+            let recovered = poll(Duration::from_secs(15), || carries(&e2e, 12).then_some(()));
+            let said: Vec<String> = e2e
+                .log_messages()
+                .into_iter()
+                .filter(|l| l.contains("error") || l.contains("subprocess finished"))
+                .collect();
+            let finding = format!(
+                "{name}: {fault} cut or stalled {} of the eight bulk reads {cut:?}; \
+                 restarts {before} -> {}; recovered: {}; kubectl said {said:#?}",
+                cut.len(),
+                e2e.restarts(),
+                recovered.is_some()
+            );
+            eprintln!("{finding}");
+            all_recovered &= recovered.is_some();
+            assert_eq!(e2e.entry()["transport"], "kubectl", "{finding}");
+            findings.push(finding);
+        }
     }
     assert!(
         all_recovered,
