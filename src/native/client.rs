@@ -49,12 +49,18 @@ pub async fn connect(place: &Place<'_>) -> Result<kube::Client, Refusal> {
     };
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
-        .map_err(|err| Refusal::Failed(format!("the kubeconfig cannot be used: {err}")))?;
+        .map_err(|err| {
+            Refusal::Unsupported(format!(
+                "the native client cannot use the kubeconfig: {err}"
+            ))
+        })?;
     build(config).map_err(|err| Refusal::Failed(super::describe(&err)))
 }
 
 /// The kubeconfig kubectl would read: the target's file, else every file in `KUBECONFIG`
-/// (merged, the first to set a value wins, missing files skipped), else `~/.kube/config`.
+/// (merged, the first to set a value wins, missing files skipped), else `~/.kube/config`. A
+/// kubeconfig the native client cannot read is one kubectl may still read (or explain in its
+/// own words): `Unsupported`.
 fn load(place: &Place<'_>) -> Result<Kubeconfig, Refusal> {
     let var = |name: &str| {
         place
@@ -85,22 +91,23 @@ fn load(place: &Place<'_>) -> Result<Kubeconfig, Refusal> {
             continue;
         }
         let read = Kubeconfig::read_from(path).map_err(|err| {
-            Refusal::Failed(format!(
-                "the kubeconfig {} cannot be read: {err}",
+            Refusal::Unsupported(format!(
+                "the native client cannot read the kubeconfig {}: {err}",
                 path.display()
             ))
         })?;
         merged = Some(match merged {
             None => read,
             Some(first) => first.merge(read).map_err(|err| {
-                Refusal::Failed(format!(
-                    "the kubeconfig {} cannot be merged: {err}",
+                Refusal::Unsupported(format!(
+                    "the native client cannot merge the kubeconfig {}: {err}",
                     path.display()
                 ))
             })?,
         });
     }
-    merged.ok_or_else(|| Refusal::Failed("no kubeconfig file of KUBECONFIG exists".to_string()))
+    merged
+        .ok_or_else(|| Refusal::Unsupported("no kubeconfig file of KUBECONFIG exists".to_string()))
 }
 
 /// What the native client cannot do, found before it tries: a legacy `auth-provider` (kube-rs
@@ -264,7 +271,7 @@ users:
         assert_eq!(loaded.current_context.as_deref(), Some("old"));
 
         let none = [(OsString::from("KUBECONFIG"), OsString::from("missing"))];
-        let Err(Refusal::Failed(why)) = load(&place(&none, dir.path())) else {
+        let Err(Refusal::Unsupported(why)) = load(&place(&none, dir.path())) else {
             panic!("a list of missing files is an error")
         };
         assert!(why.contains("KUBECONFIG"), "{why}");
