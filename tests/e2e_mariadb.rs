@@ -16,7 +16,7 @@ fn home_for(api: &FakeApi, local_port: u16) -> Rhizome {
     write_config(
         &rh,
         &format!(
-            "[forward]\nbackoff_max_secs = 1\n\n[environments.e2e]\ncontext = \"e2e\"\nnamespace = \"e2e\"\ndeployment = \"db-proxy\"\nkubeconfig = \"{}\"\n\n[environments.e2e.databases.db]\nsql_connection = \"e2e-project:us-central1:db\"\nlocal_port = {local_port}\n",
+            "[forward]\ntransport = \"kubectl\"\nbackoff_max_secs = 1\n\n[environments.e2e]\ncontext = \"e2e\"\nnamespace = \"e2e\"\ndeployment = \"db-proxy\"\nkubeconfig = \"{}\"\n\n[environments.e2e.databases.db]\nsql_connection = \"e2e-project:us-central1:db\"\nlocal_port = {local_port}\n",
             api.kubeconfig.display()
         ),
     );
@@ -160,7 +160,7 @@ fn the_real_kubectls_failures_reach_the_user() {
     write_config(
         &rh,
         &format!(
-            "[environments.e2e]\ncontext = \"e2e\"\nnamespace = \"e2e\"\ndeployment = \"db-proxy\"\nkubeconfig = \"{}\"\n\n[environments.e2e.databases.db]\nsql_connection = \"e2e-project:us-central1:db\"\nlocal_port = {}\n",
+            "[forward]\ntransport = \"kubectl\"\n\n[environments.e2e]\ncontext = \"e2e\"\nnamespace = \"e2e\"\ndeployment = \"db-proxy\"\nkubeconfig = \"{}\"\n\n[environments.e2e.databases.db]\nsql_connection = \"e2e-project:us-central1:db\"\nlocal_port = {}\n",
             dead.display(),
             free_port()
         ),

@@ -29,7 +29,7 @@ fn exec_hands_the_command_its_database_through_the_real_kubectl() {
     write_config(
         &rh,
         &format!(
-            "[environments.e2e]\ncontext = \"e2e\"\nnamespace = \"e2e\"\ndeployment = \"db-proxy\"\nkubeconfig = \"{}\"\n\n[environments.e2e.databases.db]\nsql_connection = \"e2e-project:us-central1:db\"\nuser = \"root\"\ndatabase = \"shop\"\npassword_command = [\"{}\", \"read\", \"op://e2e/db/password\"]\n",
+            "[forward]\ntransport = \"kubectl\"\n\n[environments.e2e]\ncontext = \"e2e\"\nnamespace = \"e2e\"\ndeployment = \"db-proxy\"\nkubeconfig = \"{}\"\n\n[environments.e2e.databases.db]\nsql_connection = \"e2e-project:us-central1:db\"\nuser = \"root\"\ndatabase = \"shop\"\npassword_command = [\"{}\", \"read\", \"op://e2e/db/password\"]\n",
             api.kubeconfig.display(),
             op.display()
         ),

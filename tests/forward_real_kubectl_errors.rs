@@ -22,7 +22,7 @@ fn a_context_that_does_not_exist_is_reported_as_kubectl_said_it() {
     write_config(
         &rh,
         &format!(
-            "[environments.ghost]\ncontext = \"no-such-context\"\nnamespace = \"db\"\ndeployment = \"proxy\"\nkubeconfig = \"{}\"\n\n[environments.ghost.databases.orders]\nsql_connection = \"p:r:orders\"\nlocal_port = {}\n",
+            "[forward]\ntransport = \"kubectl\"\n\n[environments.ghost]\ncontext = \"no-such-context\"\nnamespace = \"db\"\ndeployment = \"proxy\"\nkubeconfig = \"{}\"\n\n[environments.ghost.databases.orders]\nsql_connection = \"p:r:orders\"\nlocal_port = {}\n",
             kubeconfig.display(),
             free_port()
         ),

@@ -289,6 +289,8 @@ fn a_dead_forwarder_is_replaced_while_the_port_stays_open() {
 #[test]
 fn a_forward_needs_kubectl_unless_simulated() {
     let rh = Rhizome::new();
+    // On the kubectl transport; the native one needs no kubectl.
+    write_config(&rh, "[forward]\ntransport = \"kubectl\"\n");
     let out = rh
         .command(["forward", "na-prod/billing-bookkeeper"])
         .env("PATH", "/nonexistent")

@@ -186,8 +186,13 @@ fn errors_are_one_line_with_a_hint_where_there_is_a_fix() {
         "there is no target `na-prod/billing-bookeeper`",
         "did you mean na-prod/billing-bookkeeper?",
     );
-    // kubectl missing.
-    let mut command = rh.command(["forward", "na-prod/billing-bookkeeper"]);
+    // kubectl missing, on the kubectl transport.
+    let mut command = rh.command([
+        "forward",
+        "na-prod/billing-bookkeeper",
+        "--transport",
+        "kubectl",
+    ]);
     command.env("RHIZOME_KUBECTL", "/nonexistent/kubectl");
     let out = output(command);
     hinted(&out, "kubectl could not be found", "RHIZOME_KUBECTL");

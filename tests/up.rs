@@ -14,7 +14,7 @@ fn cluster() -> Option<(Cluster, Rhizome, Vec<u16>)> {
     let (cluster, rh) = Cluster::new("")?;
     let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
     let mut config = String::from(
-        "[environments.five]\ncontext = \"fake-ctx\"\nnamespace = \"db\"\n\n[environments.mixed]\ncontext = \"fake-ctx\"\nnamespace = \"db\"\n\n[environments.mixed.services.good]\nresource = \"svc/web\"\nremote_port = 8080\n\n[environments.mixed.services.bad]\nresource = \"secret/web\"\nremote_port = 8080\n",
+        "[forward]\ntransport = \"kubectl\"\n\n[environments.five]\ncontext = \"fake-ctx\"\nnamespace = \"db\"\n\n[environments.mixed]\ncontext = \"fake-ctx\"\nnamespace = \"db\"\n\n[environments.mixed.services.good]\nresource = \"svc/web\"\nremote_port = 8080\n\n[environments.mixed.services.bad]\nresource = \"secret/web\"\nremote_port = 8080\n",
     );
     for (i, port) in ports.iter().enumerate() {
         config.push_str(&format!(

@@ -20,7 +20,8 @@ pub struct Cluster {
 
 impl Cluster {
     /// The cluster and a home whose config has `fake/orders` (a database) and `fake/web` (a
-    /// service), with a short backoff cap so that tests of many restarts stay short.
+    /// service) on the kubectl transport (the fake is a kubectl), with a short backoff cap so
+    /// that tests of many restarts stay short.
     pub fn new(plan: &str) -> Option<(Cluster, Rhizome)> {
         let kubectl = testkit_bin("fake-kubectl")?;
         let cluster = Cluster {
@@ -34,7 +35,7 @@ impl Cluster {
         write_config(
             &rh,
             &format!(
-                "[forward]\nbackoff_max_secs = 1\n\n[environments.fake]\ncontext = \"fake-ctx\"\nnamespace = \"db\"\ndeployment = \"cloudsql\"\n\n[environments.fake.databases.orders]\nsql_connection = \"proj:region:orders\"\nlocal_port = {}\n\n[environments.fake.services.web]\nresource = \"svc/web\"\nremote_port = 8080\nlocal_port = {}\nscheme = \"http\"\n",
+                "[forward]\ntransport = \"kubectl\"\nbackoff_max_secs = 1\n\n[environments.fake]\ncontext = \"fake-ctx\"\nnamespace = \"db\"\ndeployment = \"cloudsql\"\n\n[environments.fake.databases.orders]\nsql_connection = \"proj:region:orders\"\nlocal_port = {}\n\n[environments.fake.services.web]\nresource = \"svc/web\"\nremote_port = 8080\nlocal_port = {}\nscheme = \"http\"\n",
                 cluster.local_port,
                 free_port()
             ),

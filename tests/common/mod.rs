@@ -1,11 +1,13 @@
 //! What rhizome's tests add to the shared harness (`rhizome_testkit::harness`, re-exported here):
 //! an isolated rhizome (its own `RHIZOME_HOME`) driven through the real binary, with a guard that
-//! stops its daemon and children however the test ends, readers of rhizome's own output, and
-//! (in `cluster`) a fake cluster for `rhizome forward`.
+//! stops its daemon and children however the test ends, readers of rhizome's own output, a fake
+//! cluster for `rhizome forward` (in `cluster`), and the real path, a database behind the fake
+//! API server on the transport a test asks for (in `e2e`).
 #![allow(dead_code)]
 
 pub mod cluster;
 pub mod disk;
+pub mod e2e;
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};

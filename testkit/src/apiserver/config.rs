@@ -1,6 +1,7 @@
 //! The fake API server's command line: `fake-apiserver --db HOST:PORT
 //! [--namespace NS] [--deployment D] [--instance PROJECT:REGION:NAME]
-//! [--kubeconfig-out PATH] [--context NAME] [--no-websocket] [--plain-http] [--verbose]`.
+//! [--kubeconfig-out PATH] [--context NAME] [--token T] [--no-websocket] [--plain-http]
+//! [--verbose]`.
 
 use std::path::PathBuf;
 
@@ -15,6 +16,10 @@ pub struct Config {
     pub instance: String,
     pub kubeconfig_out: Option<PathBuf>,
     pub context: String,
+    /// The bearer token the API wants (and the credential plugin hands out) from the start;
+    /// random when absent. A test sets it to what a credential other than the plugin sends: the
+    /// `id-token` of a kubeconfig's legacy `auth-provider: oidc`, which kubectl sends as is.
+    pub token: Option<String>,
     /// Refuse every WebSocket upgrade (400) so kubectl 1.30+ falls back to SPDY.
     pub no_websocket: bool,
     /// Serve the API on plain HTTP without credentials, as before TLS: no test CA, no token,
@@ -34,6 +39,7 @@ impl Config {
             instance: "e2e-project:us-central1:db".into(),
             kubeconfig_out: None,
             context: "e2e".into(),
+            token: None,
             no_websocket: false,
             plain_http: false,
             verbose: false,
@@ -63,6 +69,7 @@ impl Config {
                 "--instance" => cfg.instance = value("--instance")?,
                 "--kubeconfig-out" => cfg.kubeconfig_out = Some(value("--kubeconfig-out")?.into()),
                 "--context" => cfg.context = value("--context")?,
+                "--token" => cfg.token = Some(value("--token")?),
                 "--no-websocket" => cfg.no_websocket = true,
                 "--plain-http" => cfg.plain_http = true,
                 "--verbose" => cfg.verbose = true,
@@ -79,7 +86,7 @@ impl Config {
 
 pub fn usage() -> String {
     "usage: fake-apiserver --db HOST:PORT [--namespace NS] [--deployment D] \
-     [--instance PROJECT:REGION:NAME] [--kubeconfig-out PATH] [--context NAME] \
+     [--instance PROJECT:REGION:NAME] [--kubeconfig-out PATH] [--context NAME] [--token T] \
      [--no-websocket] [--plain-http] [--verbose]"
         .to_string()
 }
@@ -101,6 +108,8 @@ mod tests {
             "--namespace",
             "ns",
             "--context=c",
+            "--token",
+            "a.b.c",
             "--no-websocket",
             "--plain-http",
         ])
@@ -109,6 +118,7 @@ mod tests {
             (c.db.as_str(), c.namespace.as_str(), c.context.as_str()),
             ("h:1", "ns", "c")
         );
+        assert_eq!(c.token.as_deref(), Some("a.b.c"));
         assert!(c.no_websocket);
         assert!(c.plain_http);
     }

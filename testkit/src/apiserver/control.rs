@@ -4,7 +4,8 @@
 //! parameter, 404 for an unknown name, 409 when there is nothing to act on).
 //!
 //! - `state`: the pod, its resource version, proxy ports, open streams and forwarded
-//!   connections (`forwards`, with their ids), watches and counters.
+//!   connections (`forwards`, with their ids and the bytes each sent its client), watches and
+//!   counters.
 //! - `drop-streams`: cut every upgraded connection, watch and followed log at once.
 //! - `fail-stream[?id=N][&message=M]`: fail one forwarded connection (the newest by default)
 //!   the way the kubelet does, a message on its error stream, while the others carry on.

@@ -77,7 +77,7 @@ pub struct Bound {
 pub async fn bind(cfg: Config) -> io::Result<Bound> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
-    let token = auth::new_token();
+    let token = cfg.token.clone().unwrap_or_else(auth::new_token);
     let ca = if cfg.plain_http {
         None
     } else {

@@ -86,6 +86,7 @@ async fn forward(shared: Arc<Shared>, pod: String, error: Stream, data: Stream) 
     };
     let _ = backend.set_nodelay(true);
     let mut registered = shared.open_forward(&pod, port.unwrap_or(0), "spdy");
+    let sent = registered.bytes_down();
     let (mut from_backend, mut to_backend) = backend.into_split();
     let Stream {
         rx: mut data_rx,
@@ -124,6 +125,7 @@ async fn forward(shared: Arc<Shared>, pod: String, error: Stream, data: Stream) 
                     if down_tx.data(&buf[..n]).await.is_err() {
                         return;
                     }
+                    sent.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         }

@@ -138,6 +138,7 @@ async fn forward(
 ) {
     let (data_ch, error_ch) = (2 * index as u8, 2 * index as u8 + 1);
     let mut forward = shared.open_forward(&pod, port, "websocket");
+    let sent = forward.bytes_down();
     let backend = if shared.pod_has_port(&pod, port) {
         TcpStream::connect(("127.0.0.1", port)).await.ok()
     } else {
@@ -169,6 +170,7 @@ async fn forward(
                     if out.send(channel_message(data_ch, &buf[..n])).await.is_err() {
                         return;
                     }
+                    sent.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         }

@@ -110,6 +110,9 @@ struct Forward {
     pod: String,
     port: u16,
     transport: &'static str,
+    /// Bytes sent to the client so far: what tells one connection from another when a test
+    /// picks the one to fail.
+    bytes_down: Arc<AtomicU64>,
     /// Fires the connection's failure (`fail-stream`) with the message to send.
     fail: Option<oneshot::Sender<String>>,
 }
@@ -448,18 +451,21 @@ impl Shared {
     ) -> ForwardGuard {
         let id = self.next_forward.fetch_add(1, Ordering::SeqCst);
         let (tx, rx) = oneshot::channel();
+        let bytes_down = Arc::new(AtomicU64::new(0));
         lock(&self.forwards).insert(
             id,
             Forward {
                 pod: pod.to_string(),
                 port,
                 transport,
+                bytes_down: bytes_down.clone(),
                 fail: Some(tx),
             },
         );
         ForwardGuard {
             shared: self.clone(),
             id,
+            bytes_down,
             failed: rx,
         }
     }
@@ -563,7 +569,8 @@ impl Shared {
             .iter()
             .map(|(id, f)| {
                 serde_json::json!({"id": id, "pod": f.pod, "port": f.port,
-                                   "transport": f.transport})
+                                   "transport": f.transport,
+                                   "bytes_down": f.bytes_down.load(Ordering::Relaxed)})
             })
             .collect();
         let stalled = lock(&self.stalled_until).is_some_and(|t| t > tokio::time::Instant::now());
@@ -620,10 +627,16 @@ impl Drop for StreamGuard {
 pub struct ForwardGuard {
     shared: Arc<Shared>,
     pub id: u64,
+    bytes_down: Arc<AtomicU64>,
     failed: oneshot::Receiver<String>,
 }
 
 impl ForwardGuard {
+    /// The counter of bytes sent to the client, for the task that sends them.
+    pub fn bytes_down(&self) -> Arc<AtomicU64> {
+        self.bytes_down.clone()
+    }
+
     /// Resolves with the message to fail with, once `fail-stream` picks this connection.
     pub async fn failed(&mut self) -> String {
         match (&mut self.failed).await {

@@ -1,7 +1,9 @@
 //! The fake Kubernetes API server (`fake-apiserver`) as a test drives it: started on a free port
 //! with a kubeconfig for it (HTTPS with its test CA and the token of its exec credential plugin,
 //! unless started with `--plain-http`), its fault controls, requests to its API as a client with
-//! the token would make them, and stopped when dropped.
+//! the token would make them, and stopped when dropped. Also a kubeconfig for the same server
+//! with another user: the legacy `auth-provider: oidc` that kubectl still serves and native
+//! clients may not.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -126,6 +128,20 @@ impl FakeApi {
             .unwrap_or(0)
     }
 
+    /// Writes to `path` its kubeconfig with the user's credential replaced by `user`: the
+    /// lines under `user:`, indented by four spaces (see [`oidc_user`]).
+    pub fn write_kubeconfig_with_user(&self, path: &Path, user: &str) {
+        let text = std::fs::read_to_string(&self.kubeconfig).unwrap();
+        let context = text
+            .lines()
+            .find_map(|l| l.strip_prefix("current-context: "))
+            .expect("a current-context");
+        let (head, tail) = text.split_once("users:\n").expect("a users section");
+        let rest = &tail[tail.find("preferences:").expect("preferences after users")..];
+        let text = format!("{head}users:\n- name: {context}\n  user:\n{user}{rest}");
+        std::fs::write(path, text).unwrap();
+    }
+
     /// An API request as an authenticated client makes it (TLS with the token, or plain HTTP
     /// with `--plain-http`); (status, body).
     pub fn api(&self, method: &str, path: &str) -> (u16, String) {
@@ -146,4 +162,33 @@ fn query_escape(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// An OpenID Connect ID token as an identity provider hands one out: a JWT (unsigned, which no
+/// client checks: the API server would) whose `exp` is an hour from now, which is what makes
+/// kubectl's `oidc` auth provider send it as the bearer token without asking the issuer.
+pub fn oidc_id_token() -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    format!(
+        "{}.{}.{}",
+        b64(r#"{"alg":"RS256","typ":"JWT"}"#),
+        b64(&format!(
+            r#"{{"iss":"https://issuer.invalid","sub":"e2e","aud":"rhizome-e2e","exp":{exp}}}"#
+        )),
+        b64("not-a-signature")
+    )
+}
+
+/// The user of a kubeconfig whose credential is the legacy `auth-provider: oidc` with
+/// `id_token`, for [`FakeApi::write_kubeconfig_with_user`]. The issuer is never asked while the
+/// token is valid.
+pub fn oidc_user(id_token: &str) -> String {
+    format!(
+        "    auth-provider:\n      name: oidc\n      config:\n        client-id: rhizome-e2e\n        idp-issuer-url: https://issuer.invalid\n        id-token: {id_token}\n"
+    )
 }

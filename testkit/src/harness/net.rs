@@ -1,5 +1,6 @@
 //! Loopback TCP for tests: free ports, an echo server standing in for a database, round trips
-//! through it, and raw HTTP/1.1 requests, plain or over TLS.
+//! through it, a server of known bulk data and the reads that check it byte for byte, a client
+//! that resets its connection, and raw HTTP/1.1 requests, plain or over TLS.
 
 use std::fmt::Debug;
 use std::io::{Read, Write};
@@ -82,6 +83,155 @@ pub fn echo_on(stream: TcpStream, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     read?;
     sent?;
     Ok(back)
+}
+
+/// A server of known bulk data on a free port, for as long as the test runs. A connection asks
+/// with 24 bytes, a seed, a length and a pace (big-endian u64s; see [`bulk_ask`]), and gets
+/// that many bytes of [`bulk_bytes`] for the seed, then the end of the server's sending. The
+/// pace, a pause in microseconds after each 64 KiB, makes a transfer last however large the
+/// buffers along the way, so that a test's fault surely comes mid-transfer. A connection that asks
+/// nothing (a readiness check, a probe) is simply closed when its client goes. It keeps, by
+/// seed, how far each transfer got and whether it ended: what says that a fault came
+/// mid-transfer, and when a cut connection has reached the server.
+#[derive(Clone)]
+pub struct BulkServer {
+    pub addr: SocketAddr,
+    transfers: Arc<std::sync::Mutex<std::collections::HashMap<u64, Transfer>>>,
+}
+
+/// How far one transfer got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transfer {
+    /// Bytes written to the connection so far.
+    pub written: usize,
+    /// Whether the server is done with the connection, sent in full or cut.
+    pub ended: bool,
+}
+
+/// How many bytes the bulk server writes at a time (and counts in `written`).
+const BULK_CHUNK: usize = 64 * 1024;
+
+impl BulkServer {
+    pub fn start() -> BulkServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = BulkServer {
+            addr: listener.local_addr().unwrap(),
+            transfers: Default::default(),
+        };
+        let shared = server.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let server = shared.clone();
+                std::thread::spawn(move || server.serve(conn));
+            }
+        });
+        server
+    }
+
+    fn serve(&self, mut conn: TcpStream) {
+        let mut ask = [0u8; 24];
+        if conn.read_exact(&mut ask).is_err() {
+            return;
+        }
+        let word = |i: usize| u64::from_be_bytes(ask[i * 8..i * 8 + 8].try_into().unwrap());
+        let (seed, len, pace) = (word(0), word(1) as usize, Duration::from_micros(word(2)));
+        let update = |f: &dyn Fn(&mut Transfer)| {
+            let mut transfers = self.transfers.lock().unwrap_or_else(|e| e.into_inner());
+            f(transfers.entry(seed).or_default());
+        };
+        update(&|t| *t = Transfer::default());
+        let bytes = bulk_bytes(seed, len);
+        // A client that goes mid-transfer ends the writes with an error: the transfer ends there.
+        let sent = bytes.chunks(BULK_CHUNK).all(|chunk| {
+            let ok = conn.write_all(chunk).is_ok();
+            if ok {
+                update(&|t| t.written += chunk.len());
+                std::thread::sleep(pace);
+            }
+            ok
+        });
+        if sent {
+            let _ = conn.shutdown(Shutdown::Write);
+            let _ = std::io::copy(&mut conn, &mut std::io::sink());
+        }
+        update(&|t| t.ended = true);
+    }
+
+    /// How far the transfer of `seed` got; `None` before it was asked for.
+    pub fn transfer(&self, seed: u64) -> Option<Transfer> {
+        let transfers = self.transfers.lock().unwrap_or_else(|e| e.into_inner());
+        transfers.get(&seed).copied()
+    }
+}
+
+/// A [`BulkServer`]'s address, for a test that needs no more than the data.
+pub fn bulk_server() -> SocketAddr {
+    BulkServer::start().addr
+}
+
+/// The `len` bytes the bulk server sends for `seed`: splitmix64 of the seed and each 8-byte
+/// word's index, so that a lost, repeated or reordered chunk shows at its offset.
+pub fn bulk_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(len + 8);
+    for i in 0..len.div_ceil(8) as u64 {
+        let mut z = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i.wrapping_add(1);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        bytes.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    bytes.truncate(len);
+    bytes
+}
+
+/// Asks the bulk server, through `stream`, for `len` bytes of `seed`, with a pause of `pace`
+/// after each 64 KiB (`Duration::ZERO`: as fast as they go).
+pub fn bulk_ask(
+    stream: &mut TcpStream,
+    seed: u64,
+    len: usize,
+    pace: Duration,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut ask = [0u8; 24];
+    ask[..8].copy_from_slice(&seed.to_be_bytes());
+    ask[8..16].copy_from_slice(&(len as u64).to_be_bytes());
+    ask[16..].copy_from_slice(&(pace.as_micros() as u64).to_be_bytes());
+    stream.write_all(&ask)
+}
+
+/// Reads exactly `expected.len()` bytes from `stream` and compares them with `expected`, which
+/// starts at byte `offset` of the transfer. `Err` says what went wrong and where: the
+/// connection ended or failed after so many bytes, or the first byte that differs.
+pub fn read_expecting(
+    stream: &mut impl Read,
+    expected: &[u8],
+    offset: usize,
+) -> Result<(), String> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0;
+    while got < expected.len() {
+        let want = (expected.len() - got).min(buf.len());
+        let n = match stream.read(&mut buf[..want]) {
+            Ok(0) => return Err(format!("ended after {} bytes", offset + got)),
+            Ok(n) => n,
+            Err(e) => return Err(format!("{e} after {} bytes", offset + got)),
+        };
+        if let Some(i) = (0..n).find(|&i| buf[i] != expected[got + i]) {
+            return Err(format!("byte {} differs", offset + got + i));
+        }
+        got += n;
+    }
+    Ok(())
+}
+
+/// Closes `stream` with a reset (SO_LINGER 0), as a client that crashes or gives up does: the
+/// other end reads `connection reset`, not an orderly end.
+pub fn reset(stream: TcpStream) {
+    // tokio's socket (no runtime needed) sets SO_LINGER 0; closing it then sends the RST.
+    let socket = tokio::net::TcpSocket::from_std_stream(stream);
+    socket.set_zero_linger().expect("SO_LINGER 0");
+    drop(socket);
 }
 
 /// Random bytes.
