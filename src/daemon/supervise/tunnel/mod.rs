@@ -61,6 +61,8 @@ struct Ctx {
     probes: Arc<OwnLines>,
     /// The native transport's API client, from one attempt to the next.
     native: native::Cache,
+    /// Whether the server behind the tunnel greets, for kubectl's probes.
+    greets: Arc<watch::Greets>,
 }
 
 /// Runs the tunnel of `process` (whose listener is bound) until it is killed, the daemon stops,
@@ -81,6 +83,7 @@ pub async fn supervise(
             "  (rhizome's own connection)",
         )),
         native: native::Cache::default(),
+        greets: Arc::default(),
     };
     let mut fresh = Fresh::new(&ctx.part);
     loop {
