@@ -54,7 +54,17 @@ pub async fn connect(place: &Place<'_>) -> Result<kube::Client, Refusal> {
                 "the native client cannot use the kubeconfig: {err}"
             ))
         })?;
-    build(config).map_err(|err| Refusal::Failed(super::describe(&err)))
+    if let Some(proxy) = &config.proxy_url {
+        return Err(Refusal::Unsupported(format!(
+            "the kubeconfig's cluster is reached through the proxy {proxy}, which the native client does not do"
+        )));
+    }
+    build(config).map_err(|err| {
+        Refusal::Unsupported(format!(
+            "the native client cannot connect as the kubeconfig says: {}",
+            super::describe(&err)
+        ))
+    })
 }
 
 /// The kubeconfig kubectl would read: the target's file, else every file in `KUBECONFIG`

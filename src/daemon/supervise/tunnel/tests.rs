@@ -5,6 +5,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::*;
+use crate::daemon::child::Ending;
 use crate::daemon::process::{Context, Work};
 use crate::daemon::supervise::test_daemon;
 use crate::forward::tunnel::Tunnel;

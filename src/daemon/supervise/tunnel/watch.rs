@@ -15,7 +15,8 @@ use crate::daemon::logs::capture::OwnLines;
 use crate::forward::kubectl;
 
 /// Watches a working path until kubectl exits or stops forwarding. It is probed every
-/// `probe_interval`, after any failed connection or connection error kubectl prints, and again
+/// `probe_interval`, after any failed connection or connection error kubectl prints, after the
+/// daemon did not run for a while (a sleep, a freeze: kubectl's session may be dead), and again
 /// soon after a failed probe.
 pub(super) async fn watch(
     ctx: &Ctx,
@@ -31,6 +32,7 @@ pub(super) async fn watch(
     let mut next_probe = interval.map(|i| tokio::time::Instant::now() + i);
     // Closed output means the exit follows; stop listening to it.
     let mut output_open = true;
+    let mut wakes = ctx.daemon.heartbeat.wakes();
     loop {
         let Some(run) = attempt.forward.as_mut() else {
             return Broke::Lost("kubectl port-forward is gone".into());
@@ -43,6 +45,7 @@ pub(super) async fn watch(
             }
             _ = sleep_until(next_probe) => {}
             _ = ctx.part.tunnel.splice_failed.notified() => {}
+            _ = wakes.changed() => {}
             line = lines.recv(), if output_open => match line {
                 Some(line) => {
                     let bad = kubectl::is_connection_error(&line);
