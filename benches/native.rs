@@ -18,6 +18,9 @@ use common::*;
 use measure::e2e::{Cluster, greeting, raw_read, read_through, transport_of};
 use measure::*;
 
+/// A figure's name and the function that measures it.
+type Figure = (&'static str, fn(&Cluster));
+
 fn main() {
     println!(
         "rhizome native transport benchmarks ({} cores)",
@@ -31,7 +34,7 @@ fn main() {
         .skip(1)
         .find(|arg| !arg.starts_with("--"))
         .unwrap_or_default();
-    let figures: [(&str, fn(&Cluster)); 5] = [
+    let figures: [Figure; 5] = [
         ("first_forward", first_forward),
         ("known_port_forward", known_port_forward),
         ("connect_latency", connect_latency),

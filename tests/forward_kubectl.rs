@@ -164,8 +164,17 @@ fn a_wedged_kubectl_is_detected_and_replaced() {
         return;
     };
     assert_eq!(cluster.forward(&rh, "fake/orders").code, Some(0));
-    let wedged = wait_for("the forwarder's pid", Duration::from_secs(5), || {
-        cluster.forwarder()
+    // The first port-forward's pid, from its line in the log: rhizome's own readiness check may
+    // already have found it wedged and replaced it by the time `forward` has answered.
+    let wedged: u32 = wait_for("the first forwarder's pid", Duration::from_secs(5), || {
+        rh.logs("fake/orders")
+            .lines()
+            .find(|l| l.contains("Forwarding from"))?
+            .rsplit_once("pid=")?
+            .1
+            .trim()
+            .parse()
+            .ok()
     });
     // The first connection fails: kubectl accepts it and drops it, as a wedged one does.
     let started = Instant::now();

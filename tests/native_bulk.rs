@@ -203,7 +203,9 @@ fn carries(e2e: &E2e, seed: u64) -> bool {
 /// The same eight on the kubectl transport, with the oldest and the newest kubectl, once with
 /// the ninth's reset and once with the tenth's failed stream (each on a tunnel of its own: one
 /// may wedge kubectl): what kubectl cut or stalled is recorded (on stderr, and in the message of
-/// the assertion that the tunnel recovers by itself, within 15 s with a probe every 2 s).
+/// the assertion that the tunnel recovers by itself, with a probe every 2 s: within 45 s, as
+/// kubectl 1.27's session wedges after a client's reset and says so only when the next
+/// connection's stream times out, 30 s later, which is when rhizome can rebuild it).
 #[test]
 fn kubectl_eight_bulk_reads_and_a_reset_show_what_kubectl_cuts() {
     let Some(versions) = kubectl_versions() else {
@@ -255,7 +257,7 @@ fn kubectl_eight_bulk_reads_and_a_reset_show_what_kubectl_cuts() {
                     Some(format!("#{seed} {how}: {e}"))
                 })
                 .collect();
-            let recovered = poll(Duration::from_secs(15), || carries(&e2e, 12).then_some(()));
+            let recovered = poll(Duration::from_secs(45), || carries(&e2e, 12).then_some(()));
             let said: Vec<String> = e2e
                 .log_messages()
                 .into_iter()

@@ -80,6 +80,22 @@ pub fn is_connection_error(line: &str) -> bool {
         "error forwarding port",
         "lost connection to pod",
         "error upgrading connection",
+        // A client's reset; kubectl 1.27 may go on running with a wedged session after it.
+        "error copying from",
+    ]
+    .iter()
+    .any(|needle| line.contains(needle))
+        || is_session_dead(&line)
+}
+
+/// Output that means kubectl's session can no longer open a stream for a connection: it runs,
+/// and forwards nothing. kubectl 1.27 ends up so after a client's reset, and says it only when
+/// a new connection's stream times out (30 s).
+pub fn is_session_dead(line: &str) -> bool {
+    let line = line.to_ascii_lowercase();
+    [
+        "error creating error stream",
+        "error creating forwarding stream",
     ]
     .iter()
     .any(|needle| line.contains(needle))

@@ -121,3 +121,54 @@ fn failed(kind: &str, name: &str, err: &kube::Error) -> Refusal {
         describe(err)
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{Container, ContainerPort, PodSpec};
+
+    use super::*;
+
+    fn pod_with_port(name: &str, port: i32) -> Pod {
+        Pod {
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "main".into(),
+                    ports: Some(vec![ContainerPort {
+                        name: Some(name.into()),
+                        container_port: port,
+                        ..ContainerPort::default()
+                    }]),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
+    fn resolved(target_port: Option<IntOrString>) -> Resolved {
+        Resolved {
+            selector: Selector::Labels("app=web".into()),
+            target_port,
+        }
+    }
+
+    #[test]
+    fn a_services_port_leads_to_its_target_port_by_number_or_by_name() {
+        let pod = pod_with_port("http", 8080);
+        assert_eq!(resolved(None).pod_port(&pod, 80), Ok(80));
+        assert_eq!(
+            resolved(Some(IntOrString::Int(9000))).pod_port(&pod, 80),
+            Ok(9000)
+        );
+        let named = resolved(Some(IntOrString::String("http".into())));
+        assert_eq!(named.pod_port(&pod, 80), Ok(8080));
+        let missing = resolved(Some(IntOrString::String("grpc".into())));
+        assert!(
+            missing
+                .pod_port(&pod, 80)
+                .unwrap_err()
+                .contains("no container port named grpc")
+        );
+    }
+}

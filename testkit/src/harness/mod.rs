@@ -22,8 +22,8 @@ pub use fake_kubectl::{KubectlCall, kubectl_calls, port_forward_pid};
 pub use kubectl::{find_kubectl, kubectl_versions};
 pub use mariadb::{MariaDb, query, query_port};
 pub use net::{
-    BulkServer, Transfer, bulk_ask, bulk_bytes, bulk_server, echo_on, echo_round_trip, echo_server, free_port, http,
-    https, random_bytes, read_expecting, reset,
+    BulkServer, Transfer, bulk_ask, bulk_bytes, bulk_server, echo_on, echo_round_trip, echo_server,
+    free_port, http, https, random_bytes, read_expecting, reset,
 };
 pub use process::{
     Collector, GroupGuard, Out, Proc, alive, children_of, group_members, kill_group,

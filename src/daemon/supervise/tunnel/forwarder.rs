@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::{Attempt, Broke, Ctx, END_GRACE, LastLines, STEP_TIMEOUT, proxy};
 use crate::daemon::child::{self, Ending};
-use crate::daemon::logs::capture::{OwnLines, Tap};
+use crate::daemon::logs::capture::Tap;
 use crate::daemon::process::Phase;
 use crate::daemon::supervise::{self, Run};
 use crate::forward::kubectl::{self, Kubectl, Tool};
@@ -48,8 +48,7 @@ pub(super) async fn build(ctx: &Ctx, attempt: &mut Attempt) -> Result<Built, Bro
             let (confirmed, ready) =
                 tokio::join!(proxy::find_proxy_port(ctx, exec, output), async {
                     let mut early_output = LastLines::default();
-                    let ready =
-                        wait_forwarding(run, &mut lines, &mut early_output, &ctx.probes).await;
+                    let ready = wait_forwarding(ctx, run, &mut lines, &mut early_output).await;
                     if ready.is_ok() {
                         ctx.process.update(|s| {
                             s.phase = Phase::running(Some(pid));
@@ -92,7 +91,7 @@ pub(super) async fn finish_build(
     });
     let mut lines = start_forward(ctx, forward, remote).await?;
     let run = forward.as_mut().ok_or_else(no_forwarder)?;
-    let ephemeral = wait_forwarding(run, &mut lines, output, &ctx.probes).await?;
+    let ephemeral = wait_forwarding(ctx, run, &mut lines, output).await?;
     Ok((remote, ephemeral, lines))
 }
 
@@ -101,13 +100,15 @@ pub(super) fn no_forwarder() -> Broke {
 }
 
 /// Waits for kubectl to say which local port it picked, then for that port to accept a
-/// connection (the test connection through the whole path, marked in the log by `own`).
+/// connection (the test connection through the whole path, marked in the log as rhizome's own,
+/// and read in the background to learn whether the server greets).
 pub(super) async fn wait_forwarding(
+    ctx: &Ctx,
     run: &mut Run,
     lines: &mut mpsc::Receiver<String>,
     output: &mut LastLines,
-    own: &OwnLines,
 ) -> Result<SocketAddr, Broke> {
+    let own = &ctx.probes;
     let waited = tokio::time::timeout(STEP_TIMEOUT, async {
         loop {
             tokio::select! {
@@ -146,12 +147,13 @@ pub(super) async fn wait_forwarding(
     };
     own.expect();
     let ready = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(ephemeral)).await;
-    if !matches!(ready, Ok(Ok(_))) {
+    let Ok(Ok(stream)) = ready else {
         own.unexpect();
         return Err(Broke::Failed(format!(
             "kubectl says it forwards on {ephemeral}, but that port does not accept connections"
         )));
-    }
+    };
+    ctx.greets.learn_from(stream);
     Ok(ephemeral)
 }
 

@@ -61,6 +61,8 @@ struct Ctx {
     probes: Arc<OwnLines>,
     /// The native transport's API client, from one attempt to the next.
     native: native::Cache,
+    /// Whether the server behind the tunnel greets, for kubectl's probes.
+    greets: Arc<watch::Greets>,
 }
 
 /// Runs the tunnel of `process` (whose listener is bound) until it is killed, the daemon stops,
@@ -81,6 +83,7 @@ pub async fn supervise(
             "  (rhizome's own connection)",
         )),
         native: native::Cache::default(),
+        greets: Arc::default(),
     };
     let mut fresh = Fresh::new(&ctx.part);
     loop {
@@ -145,15 +148,9 @@ pub async fn supervise(
                 break;
             }
         };
-        let reason = match broke {
-            Broke::Idle(after) => {
-                ctx.say(&format!(
-                    "no client for {}s: the upstream stops until the next one connects",
-                    after.as_secs()
-                ))
-                .await;
-                continue;
-            }
+        // `auto` moves to kubectl when the native client cannot serve a tunnel that never worked;
+        // otherwise it is a failure like any other.
+        let broke = match broke {
             Broke::Unsupported(why) => match &ctx.part.tool {
                 Tool::Native {
                     fallback: Some(kubectl),
@@ -163,17 +160,21 @@ pub async fn supervise(
                     process.update(|s| s.fallback = Some(why));
                     continue;
                 }
-                _ => {
-                    let why = format!("{why}; transport = \"kubectl\" uses kubectl instead");
-                    fresh.quick_failures += 1;
-                    if !fresh.ever_up && fresh.quick_failures >= QUICK_FAILURES {
-                        ctx.say(&format!("giving up: {why}")).await;
-                        close(&ctx, Phase::Failed(why));
-                        break;
-                    }
-                    why
-                }
+                _ => Broke::Failed(format!(
+                    "{why}; transport = \"kubectl\" uses kubectl instead"
+                )),
             },
+            other => other,
+        };
+        let reason = match broke {
+            Broke::Idle(after) => {
+                ctx.say(&format!(
+                    "no client for {}s: the upstream stops until the next one connects",
+                    after.as_secs()
+                ))
+                .await;
+                continue;
+            }
             Broke::Failed(reason) if !fresh.ever_up => {
                 fresh.quick_failures += 1;
                 if fresh.quick_failures >= QUICK_FAILURES {
@@ -187,7 +188,7 @@ pub async fn supervise(
                 }
                 reason
             }
-            Broke::Failed(reason) | Broke::Lost(reason) => reason,
+            Broke::Failed(reason) | Broke::Lost(reason) | Broke::Unsupported(reason) => reason,
         };
         // A path that carried traffic is rebuilt at once, however often it breaks, short of a
         // tight loop; the delay grows only over attempts that never came up.

@@ -3,7 +3,7 @@
 //! attempt as soon as the pod is gone, so that the next attempt moves to the next pod before a
 //! client needs it. No process runs and no probe reaches the database.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -101,7 +101,7 @@ async fn run_path(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
         s.remote_port = Some(remote);
         s.detail = Some("forwarding".into());
     });
-    let (notes_tx, mut notes) = mpsc::unbounded_channel();
+    let (notes_tx, notes) = mpsc::unbounded_channel();
     let streams = PodStreams::new(api.clone(), pod_name.clone(), remote, notes_tx);
     if let Err(err) = streams.prime().await {
         return refused(stream_refusal(&err));
@@ -121,11 +121,37 @@ async fn run_path(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
         ctx.part.local_port()
     ))
     .await;
-    let is_database = matches!(target.route, Route::Database { .. });
+    follow(
+        ctx,
+        Path {
+            api,
+            pods,
+            resolved,
+            streams,
+        },
+        notes,
+    )
+    .await
+}
+
+/// A working path: the pod's API, its watch, and the streams to it.
+struct Path {
+    api: Api<Pod>,
+    pods: PodWatch,
+    resolved: pods::Resolved,
+    streams: Arc<PodStreams>,
+}
+
+/// Follows a working path until its pod goes, its proxy stops listening, or a check after a
+/// failed connection or a wake finds it broken; logs what its streams do meanwhile.
+async fn follow(ctx: &Ctx, mut path: Path, mut notes: mpsc::UnboundedReceiver<Note>) -> Broke {
+    let pod = path.streams.pod.clone();
+    let remote = path.streams.port;
+    let is_database = matches!(ctx.part.target.route, Route::Database { .. });
     let mut wakes = ctx.daemon.heartbeat.wakes();
     loop {
         tokio::select! {
-            gone = pods.gone(&pod_name) => return Broke::Lost(gone.describe()),
+            gone = path.pods.gone(&pod) => return Broke::Lost(gone.describe()),
             Some(note) = notes.recv() => match note {
                 Note::Connection => {
                     ctx.say(&format!("Handling connection for {}", ctx.part.local_port())).await;
@@ -137,32 +163,29 @@ async fn run_path(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
                     .await;
                     if is_database && port_closed(&message) {
                         return Broke::Lost(format!(
-                            "the proxy in pod {pod_name} no longer listens on port {remote}"
+                            "the proxy in pod {pod} no longer listens on port {remote}"
                         ));
                     }
                 }
             },
             _ = wakes.changed() => {
                 ctx.say(&format!(
-                    "the daemon did not run for a while (sleep or freeze): checking pod {pod_name} and reopening its streams"
+                    "the daemon did not run for a while (sleep or freeze): checking pod {pod} and reopening its streams"
                 ))
                 .await;
-                streams.forget_spare();
-                if let Err(broke) = recheck(&api, &pod_name, &streams).await {
+                path.streams.forget_spare();
+                if let Err(broke) = recheck(ctx, &path.api, &path.streams).await {
                     return broke;
                 }
-                pods = PodWatch::start(api.clone(), &resolved.selector);
+                // The watch's connection may be as dead as the streams were.
+                path.pods = PodWatch::start(path.api.clone(), &path.resolved.selector);
             }
             _ = ctx.part.tunnel.splice_failed.notified() => {
-                if let Err(broke) = recheck(&api, &pod_name, &streams).await {
+                if let Err(broke) = recheck(ctx, &path.api, &path.streams).await {
                     return broke;
                 }
             }
         }
-        // Connections that failed against the old streams may try again.
-        ctx.part
-            .tunnel
-            .set_upstream(Some(Upstream::Streams(streams.clone())));
     }
 }
 
@@ -224,8 +247,10 @@ async fn proxy_port(
 }
 
 /// After a failed connection or a wake: the pod must still be there and Ready, and a new stream
-/// must open (it becomes the spare).
-async fn recheck(api: &Api<Pod>, pod: &str, streams: &PodStreams) -> Result<(), Broke> {
+/// must open (it becomes the spare); then connections that failed against the old streams may
+/// try again.
+async fn recheck(ctx: &Ctx, api: &Api<Pod>, streams: &Arc<PodStreams>) -> Result<(), Broke> {
+    let pod = &streams.pod;
     match api.get_opt(pod).await {
         Ok(Some(found)) if watch::is_ready(&found) => {}
         Ok(Some(_)) => return Err(Broke::Lost(format!("pod {pod} is not Ready"))),
@@ -242,7 +267,11 @@ async fn recheck(api: &Api<Pod>, pod: &str, streams: &PodStreams) -> Result<(), 
             "a stream to pod {pod} could not be opened: {}",
             describe(&err)
         ))
-    })
+    })?;
+    ctx.part
+        .tunnel
+        .set_upstream(Some(Upstream::Streams(streams.clone())));
+    Ok(())
 }
 
 /// Whether a stream's error says that nothing listens on the pod's port (the kubelet's words).

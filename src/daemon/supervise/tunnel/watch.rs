@@ -2,6 +2,8 @@
 //! (found by probing its port).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -49,7 +51,11 @@ pub(super) async fn watch(
             line = lines.recv(), if output_open => match line {
                 Some(line) => {
                     let bad = kubectl::is_connection_error(&line);
+                    let dead = kubectl::is_session_dead(&line);
                     attempt.output.push(line);
+                    if dead {
+                        return Broke::Lost(format!("kubectl can no longer open a stream to the pod{}", attempt.output.explain()));
+                    }
                     if !bad {
                         continue;
                     }
@@ -60,7 +66,7 @@ pub(super) async fn watch(
                 }
             },
         }
-        if probe(ephemeral, &ctx.probes).await {
+        if probe(ephemeral, &ctx.probes, &ctx.greets).await {
             failed_probes = 0;
             next_probe = interval.map(|i| tokio::time::Instant::now() + i);
         } else {
@@ -87,11 +93,38 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// Whether the server behind the tunnel speaks first (MySQL's greeting), learnt from rhizome's
+/// own connections. Then a probe that gets no byte has failed: kubectl 1.27, after a client's
+/// reset, goes on accepting connections but opens no stream for them, and says nothing.
+#[derive(Debug, Default)]
+pub(super) struct Greets(AtomicBool);
+
+/// How long a server known to speak first may take to do so through kubectl.
+const GREETING: Duration = Duration::from_secs(2);
+
+impl Greets {
+    fn known(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Learns from `stream` (the readiness check's connection) in the background: the forward
+    /// does not wait for it.
+    pub(super) fn learn_from(self: &Arc<Self>, mut stream: TcpStream) {
+        let greets = self.clone();
+        tokio::spawn(async move {
+            let mut byte = [0u8; 1];
+            if let Ok(Ok(1..)) = tokio::time::timeout(GREETING, stream.read(&mut byte)).await {
+                greets.0.store(true, Ordering::Relaxed);
+            }
+        });
+    }
+}
+
 /// Whether a connection through kubectl works: it must be accepted and not closed at once
-/// without a byte (what kubectl does when it can no longer reach the pod). A server that speaks
-/// first (MySQL) answers; a silent one (HTTP) simply stays open.
+/// without a byte (what kubectl does when it can no longer reach the pod), and greet when the
+/// server is known to (`Greets`). A silent server (HTTP) simply stays open.
 /// kubectl logs the probe's connection like any other: `own` marks that line as the probe's.
-async fn probe(addr: SocketAddr, own: &OwnLines) -> bool {
+async fn probe(addr: SocketAddr, own: &OwnLines, greets: &Greets) -> bool {
     own.expect();
     let connect = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await;
     let Ok(Ok(mut stream)) = connect else {
@@ -99,8 +132,17 @@ async fn probe(addr: SocketAddr, own: &OwnLines) -> bool {
         return false;
     };
     let mut byte = [0u8; 1];
-    !matches!(
-        tokio::time::timeout(Duration::from_millis(500), stream.read(&mut byte)).await,
-        Ok(Ok(0)) | Ok(Err(_))
-    )
+    let wait = if greets.known() {
+        GREETING
+    } else {
+        Duration::from_millis(500)
+    };
+    match tokio::time::timeout(wait, stream.read(&mut byte)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => false,
+        Ok(Ok(_)) => {
+            greets.0.store(true, Ordering::Relaxed);
+            true
+        }
+        Err(_) => !greets.known(),
+    }
 }
