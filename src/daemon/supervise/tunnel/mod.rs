@@ -157,7 +157,11 @@ pub async fn supervise(
                 } if !fresh.ever_up => {
                     ctx.say(&format!("using kubectl ({}): {why}", kubectl.display()))
                         .await;
-                    process.update(|s| s.fallback = Some(why));
+                    process.update(|s| {
+                        s.fallback = Some(why);
+                        // kubectl picks its own pod.
+                        s.pod = None;
+                    });
                     continue;
                 }
                 _ => Broke::Failed(format!(

@@ -87,32 +87,33 @@ async fn run_path(ctx: &Ctx, attempt: &mut Attempt) -> Broke {
     ctx.say(&format!("pod {pod_name} chosen for {}", target.resource()))
         .await;
     ctx.process.update(|s| s.pod = Some(pod_name.clone()));
-    let remote = match &target.route {
-        Route::Service { remote_port, .. } => match resolved.pod_port(&pod, *remote_port) {
-            Ok(port) => port,
-            Err(why) => return Broke::Failed(why),
-        },
-        Route::Database { .. } => match proxy_port(ctx, &api, &pod_name, attempt).await {
-            Ok(port) => port,
-            Err(refusal) => return refused(refusal),
-        },
-    };
-    ctx.process.update(|s| {
-        s.remote_port = Some(remote);
-        s.detail = Some("forwarding".into());
-    });
     let (notes_tx, notes) = mpsc::unbounded_channel();
-    let streams = PodStreams::new(api.clone(), pod_name.clone(), remote, notes_tx);
-    if let Err(err) = streams.prime().await {
-        return refused(stream_refusal(&err));
-    }
+    let streams = match &target.route {
+        Route::Service { remote_port, .. } => match resolved.pod_port(&pod, *remote_port) {
+            Ok(port) => open_streams(&api, &pod_name, port, &notes_tx).await,
+            Err(why) => Err(Refusal::Failed(why)),
+        },
+        Route::Database { .. } => database_streams(ctx, &api, &pod_name, attempt, &notes_tx).await,
+    };
+    let streams = match streams {
+        Ok(streams) => streams,
+        Err(refusal) => return refused(refusal),
+    };
+    let remote = streams.port;
     ctx.part
         .tunnel
         .set_upstream(Some(Upstream::Streams(streams.clone())));
     attempt.up_since = Some(Instant::now());
     ctx.process.update(|s| {
-        s.phase = Phase::running(None);
-        s.started_at = SystemTime::now();
+        s.phase = match s.phase {
+            // Up already on a known port, now confirmed.
+            Phase::Running { since, .. } => Phase::Running { pid: None, since },
+            _ => {
+                s.started_at = SystemTime::now();
+                Phase::running(None)
+            }
+        };
+        s.remote_port = Some(remote);
         s.last_pid = None;
         s.detail = None;
     });
@@ -185,6 +186,60 @@ async fn follow(ctx: &Ctx, mut path: Path, mut notes: mpsc::UnboundedReceiver<No
                     return broke;
                 }
             }
+        }
+    }
+}
+
+/// Streams to `port` of `pod`, the first opened (proof that the path works).
+async fn open_streams(
+    api: &Api<Pod>,
+    pod: &str,
+    port: u16,
+    notes: &mpsc::UnboundedSender<Note>,
+) -> Result<Arc<PodStreams>, Refusal> {
+    let streams = PodStreams::new(api.clone(), pod.to_string(), port, notes.clone());
+    streams.prime().await.map_err(|err| stream_refusal(&err))?;
+    Ok(streams)
+}
+
+/// A database's streams, to the port its proxy says. When the port is known from before (a
+/// rebuild, a target forwarded earlier, a daemon restarted), streams to it open while the exec
+/// confirms it, and the tunnel is reported running once they work: only connections wait for
+/// the confirmation. A port that moved gets streams of its own.
+async fn database_streams(
+    ctx: &Ctx,
+    api: &Api<Pod>,
+    pod: &str,
+    attempt: &mut Attempt,
+    notes: &mpsc::UnboundedSender<Note>,
+) -> Result<Arc<PodStreams>, Refusal> {
+    let Some(guess) = ctx.daemon.proxy_ports.get(&ctx.part.target.name) else {
+        let port = proxy_port(ctx, api, pod, attempt).await?;
+        return open_streams(api, pod, port, notes).await;
+    };
+    let (confirmed, early) = tokio::join!(proxy_port(ctx, api, pod, attempt), async {
+        let early = open_streams(api, pod, guess, notes).await;
+        if early.is_ok() {
+            ctx.process.update(|s| {
+                s.phase = Phase::running(None);
+                s.remote_port = Some(guess);
+                s.started_at = SystemTime::now();
+                s.detail = Some("confirming the proxy port".into());
+            });
+        }
+        early
+    });
+    let port = confirmed?;
+    match early {
+        Ok(streams) if port == guess => Ok(streams),
+        _ => {
+            if port != guess {
+                ctx.say(&format!(
+                    "the proxy listens on port {port} now; forwarding there"
+                ))
+                .await;
+            }
+            open_streams(api, pod, port, notes).await
         }
     }
 }
