@@ -308,36 +308,56 @@ fn bulk_read(cluster: &Cluster) {
     let (_, port) = cluster.forward(&rh, "e2e/bulk");
     check_transport(&rh, "e2e/bulk", native());
     let (_, bare) = cluster.port_forward(rh.path(), cluster.proxy_port());
-    let ports = [port, bare.port, cluster.db.port];
+    let paths = [
+        (port, rh.daemon_pid()),
+        (bare.port, Some(bare.pid())),
+        (cluster.db.port, None),
+    ];
+    let fake = cluster.api.proc.child.id();
     let restarts = || rh.ps()["running"][0]["restarts"].as_u64();
     let before = restarts();
-    reads("mariadb --batch", read_through, ports, 9);
-    reads("a minimal protocol client", raw_read, ports, 15);
+    reads("mariadb --batch", read_through, paths, fake, 15);
+    reads("a minimal protocol client", raw_read, paths, fake, 15);
     println!(
         "  the rhizome tunnel's restarts meanwhile: {before:?} before, {:?} after",
         restarts()
     );
 }
 
-/// `rounds` interleaved reads of the bulk table with `read` through each of `ports` (rhizome's
-/// tunnel, bare kubectl's, MariaDB's own), and their throughputs; the target judges the first
-/// against the second.
-fn reads(client: &str, read: fn(u16, &str) -> (Duration, u64), ports: [u16; 3], rounds: usize) {
+/// `rounds` interleaved reads of the bulk table with `read` through each of `paths` (rhizome's
+/// tunnel, bare kubectl's, MariaDB's own: a port and the process that forwards it), their
+/// throughputs, and the CPU time the forwarder and the fake API server spent per MB; the target
+/// judges the first path against the second.
+fn reads(
+    client: &str,
+    read: fn(u16, &str) -> (Duration, u64),
+    paths: [(u16, Option<u32>); 3],
+    fake: u32,
+    rounds: usize,
+) {
     let sql = "SELECT * FROM shop.bulk";
-    let (_, size) = read(ports[2], sql);
+    let (_, size) = read(paths[2].0, sql);
     let mut samples: [Vec<Duration>; 3] = Default::default();
+    // CPU time of each path's forwarder, and of the fake API server, over its reads.
+    let mut cpu = [(Duration::ZERO, Duration::ZERO); 3];
     for _ in 0..rounds {
-        for (samples, port) in samples.iter_mut().zip(ports) {
+        for ((samples, cpu), (port, forwarder)) in samples.iter_mut().zip(&mut cpu).zip(paths) {
+            let used = || (forwarder.map(cpu_time).unwrap_or_default(), cpu_time(fake));
+            let before = used();
             let (took, bytes) = read(port, sql);
+            let after = used();
             assert_eq!(bytes, size, "{client} through port {port} read other bytes");
             samples.push(took);
+            cpu.0 += after.0 - before.0;
+            cpu.1 += after.1 - before.1;
         }
     }
     let rate = |samples: &[Duration]| size as f64 / median(samples.to_vec()).as_secs_f64() / 1e6;
+    let per_mb = |d: Duration| d.as_secs_f64() * 1000.0 / (size as f64 * rounds as f64 / 1e6);
     let [ours, theirs, direct] = &samples;
     let ratio = rate(ours) / rate(theirs);
     println!(
-        "bulk read with {client}, {:.1} MB of rows, {rounds} interleaved rounds:\n  through rhizome's tunnel ({}): {}, {:.0} MB/s\n  through bare kubectl port-forward: {}, {:.0} MB/s\n  straight to MariaDB (for scale): {}, {:.0} MB/s\n  throughput ratio (of medians) {ratio:.2}x, of p95 times {:.2}x; {}",
+        "bulk read with {client}, {:.1} MB of rows, {rounds} interleaved rounds:\n  through rhizome's tunnel ({}): {}, {:.0} MB/s\n  through bare kubectl port-forward: {}, {:.0} MB/s\n  straight to MariaDB (for scale): {}, {:.0} MB/s\n  throughput ratio (of medians) {ratio:.2}x, of p95 times {:.2}x; {}\n  CPU per MB read: rhizome's daemon {:.2} ms + the fake API server {:.2} ms; kubectl {:.2} ms + the fake API server {:.2} ms",
         size as f64 / 1e6,
         side(),
         summary(ours),
@@ -348,7 +368,11 @@ fn reads(client: &str, read: fn(u16, &str) -> (Duration, u64), ports: [u16; 3], 
         rate(direct),
         percentile(theirs.clone(), 0.95).as_secs_f64()
             / percentile(ours.clone(), 0.95).as_secs_f64(),
-        Goal::AtLeast(1.0).verdict(ratio)
+        Goal::AtLeast(1.0).verdict(ratio),
+        per_mb(cpu[0].0),
+        per_mb(cpu[0].1),
+        per_mb(cpu[1].0),
+        per_mb(cpu[1].1),
     );
 }
 

@@ -175,7 +175,7 @@ impl Cluster {
         (
             took,
             Bare {
-                _kubectl: kubectl,
+                kubectl,
                 port,
             },
         )
@@ -191,9 +191,16 @@ impl Cluster {
 
 /// A bare kubectl port-forward, killed when dropped.
 pub struct Bare {
-    _kubectl: Proc,
+    kubectl: Proc,
     /// The local port it forwards from.
     pub port: u16,
+}
+
+impl Bare {
+    /// The kubectl process's pid.
+    pub fn pid(&self) -> u32 {
+        self.kubectl.child.id()
+    }
 }
 
 /// Runs `command` to a successful end: how long it took, and its stdout.

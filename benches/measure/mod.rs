@@ -95,3 +95,17 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmRSS")
 }
+
+/// The CPU time `pid` has used so far, user and system, from /proc (in the kernel's clock ticks,
+/// 100 a second on Linux).
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    let (_, rest) = stat.rsplit_once(')').expect("a stat line");
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse().expect("utime and stime"))
+        .collect();
+    Duration::from_millis((fields[0] + fields[1]) * 10)
+}
