@@ -172,13 +172,7 @@ impl Cluster {
             .unwrap_or_else(|| panic!("not a Forwarding line: {line:?}"));
         // Its later lines (`Handling connection for N`) must not fill the pipe and stall it.
         std::thread::spawn(move || for _ in lines {});
-        (
-            took,
-            Bare {
-                kubectl,
-                port,
-            },
-        )
+        (took, Bare { kubectl, port })
     }
 
     /// The port the fake pod's proxy listens on (after a first exec).
